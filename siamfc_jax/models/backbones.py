@@ -1,0 +1,121 @@
+"""The three AlexNet backbones of siamfc-pytorch (``AlexNetV1``, ``AlexNetV2``, ``AlexNetV3``).
+
+Each is five blocks ``conv1`` … ``conv5``; block ``convN`` holds a convolution ``conv`` and, where
+siamfc-pytorch has one, a BatchNorm ``bn``, which map to the PyTorch keys ``backbone.convN.0.*`` and
+``backbone.convN.1.*``. Inputs are NHWC float RGB images in 0–255 (no mean subtraction); a 127×127
+exemplar gives the correlation kernel and a 255×255 search image the map it slides over.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from siamfc_jax.models.layers import BatchNorm, Conv2d, PrecisionLike, max_pool
+
+
+@dataclass(frozen=True)
+class Block:
+    """One ``convN`` stage: convolution, then optional BatchNorm, ReLU and 3×3 max pooling."""
+
+    features: int
+    kernel_size: int
+    stride: int = 1
+    groups: int = 1
+    norm: bool = True
+    relu: bool = True
+    pool_stride: int | None = None
+
+
+class AlexNet(nn.Module):
+    """A SiamFC AlexNet defined by its class-level ``blocks``; use the V1/V2/V3 subclasses."""
+
+    blocks: ClassVar[tuple[Block, ...]] = ()
+    output_stride: ClassVar[int] = 8
+
+    axis_name: str | None = None
+    precision: PrecisionLike = None
+
+    @nn.compact
+    def __call__(self, images: jax.Array, train: bool = False) -> jax.Array:
+        """Features of ``images`` (N, H, W, 3) RGB 0–255 → (N, H', W', C).
+
+        ``train=True`` normalises with batch statistics and updates the running averages (call
+        ``apply`` with ``mutable=["batch_stats"]``); ``train=False`` uses the running averages.
+        """
+        x = images.astype(jnp.float32)
+        for index, block in enumerate(self.blocks, start=1):
+            x = _ConvBlock(block, self.axis_name, self.precision, name=f"conv{index}")(x, train)
+        return x
+
+
+class _ConvBlock(nn.Module):
+    block: Block
+    axis_name: str | None
+    precision: PrecisionLike
+
+    @nn.compact
+    def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+        b = self.block
+        x = Conv2d(b.features, b.kernel_size, b.stride, b.groups, self.precision, name="conv")(x)
+        if b.norm:
+            x = BatchNorm(momentum=0.95, epsilon=1e-6, axis_name=self.axis_name, name="bn")(x, train)
+        if b.relu:
+            x = nn.relu(x)
+        if b.pool_stride is not None:
+            x = max_pool(x, 3, b.pool_stride)
+        return x
+
+
+class AlexNetV1(AlexNet):
+    """Grouped AlexNet, stride 8: 127 → 6×6×256, 255 → 22×22×256. No BN or ReLU after conv5."""
+
+    output_stride: ClassVar[int] = 8
+    blocks: ClassVar[tuple[Block, ...]] = (
+        Block(96, 11, stride=2, pool_stride=2),
+        Block(256, 5, groups=2, pool_stride=2),
+        Block(384, 3),
+        Block(384, 3, groups=2),
+        Block(256, 3, groups=2, norm=False, relu=False),
+    )
+
+
+class AlexNetV2(AlexNet):
+    """Stride-4 variant (second pool has stride 1), 32 output channels: 127 → 17×17×32."""
+
+    output_stride: ClassVar[int] = 4
+    blocks: ClassVar[tuple[Block, ...]] = (
+        Block(96, 11, stride=2, pool_stride=2),
+        Block(256, 5, groups=2, pool_stride=1),
+        Block(384, 3),
+        Block(384, 3, groups=2),
+        Block(32, 3, groups=2, norm=False, relu=False),
+    )
+
+
+class AlexNetV3(AlexNet):
+    """Wide ungrouped variant with BN (no ReLU) after conv5: 127 → 6×6×512, 255 → 22×22×512."""
+
+    output_stride: ClassVar[int] = 8
+    blocks: ClassVar[tuple[Block, ...]] = (
+        Block(192, 11, stride=2, pool_stride=2),
+        Block(512, 5, pool_stride=2),
+        Block(768, 3),
+        Block(768, 3),
+        Block(512, 3, relu=False),
+    )
+
+
+BACKBONE_CLASSES: dict[str, type[AlexNet]] = {"v1": AlexNetV1, "v2": AlexNetV2, "v3": AlexNetV3}
+
+
+def backbone_class(name: str) -> type[AlexNet]:
+    """The backbone class for ``"v1"``, ``"v2"`` or ``"v3"``."""
+    try:
+        return BACKBONE_CLASSES[name]
+    except KeyError:
+        raise ValueError(f"unknown backbone {name!r}; choose one of {sorted(BACKBONE_CLASSES)}") from None

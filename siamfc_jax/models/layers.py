@@ -1,0 +1,110 @@
+"""Convolution and BatchNorm layers with PyTorch's semantics, in NHWC.
+
+Flax's own ``nn.BatchNorm`` updates the running variance with the *biased* batch variance, whereas
+PyTorch uses the unbiased one; weights trained here must behave identically in siamfc-pytorch, so
+BatchNorm is written out. It also counts ``num_batches_tracked`` so that a ``state_dict`` survives a
+round trip through Flax bit for bit.
+"""
+
+from __future__ import annotations
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+PrecisionLike = lax.Precision | str | None
+
+
+class Conv2d(nn.Module):
+    """``VALID`` convolution with bias, optionally grouped (one ``feature_group_count`` convolution).
+
+    Kernel layout is HWIO: ``(k, k, in_features // groups, features)``; output channel ``o`` belongs to
+    group ``o // (features // groups)``, as in PyTorch.
+    """
+
+    features: int
+    kernel_size: int
+    stride: int = 1
+    groups: int = 1
+    precision: PrecisionLike = None
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        in_features = x.shape[-1]
+        if in_features % self.groups or self.features % self.groups:
+            raise ValueError(
+                f"channels {in_features}->{self.features} are not divisible by groups={self.groups}"
+            )
+        k = self.kernel_size
+        kernel = self.param(
+            "kernel",
+            nn.initializers.xavier_uniform(),
+            (k, k, in_features // self.groups, self.features),
+        )
+        bias = self.param("bias", nn.initializers.zeros, (self.features,))
+        y = lax.conv_general_dilated(
+            x,
+            kernel,
+            window_strides=(self.stride, self.stride),
+            padding="VALID",
+            dimension_numbers=("NHWC", "HWIO", "NHWC"),
+            feature_group_count=self.groups,
+            precision=self.precision,
+        )
+        return y + bias
+
+
+class BatchNorm(nn.Module):
+    """BatchNorm over N, H, W with PyTorch's update rule.
+
+    ``momentum`` follows Flax's convention (weight of the old running value): PyTorch's 0.05 is 0.95.
+    With ``axis_name`` set, batch statistics are averaged over that mapped axis, so a data-parallel
+    step normalises with the statistics of the global batch (equal shards assumed).
+    """
+
+    momentum: float = 0.95
+    epsilon: float = 1e-6
+    axis_name: str | None = None
+
+    @nn.compact
+    def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+        features = x.shape[-1]
+        scale = self.param("scale", nn.initializers.ones, (features,))
+        bias = self.param("bias", nn.initializers.zeros, (features,))
+        running_mean = self.variable("batch_stats", "mean", jnp.zeros, (features,), jnp.float32)
+        running_var = self.variable("batch_stats", "var", jnp.ones, (features,), jnp.float32)
+        num_batches = self.variable(
+            "batch_stats", "num_batches_tracked", jnp.zeros, (), jnp.int32
+        )
+
+        if not train:
+            mean, var = running_mean.value, running_var.value
+        else:
+            reduce_axes = tuple(range(x.ndim - 1))
+            count = x.size // features
+            mean = jnp.mean(x, axis=reduce_axes)
+            if self.axis_name is not None:
+                mean = lax.pmean(mean, self.axis_name)
+                count = count * lax.axis_size(self.axis_name)
+            # Two-pass variance: E[(x - mean)^2] is what PyTorch computes, and unlike
+            # E[x^2] - mean^2 it does not cancel catastrophically on ReLU'd activations.
+            var = jnp.mean(jnp.square(x - mean), axis=reduce_axes)
+            if self.axis_name is not None:
+                var = lax.pmean(var, self.axis_name)
+            if not self.is_initializing():
+                unbiased_var = var * (count / max(count - 1, 1))
+                running_mean.value = self.momentum * running_mean.value + (1 - self.momentum) * mean
+                running_var.value = (
+                    self.momentum * running_var.value + (1 - self.momentum) * unbiased_var
+                )
+                num_batches.value = num_batches.value + 1
+
+        return (x - mean) * (lax.rsqrt(var + self.epsilon) * scale) + bias
+
+
+def max_pool(x: jax.Array, window: int, stride: int) -> jax.Array:
+    """``VALID`` max pooling over H and W (PyTorch ``MaxPool2d(window, stride)``, floor mode)."""
+    return lax.reduce_window(
+        x, -jnp.inf, lax.max, (1, window, window, 1), (1, stride, stride, 1), "VALID"
+    )

@@ -1,0 +1,57 @@
+"""The SiamFC network: a shared backbone and the cross-correlation head."""
+
+from __future__ import annotations
+
+import flax.linen as nn
+import jax
+
+from siamfc_jax.config import ModelConfig
+from siamfc_jax.models.backbones import backbone_class
+from siamfc_jax.models.heads import cross_correlate
+from siamfc_jax.models.layers import PrecisionLike
+
+
+class SiamFC(nn.Module):
+    """Backbone (submodule ``backbone``, as in siamfc-pytorch's ``Net``) plus correlation head.
+
+    ``axis_name`` makes BatchNorm use global-batch statistics inside ``shard_map``; ``precision`` is
+    passed to every convolution.
+    """
+
+    config: ModelConfig = ModelConfig()
+    axis_name: str | None = None
+    precision: PrecisionLike = None
+
+    def setup(self) -> None:
+        self.backbone = backbone_class(self.config.backbone)(
+            axis_name=self.axis_name, precision=self.precision
+        )
+
+    def embed(self, images: jax.Array, train: bool = False) -> jax.Array:
+        """Backbone features of NHWC RGB 0–255 ``images``."""
+        return self.backbone(images, train)
+
+    def __call__(self, exemplars: jax.Array, searches: jax.Array, train: bool = False) -> jax.Array:
+        """Responses (n·k, h, w, 1) of exemplar images (n, 127, 127, 3) on searches (n·k, H, W, 3).
+
+        Exemplars and searches go through the backbone separately, as in siamfc-pytorch, so in
+        training each gets its own batch statistics and the running averages update twice.
+        """
+        exemplar_features = self.embed(exemplars, train)
+        search_features = self.embed(searches, train)
+        return cross_correlate(
+            exemplar_features, search_features, self.config.out_scale, self.precision
+        )
+
+
+def init_variables(config: ModelConfig, rng: jax.Array, precision: PrecisionLike = None) -> dict:
+    """Fresh ``{"params", "batch_stats"}`` for ``config``: Xavier-uniform kernels, zero biases, BN identity.
+
+    Initialising needs no real image size: the backbone is fully convolutional, so the smallest
+    input that survives all five blocks is used.
+    """
+    import jax.numpy as jnp
+
+    model = SiamFC(config, precision=precision)
+    exemplar = jnp.zeros((1, 87, 87, 3), jnp.float32)
+    return dict(model.init(rng, exemplar, exemplar, train=False))

@@ -1,0 +1,57 @@
+"""Process-level JAX setup that must happen before JAX picks its backend.
+
+``pip install jax[cuda12]`` on a machine without an NVIDIA driver makes JAX print a long traceback
+from the CUDA plugin on first use before it falls back to the CPU. Users of a CPU-only machine (and
+CI) should see one clear line about the device instead, so when the plugin is installed, no driver is
+present and the user has not chosen platforms, we ask JAX for the CPU explicitly.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+
+_NVIDIA_DRIVER_MARKERS = ("/proc/driver/nvidia/version", "/dev/nvidiactl")
+
+
+def _cuda_plugin_installed() -> bool:
+    try:
+        return any(
+            importlib.util.find_spec(name) is not None
+            for name in ("jax_plugins.xla_cuda12", "jax_plugins.xla_cuda13")
+        )
+    except (ImportError, ValueError):
+        return False
+
+
+def _nvidia_driver_present() -> bool:
+    return any(os.path.exists(marker) for marker in _NVIDIA_DRIVER_MARKERS)
+
+
+def select_platform() -> None:
+    """Ask JAX for the CPU when its CUDA plugin is installed but no NVIDIA driver is present.
+
+    Leaves an explicit ``JAX_PLATFORMS`` alone. Must run before JAX initialises a backend; if JAX is
+    already imported, the setting goes through ``jax.config`` instead of the environment.
+    """
+    if os.environ.get("JAX_PLATFORMS") or not _cuda_plugin_installed() or _nvidia_driver_present():
+        return
+    os.environ["JAX_PLATFORMS"] = "cpu"
+    if "jax" in sys.modules:
+        sys.modules["jax"].config.update("jax_platforms", "cpu")
+
+
+def describe_devices() -> str:
+    """One line naming the devices JAX computes on, e.g. ``device: cpu (1 device)``."""
+    import jax
+
+    devices = jax.devices()
+    kinds = sorted({d.device_kind for d in devices})
+    note = ""
+    if devices[0].platform == "cpu" and os.environ.get("JAX_PLATFORMS") == "cpu" and (
+        _cuda_plugin_installed() and not _nvidia_driver_present()
+    ):
+        note = ", no NVIDIA GPU found"
+    plural = "s" if len(devices) != 1 else ""
+    return f"device: {devices[0].platform} ({len(devices)} device{plural}: {', '.join(kinds)}{note})"

@@ -1,0 +1,27 @@
+"""Shared test fixtures: locating ../shared test material, CI strictness."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_ROOT = REPO_ROOT.parent / "shared"
+
+
+def in_ci() -> bool:
+    """True when running under CI (``CI=true``), where missing test material is a failure."""
+    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def shared_path(relative: str) -> Path:
+    """Path of ``../shared/<relative>``; skips the test if it is missing (fails in CI)."""
+    path = SHARED_ROOT / relative
+    if not path.exists():
+        message = f"test material {path} is missing (see ../shared/README.md)"
+        if in_ci():
+            pytest.fail(message)
+        pytest.skip(message)
+    return path

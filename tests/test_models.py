@@ -1,0 +1,159 @@
+"""Backbones, head and full network against a PyTorch reference with the same weights."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import torch
+from flax import traverse_util
+
+from siamfc_jax.config import ModelConfig
+from siamfc_jax.interop.torch_weights import flax_to_torch, torch_to_flax
+from siamfc_jax.models import AlexNetV1, AlexNetV2, AlexNetV3, SiamFC, cross_correlate
+from tests.torch_reference import TorchHead, TorchNet, randomize
+
+# Parity bound from the issue: max |ours - torch| / max |torch| per output.
+REL_TOL = 1e-5
+
+SHAPES = {
+    "v1": {127: (6, 6, 256), 255: (22, 22, 256)},
+    "v2": {127: (17, 17, 32), 255: (49, 49, 32)},
+    "v3": {127: (6, 6, 512), 255: (22, 22, 512)},
+}
+
+
+def rel_error(ours, ref) -> float:
+    ours, ref = np.asarray(ours, np.float64), np.asarray(ref, np.float64)
+    return float(np.max(np.abs(ours - ref)) / np.max(np.abs(ref)))
+
+
+def nchw(x: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
+
+
+def nhwc(t: torch.Tensor) -> np.ndarray:
+    return t.detach().numpy().transpose(0, 2, 3, 1)
+
+
+def random_images(rng: np.random.Generator, n: int, size: int) -> np.ndarray:
+    return rng.uniform(0, 255, (n, size, size, 3)).astype(np.float32)
+
+
+@pytest.fixture(scope="module", params=["v1", "v2", "v3"])
+def pair(request):
+    """(backbone name, torch net with random weights, the same weights as Flax variables)."""
+    net = TorchNet(request.param)
+    randomize(net, seed=7)
+    variables, config = torch_to_flax(net.state_dict())
+    assert config.backbone == request.param
+    return request.param, net, variables
+
+
+def test_output_shapes_and_stride():
+    assert (AlexNetV1.output_stride, AlexNetV2.output_stride, AlexNetV3.output_stride) == (8, 4, 8)
+    for name, by_size in SHAPES.items():
+        model = SiamFC(ModelConfig(name))
+        variables = jax.eval_shape(
+            lambda m=model: m.init(jax.random.key(0), jnp.zeros((1, 127, 127, 3)),
+                                   jnp.zeros((1, 255, 255, 3)))
+        )
+        for size, shape in by_size.items():
+            out = jax.eval_shape(
+                lambda v, x, m=model: m.apply(v, x, method=SiamFC.embed),
+                variables,
+                jnp.zeros((2, size, size, 3)),
+            )
+            assert out.shape == (2, *shape), (name, size)
+
+
+@pytest.mark.parametrize("name", ["v1", "v2", "v3"])
+def test_grouped_convolutions_are_single_feature_group_convs(name):
+    """Each grouped layer is one conv with feature_group_count=2, never split-and-concatenate."""
+    model = SiamFC(ModelConfig(name))
+    variables = jax.eval_shape(
+        lambda: model.init(jax.random.key(0), jnp.zeros((1, 87, 87, 3)), jnp.zeros((1, 87, 87, 3)))
+    )
+    jaxpr = jax.make_jaxpr(lambda v, x: model.apply(v, x, method=SiamFC.embed))(
+        variables, jnp.zeros((1, 127, 127, 3))
+    )
+    convs = [e for e in jaxpr.jaxpr.eqns if e.primitive.name == "conv_general_dilated"]
+    groups = [e.params["feature_group_count"] for e in convs]
+    expected = {"v1": [1, 2, 1, 2, 2], "v2": [1, 2, 1, 2, 2], "v3": [1, 1, 1, 1, 1]}[name]
+    assert groups == expected
+    assert not any(e.primitive.name == "concatenate" for e in jaxpr.jaxpr.eqns)
+
+
+def test_eval_features_match_torch(pair):
+    name, net, variables = pair
+    net.eval()
+    rng = np.random.default_rng(1)
+    model = SiamFC(ModelConfig(name), precision="highest")
+    for size in (127, 255):
+        images = random_images(rng, 3, size)
+        with torch.no_grad():
+            ref = nhwc(net.backbone(nchw(images)))
+        ours = model.apply(variables, images, method=SiamFC.embed)
+        err = rel_error(ours, ref)
+        print(f"{name} eval {size}: max rel diff {err:.2e}")
+        assert err <= REL_TOL
+
+
+def test_train_step_outputs_and_running_stats_match_torch(pair):
+    """Train mode: batch statistics, and the running averages after exemplar + search passes."""
+    name, source_net, variables = pair
+    net = TorchNet(name)  # a fresh copy: training updates its running statistics
+    net.load_state_dict(source_net.state_dict())
+    net.train()
+    rng = np.random.default_rng(2)
+    exemplars, searches = random_images(rng, 4, 127), random_images(rng, 4, 255)
+    with torch.no_grad():
+        ref = nhwc(net(nchw(exemplars), nchw(searches)))
+    model = SiamFC(ModelConfig(name), precision="highest")
+    ours, updates = model.apply(
+        variables, exemplars, searches, train=True, mutable=["batch_stats"]
+    )
+    err = rel_error(ours, ref)
+    print(f"{name} train responses: max rel diff {err:.2e}")
+    assert err <= REL_TOL
+
+    new_state = flax_to_torch({"params": variables["params"], **updates})
+    worst = 0.0
+    for key, value in net.state_dict().items():
+        if "running" in key:
+            worst = max(worst, rel_error(new_state[key], value.numpy()))
+        elif key.endswith("num_batches_tracked"):
+            # two forward passes per step (exemplars, searches), as in PyTorch
+            assert int(new_state[key]) == int(value)
+    print(f"{name} running stats: max rel diff {worst:.2e}")
+    assert worst <= REL_TOL
+
+
+@pytest.mark.parametrize(("n", "k"), [(1, 3), (4, 1), (2, 3)])
+def test_head_matches_torch(n, k):
+    rng = np.random.default_rng(3)
+    exemplar = rng.standard_normal((n, 6, 6, 8)).astype(np.float32)
+    search = rng.standard_normal((n * k, 22, 22, 8)).astype(np.float32)
+    with torch.no_grad():
+        ref = nhwc(TorchHead(0.001)(nchw(exemplar), nchw(search)))
+    ours = cross_correlate(exemplar, search, 0.001, precision="highest")
+    assert ours.shape == (n * k, 17, 17, 1)
+    assert rel_error(ours, ref) <= REL_TOL
+
+
+def test_head_pairs_search_i_with_exemplar_i_mod_n():
+    """Hand-checkable: 1×1 kernels make the response a per-pixel dot product."""
+    exemplar = np.array([1.0, 2.0, 3.0], np.float32).reshape(3, 1, 1, 1)
+    search = np.arange(6, dtype=np.float32).reshape(6, 1, 1, 1) + 1  # 1..6
+    ours = np.asarray(cross_correlate(exemplar, search, out_scale=1.0)).ravel()
+    np.testing.assert_allclose(ours, [1 * 1, 2 * 2, 3 * 3, 4 * 1, 5 * 2, 6 * 3])
+
+
+def test_variables_round_trip_through_torch_layout(pair):
+    variables = pair[2]
+    back, _ = torch_to_flax(flax_to_torch(variables))
+    flat_a, flat_b = traverse_util.flatten_dict(variables), traverse_util.flatten_dict(back)
+    assert flat_a.keys() == flat_b.keys()
+    for key in flat_a:
+        np.testing.assert_array_equal(flat_a[key], flat_b[key])
