@@ -103,8 +103,9 @@ def balanced_loss(logits: torch.Tensor, target: torch.Tensor, neg_weight: float 
     pos = target == 1
     neg = target == 0
     weight = torch.zeros_like(target)
-    weight[pos] = 1 / pos.sum().float()
-    weight[neg] = neg_weight / neg.sum().float()
+    # siamfc-pytorch divides by float32 counts; the target's own dtype keeps float64 runs exact.
+    weight[pos] = 1 / pos.sum().to(target.dtype)
+    weight[neg] = neg_weight / neg.sum().to(target.dtype)
     weight /= weight.sum()
     return F.binary_cross_entropy_with_logits(logits, target, weight, reduction="sum")
 

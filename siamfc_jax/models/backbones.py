@@ -15,7 +15,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from siamfc_jax.models.layers import BatchNorm, Conv2d, PrecisionLike, max_pool
+from siamfc_jax.models.layers import BatchNorm, Conv2d, Dtype, PrecisionLike, max_pool
 
 
 @dataclass(frozen=True)
@@ -39,6 +39,8 @@ class AlexNet(nn.Module):
 
     axis_name: str | None = None
     precision: PrecisionLike = None
+    dtype: Dtype = jnp.float32
+    param_dtype: Dtype = jnp.float32
 
     @nn.compact
     def __call__(self, images: jax.Array, train: bool = False) -> jax.Array:
@@ -46,10 +48,13 @@ class AlexNet(nn.Module):
 
         ``train=True`` normalises with batch statistics and updates the running averages (call
         ``apply`` with ``mutable=["batch_stats"]``); ``train=False`` uses the running averages.
+        Computation runs in ``dtype`` (float32 by default), parameters are kept in ``param_dtype``.
         """
-        x = images.astype(jnp.float32)
+        x = images.astype(self.dtype)
         for index, block in enumerate(self.blocks, start=1):
-            x = _ConvBlock(block, self.axis_name, self.precision, name=f"conv{index}")(x, train)
+            x = _ConvBlock(
+                block, self.axis_name, self.precision, self.dtype, self.param_dtype, name=f"conv{index}"
+            )(x, train)
         return x
 
 
@@ -57,13 +62,20 @@ class _ConvBlock(nn.Module):
     block: Block
     axis_name: str | None
     precision: PrecisionLike
+    dtype: Dtype
+    param_dtype: Dtype
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool) -> jax.Array:
         b = self.block
-        x = Conv2d(b.features, b.kernel_size, b.stride, b.groups, self.precision, name="conv")(x)
+        dtypes = {"dtype": self.dtype, "param_dtype": self.param_dtype}
+        x = Conv2d(
+            b.features, b.kernel_size, b.stride, b.groups, self.precision, **dtypes, name="conv"
+        )(x)
         if b.norm:
-            x = BatchNorm(momentum=0.95, epsilon=1e-6, axis_name=self.axis_name, name="bn")(x, train)
+            x = BatchNorm(
+                momentum=0.95, epsilon=1e-6, axis_name=self.axis_name, **dtypes, name="bn"
+            )(x, train)
         if b.relu:
             x = nn.relu(x)
         if b.pool_stride is not None:

@@ -8,19 +8,23 @@ round trip through Flax bit for bit.
 
 from __future__ import annotations
 
+from typing import Any
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 from jax import lax
 
 PrecisionLike = lax.Precision | str | None
+Dtype = Any
 
 
 class Conv2d(nn.Module):
     """``VALID`` convolution with bias, optionally grouped (one ``feature_group_count`` convolution).
 
     Kernel layout is HWIO: ``(k, k, in_features // groups, features)``; output channel ``o`` belongs to
-    group ``o // (features // groups)``, as in PyTorch.
+    group ``o // (features // groups)``, as in PyTorch. Parameters are stored in ``param_dtype`` and the
+    convolution runs in ``dtype``.
     """
 
     features: int
@@ -28,6 +32,8 @@ class Conv2d(nn.Module):
     stride: int = 1
     groups: int = 1
     precision: PrecisionLike = None
+    dtype: Dtype = jnp.float32
+    param_dtype: Dtype = jnp.float32
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
@@ -41,18 +47,19 @@ class Conv2d(nn.Module):
             "kernel",
             nn.initializers.xavier_uniform(),
             (k, k, in_features // self.groups, self.features),
+            self.param_dtype,
         )
-        bias = self.param("bias", nn.initializers.zeros, (self.features,))
+        bias = self.param("bias", nn.initializers.zeros, (self.features,), self.param_dtype)
         y = lax.conv_general_dilated(
-            x,
-            kernel,
+            x.astype(self.dtype),
+            kernel.astype(self.dtype),
             window_strides=(self.stride, self.stride),
             padding="VALID",
             dimension_numbers=("NHWC", "HWIO", "NHWC"),
             feature_group_count=self.groups,
             precision=self.precision,
         )
-        return y + bias
+        return y + bias.astype(self.dtype)
 
 
 class BatchNorm(nn.Module):
@@ -60,24 +67,29 @@ class BatchNorm(nn.Module):
 
     ``momentum`` follows Flax's convention (weight of the old running value): PyTorch's 0.05 is 0.95.
     With ``axis_name`` set, batch statistics are averaged over that mapped axis, so a data-parallel
-    step normalises with the statistics of the global batch (equal shards assumed).
+    step normalises with the statistics of the global batch (equal shards assumed). Statistics are
+    computed and kept in at least float32 whatever the compute ``dtype``.
     """
 
     momentum: float = 0.95
     epsilon: float = 1e-6
     axis_name: str | None = None
+    dtype: Dtype = jnp.float32
+    param_dtype: Dtype = jnp.float32
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool) -> jax.Array:
         features = x.shape[-1]
-        scale = self.param("scale", nn.initializers.ones, (features,))
-        bias = self.param("bias", nn.initializers.zeros, (features,))
-        running_mean = self.variable("batch_stats", "mean", jnp.zeros, (features,), jnp.float32)
-        running_var = self.variable("batch_stats", "var", jnp.ones, (features,), jnp.float32)
+        stats_dtype = jnp.promote_types(self.param_dtype, jnp.float32)
+        scale = self.param("scale", nn.initializers.ones, (features,), self.param_dtype)
+        bias = self.param("bias", nn.initializers.zeros, (features,), self.param_dtype)
+        running_mean = self.variable("batch_stats", "mean", jnp.zeros, (features,), stats_dtype)
+        running_var = self.variable("batch_stats", "var", jnp.ones, (features,), stats_dtype)
         num_batches = self.variable(
             "batch_stats", "num_batches_tracked", jnp.zeros, (), jnp.int32
         )
 
+        x = x.astype(jnp.promote_types(self.dtype, stats_dtype))
         if not train:
             mean, var = running_mean.value, running_var.value
         else:
@@ -100,7 +112,8 @@ class BatchNorm(nn.Module):
                 )
                 num_batches.value = num_batches.value + 1
 
-        return (x - mean) * (lax.rsqrt(var + self.epsilon) * scale) + bias
+        y = (x - mean) * (lax.rsqrt(var + self.epsilon) * scale) + bias
+        return y.astype(self.dtype)
 
 
 def max_pool(x: jax.Array, window: int, stride: int) -> jax.Array:

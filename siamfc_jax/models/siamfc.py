@@ -4,27 +4,34 @@ from __future__ import annotations
 
 import flax.linen as nn
 import jax
+import jax.numpy as jnp
 
 from siamfc_jax.config import ModelConfig
 from siamfc_jax.models.backbones import backbone_class
 from siamfc_jax.models.heads import cross_correlate
-from siamfc_jax.models.layers import PrecisionLike
+from siamfc_jax.models.layers import Dtype, PrecisionLike
 
 
 class SiamFC(nn.Module):
     """Backbone (submodule ``backbone``, as in siamfc-pytorch's ``Net``) plus correlation head.
 
     ``axis_name`` makes BatchNorm use global-batch statistics inside ``shard_map``; ``precision`` is
-    passed to every convolution.
+    passed to every convolution; ``dtype`` is the compute type (e.g. bfloat16 on accelerators) and
+    ``param_dtype`` the storage type of parameters. Responses are returned in at least float32.
     """
 
     config: ModelConfig = ModelConfig()
     axis_name: str | None = None
     precision: PrecisionLike = None
+    dtype: Dtype = jnp.float32
+    param_dtype: Dtype = jnp.float32
 
     def setup(self) -> None:
         self.backbone = backbone_class(self.config.backbone)(
-            axis_name=self.axis_name, precision=self.precision
+            axis_name=self.axis_name,
+            precision=self.precision,
+            dtype=self.dtype,
+            param_dtype=self.param_dtype,
         )
 
     def embed(self, images: jax.Array, train: bool = False) -> jax.Array:
@@ -39,19 +46,18 @@ class SiamFC(nn.Module):
         """
         exemplar_features = self.embed(exemplars, train)
         search_features = self.embed(searches, train)
-        return cross_correlate(
+        responses = cross_correlate(
             exemplar_features, search_features, self.config.out_scale, self.precision
         )
+        return responses.astype(jnp.promote_types(responses.dtype, jnp.float32))
 
 
-def init_variables(config: ModelConfig, rng: jax.Array, precision: PrecisionLike = None) -> dict:
+def init_variables(config: ModelConfig, rng: jax.Array, param_dtype: Dtype = jnp.float32) -> dict:
     """Fresh ``{"params", "batch_stats"}`` for ``config``: Xavier-uniform kernels, zero biases, BN identity.
 
     Initialising needs no real image size: the backbone is fully convolutional, so the smallest
     input that survives all five blocks is used.
     """
-    import jax.numpy as jnp
-
-    model = SiamFC(config, precision=precision)
-    exemplar = jnp.zeros((1, 87, 87, 3), jnp.float32)
+    model = SiamFC(config, dtype=param_dtype, param_dtype=param_dtype)
+    exemplar = jnp.zeros((1, 87, 87, 3), param_dtype)
     return dict(model.init(rng, exemplar, exemplar, train=False))

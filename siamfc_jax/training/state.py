@@ -1,0 +1,73 @@
+"""Training state and siamfc-pytorch's optimiser: SGD, momentum 0.9, coupled weight decay, exponential lr."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import flax.struct
+import jax
+import jax.numpy as jnp
+import optax
+
+from siamfc_jax.config import ModelConfig, OptimConfig
+from siamfc_jax.models import init_variables
+
+
+@flax.struct.dataclass
+class TrainState:
+    """Everything a training step reads and writes; a pytree, replicated over devices."""
+
+    step: jax.Array
+    params: Any
+    batch_stats: Any
+    opt_state: optax.OptState
+
+
+def lr_schedule(config: OptimConfig, steps_per_epoch: int) -> optax.Schedule:
+    """Learning rate per step: ``initial_lr · γ^epoch``, γ = (ultimate/initial)^(1/epochs).
+
+    Constant within an epoch and decaying per epoch, as PyTorch's ``ExponentialLR`` stepped once at
+    the start of every epoch: epoch 0 trains at ``initial_lr`` and the last at
+    ``initial_lr · γ^(epochs-1)``.
+    """
+    gamma = (config.ultimate_lr / config.initial_lr) ** (1.0 / config.epochs)
+
+    def schedule(step: jax.Array) -> jax.Array:
+        # ``float`` is JAX's default float type: float32, or float64 when x64 is enabled, so that
+        # float64 runs reproduce PyTorch's double-precision learning rate exactly.
+        epoch = jnp.asarray(step // max(steps_per_epoch, 1), dtype=float)
+        return config.initial_lr * gamma**epoch
+
+    return schedule
+
+
+def make_optimizer(config: OptimConfig, steps_per_epoch: int) -> optax.GradientTransformation:
+    """PyTorch ``SGD(lr, momentum, weight_decay)``: the decay term ``wd·p`` is added to every gradient
+    (all parameters, BatchNorm's included) before the momentum buffer, which starts at the first
+    gradient (no dampening)."""
+    return optax.chain(
+        optax.add_decayed_weights(config.weight_decay),
+        optax.sgd(lr_schedule(config, steps_per_epoch), momentum=config.momentum),
+    )
+
+
+def create_train_state(
+    model_config: ModelConfig,
+    optimizer: optax.GradientTransformation,
+    rng: jax.Array,
+    param_dtype: Any = jnp.float32,
+) -> TrainState:
+    """Freshly initialised state: Xavier-uniform kernels, zero biases, identity BatchNorm."""
+    variables = init_variables(model_config, rng, param_dtype)
+    return state_from_variables(variables, optimizer)
+
+
+def state_from_variables(variables: dict, optimizer: optax.GradientTransformation) -> TrainState:
+    """A state at step 0 starting from given ``{"params", "batch_stats"}`` (e.g. pretrained weights)."""
+    params = jax.tree.map(jnp.asarray, variables["params"])
+    return TrainState(
+        step=jnp.zeros((), jnp.int32),
+        params=params,
+        batch_stats=jax.tree.map(jnp.asarray, variables["batch_stats"]),
+        opt_state=optimizer.init(params),
+    )
