@@ -1,0 +1,400 @@
+"""``siamfc_crops``: a TFDS dataset of curated SiamFC training crops (array_record, no TensorFlow).
+
+Every annotated frame of a tracking dataset is cropped once around its target
+(:mod:`siamfc_jax.data.curate`) and stored as one record:
+
+- ``crop``: JPEG bytes (OpenCV, quality ``jpeg_quality``) of the (instance_sz, instance_sz, 3) RGB crop,
+  decoded with :func:`siamfc_jax.data.curate.decode_jpeg`; stored as a bytes tensor so neither
+  writing nor reading needs TensorFlow;
+- ``box``: float32 ``[x, y, w, h]``, the target in 1-indexed crop pixels;
+- ``frame_box``: float64 ``[x, y, w, h]``, the target as annotated in the frame (1-indexed pixels);
+- ``sequence`` (index in the split), ``name`` (sequence name), ``frame`` (0-based frame index);
+- ``valid``: whether the frame passes siamfc-pytorch's frame filter.
+
+Frames without a target box (absent, NaN) have no record. Records are stored in (sequence, frame)
+order, whole sequences per shard, and the dataset's metadata (``metadata.json``) lists per sequence
+its stored frames and its valid frames, so the pair sampler knows every sequence without reading
+records.
+
+The builder is a ``tfds.core.ShardBasedBuilder`` rather than a ``GeneratorBasedBuilder``: the latter
+sorts or shuffles every split through TFDS's ``Shuffler``, which holds up to 1 GB in memory and
+beyond that writes temporary buckets with ``tf.io.gfile``, i.e. needs TensorFlow for any real
+dataset (GOT-10k's crops are ~35 GB). Shard-based generation writes the records in the order they
+are generated, without TensorFlow and without a second copy on disk.
+
+Configs (``siamfc_crops/<name>``): ``got10k`` (GOT-10k train, + validation from val), ``vid``
+(ImageNet VID 2015 train, + validation from val), ``folder`` (any folder of annotated sequence
+folders, train only): all three read ``manual_dir`` (see MANUAL_DOWNLOAD_INSTRUCTIONS); ``synthetic``
+generates :mod:`siamfc_jax.data.synthetic`'s default set (300 sequences of 60 frames, 320 x 240) into
+the download directory and curates it, + a 30-sequence validation split (seed + 1). Other settings are
+new :class:`SiamfcCropsConfig` objects.
+
+Preparation curates sequences in parallel processes (``workers``, one pool per split) with a progress
+bar. It is idempotent, not resumable: TFDS skips a config/version whose directory is complete and
+starts over after an interruption (the synthetic frames themselves are resumable, see
+``write_got10k``).
+
+Command line::
+
+    python -m siamfc_jax.data.tfds_builder --config got10k --manual-dir /data/GOT-10k \\
+        [--data-dir ~/tensorflow_datasets] [--workers N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import functools
+import itertools
+import os
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import tensorflow_datasets as tfds
+
+from siamfc_jax.config import PairConfig
+from siamfc_jax.data.curate import CURATION_INTERPOLATION, CuratedSequence, curate_dataset, runs
+from siamfc_jax.data.datasets import GOT10k, ImageNetVID, SequenceDataset, SequenceFolder
+from siamfc_jax.data.pairs import CURATION_FORMAT, CuratedCrops
+from siamfc_jax.data.sequences import DataError
+from siamfc_jax.data.synthetic import SyntheticConfig, config_fingerprint, write_got10k
+
+KINDS = ("got10k", "vid", "folder", "synthetic")
+# Record keys: sequence index in the high bits, frame index in the low ones (unique, ordered).
+_FRAME_BITS = 32
+_INTERPOLATION_NAMES = {CURATION_INTERPOLATION: "INTER_LINEAR"}
+DESCRIPTION = (
+    "SiamFC training crops: every annotated frame cropped once around its target (255 x 255 JPEG), "
+    "with the target box in crop pixels and siamfc-pytorch's frame-filter verdict."
+)
+
+
+@dataclasses.dataclass(eq=False)
+class SiamfcCropsConfig(tfds.core.BuilderConfig):
+    """What a ``siamfc_crops`` config curates.
+
+    Attributes:
+        kind: ``got10k``, ``vid``, ``folder`` (sequences from ``manual_dir``) or ``synthetic``.
+        synthetic: the generated training set (kind ``synthetic``).
+        validation_sequences: sequences of the synthetic validation split (seed ``synthetic.seed +
+            1``); 0 for none.
+        jpeg_quality: JPEG quality of the stored crops.
+        sequences_per_shard: sequences per array_record file (TFDS holds one shard's records in
+            memory while writing it: 64 GOT-10k sequences are ~250 MB).
+        pair: crop geometry (``context``, ``exemplar_sz``, ``instance_sz``); the loader's PairConfig
+            must agree.
+    """
+
+    kind: str = "synthetic"
+    synthetic: SyntheticConfig = dataclasses.field(default_factory=SyntheticConfig)
+    validation_sequences: int = 30
+    jpeg_quality: int = 95
+    sequences_per_shard: int = 64
+    pair: PairConfig = PairConfig()
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"kind must be one of {KINDS}, got {self.kind!r}")
+        if not 1 <= self.jpeg_quality <= 100:
+            raise ValueError(f"jpeg_quality must be in 1..100, got {self.jpeg_quality}")
+        if self.sequences_per_shard < 1:
+            raise ValueError(f"sequences_per_shard must be >= 1, got {self.sequences_per_shard}")
+        if self.validation_sequences < 0:
+            raise ValueError(f"validation_sequences must be >= 0, got {self.validation_sequences}")
+
+
+MANUAL_DOWNLOAD_INSTRUCTIONS = """\
+Pass the dataset root as manual_dir (DownloadConfig(manual_dir=...) or --manual-dir):
+
+- got10k: the GOT-10k root holding train/ (and optionally val/): train/list.txt (optional) and one
+  folder per sequence with 00000001.jpg ..., groundtruth.txt, absence.label, cover.label,
+  meta_info.ini. Download from http://got-10k.aitestunion.com/ (registration required).
+- vid: the ILSVRC2015 folder holding Data/VID/train/ILSVRC2015_VID_train_000X/<snippet>/*.JPEG and
+  Annotations/VID/train/.../*.xml (and optionally Data/VID/val, Annotations/VID/val). Download
+  ILSVRC2015_VID.tar.gz from https://image-net.org/ (registration required) and extract it.
+- folder: a folder whose subfolders are annotated sequences (OTB, LaSOT, GOT-10k or VOT layout) with
+  one ground-truth box per frame.
+- synthetic: needs nothing; the frames are generated.
+"""
+
+
+class SiamfcCrops(tfds.core.ShardBasedBuilder):
+    """Curated SiamFC training crops (see the module docstring).
+
+    Args:
+        workers: curation processes (default: the available cores).
+        progress: show a progress bar over sequences.
+        file_format: TFDS file format; ``array_record`` gives the random access the loader needs.
+        **kwargs: ``data_dir``, ``config``, ``version`` of ``tfds.core.DatasetBuilder``.
+    """
+
+    VERSION = tfds.core.Version("1.0.0")
+    RELEASE_NOTES: ClassVar[dict[str, str]] = {
+        "1.0.0": "First release: 255x255 JPEG crops, boxes in crop pixels, frame-filter verdicts."
+    }
+    MANUAL_DOWNLOAD_INSTRUCTIONS = MANUAL_DOWNLOAD_INSTRUCTIONS
+    BUILDER_CONFIGS: ClassVar[list[SiamfcCropsConfig]] = [
+        SiamfcCropsConfig(name="got10k", kind="got10k", description="GOT-10k train (+ val)."),
+        SiamfcCropsConfig(name="vid", kind="vid", description="ImageNet VID 2015 train (+ val)."),
+        SiamfcCropsConfig(name="folder", kind="folder", description="A folder of sequences."),
+        SiamfcCropsConfig(
+            name="synthetic", kind="synthetic", description="siamfc_jax's synthetic tracking world."
+        ),
+    ]
+    DEFAULT_BUILDER_CONFIG_NAME = "synthetic"
+    # TFDS 4.9.10 derives this from the package, which needs the importlib_resources backport (not a
+    # dependency) for any builder outside tensorflow_datasets; it only locates checksums.tsv, which
+    # this dataset (nothing to download) does not have.
+    code_path = Path(__file__)
+
+    def __init__(
+        self,
+        *,
+        workers: int | None = None,
+        progress: bool = True,
+        file_format: str = "array_record",
+        **kwargs: Any,
+    ) -> None:
+        self._workers = workers
+        self._progress = progress
+        super().__init__(file_format=file_format, **kwargs)
+
+    def _info(self) -> tfds.core.DatasetInfo:
+        return tfds.core.DatasetInfo(
+            builder=self,
+            description=DESCRIPTION,
+            features=tfds.features.FeaturesDict(
+                {
+                    "crop": tfds.features.Tensor(shape=(), dtype=np.object_),
+                    "box": tfds.features.Tensor(shape=(4,), dtype=np.float32),
+                    "frame_box": tfds.features.Tensor(shape=(4,), dtype=np.float64),
+                    "sequence": tfds.features.Scalar(dtype=np.int64),
+                    "name": tfds.features.Text(),
+                    "frame": tfds.features.Scalar(dtype=np.int64),
+                    "valid": tfds.features.Scalar(dtype=np.bool_),
+                }
+            ),
+            disable_shuffling=True,
+            metadata=tfds.core.MetadataDict(),
+        )
+
+    def _sequence_datasets(self, dl_manager: tfds.download.DownloadManager) -> dict[str, SequenceDataset]:
+        config = self.builder_config
+        if config.kind == "synthetic":
+            root = Path(dl_manager.download_dir) / f"siamfc_synthetic_{config_fingerprint(config.synthetic)}"
+            write_got10k(root, config.synthetic, "train", workers=self._workers, progress=self._progress)
+            datasets: dict[str, SequenceDataset] = {"train": GOT10k(root, "train")}
+            if config.validation_sequences:
+                validation = dataclasses.replace(
+                    config.synthetic,
+                    num_sequences=config.validation_sequences,
+                    seed=config.synthetic.seed + 1,
+                )
+                write_got10k(root, validation, "val", workers=self._workers, progress=self._progress)
+                datasets["validation"] = GOT10k(root, "val")
+            return datasets
+        root = Path(dl_manager.manual_dir)
+        if config.kind == "got10k":
+            datasets = {"train": GOT10k(root, "train")}
+            if (root / "val").is_dir():
+                datasets["validation"] = GOT10k(root, "val")
+            return datasets
+        if config.kind == "vid":
+            cache_dir = Path(dl_manager.download_dir)
+            datasets = {"train": ImageNetVID(root, "train", cache_dir=cache_dir)}
+            if (root / "Data" / "VID" / "val").is_dir():
+                datasets["validation"] = ImageNetVID(root, "val", cache_dir=cache_dir)
+            return datasets
+        return {"train": SequenceFolder(root)}
+
+    def _shard_iterators_per_split(
+        self, dl_manager: tfds.download.DownloadManager
+    ) -> dict[str, list[Callable[[], Iterator[tuple[int, dict]]]]]:
+        config = self.builder_config
+        self.info.metadata["curation"] = {
+            "format": CURATION_FORMAT,
+            "exemplar_sz": config.pair.exemplar_sz,
+            "instance_sz": config.pair.instance_sz,
+            "context": config.pair.context,
+            "interpolation": _INTERPOLATION_NAMES[CURATION_INTERPOLATION],
+            "jpeg_quality": config.jpeg_quality,
+        }
+        splits: dict[str, Any] = {}
+        # Written to metadata.json once every split is generated.
+        self.info.metadata["splits"] = splits
+        return {
+            split: _SplitWriter(
+                dataset, config, splits, split, workers=self._workers, progress=self._progress
+            ).shard_generators()
+            for split, dataset in self._sequence_datasets(dl_manager).items()
+        }
+
+
+class _SplitWriter:
+    """The examples of one split, shard by shard, from one pool of curation processes.
+
+    TFDS calls the shard generators one after the other, in order; each takes the next
+    ``sequences_per_shard`` sequences from a single :func:`curate_dataset` stream, and the last one
+    records the split's sequence listing in ``listings[split]``.
+    """
+
+    def __init__(
+        self,
+        dataset: SequenceDataset,
+        config: SiamfcCropsConfig,
+        listings: dict[str, Any],
+        split: str,
+        workers: int | None,
+        progress: bool,
+    ) -> None:
+        self._dataset = dataset
+        self._config = config
+        self._listings = listings
+        self._split = split
+        self._workers = workers
+        self._progress = progress
+        self._stream: Iterator[tuple[int, CuratedSequence]] | None = None
+        self._next_shard = 0
+        self._listing: dict[str, list] = {"names": [], "frames": [], "valid": []}
+
+    def shard_generators(self) -> list[Callable[[], Iterator[tuple[int, dict]]]]:
+        count = -(-len(self._dataset) // self._config.sequences_per_shard)
+        return [functools.partial(self._shard, shard) for shard in range(count)]
+
+    def _shard(self, shard: int) -> Iterator[tuple[int, dict]]:
+        if shard != self._next_shard:
+            raise RuntimeError(f"shard {shard} requested before shard {self._next_shard}: "
+                               "siamfc_crops writes its shards in order, in one process")
+        self._next_shard += 1
+        if self._stream is None:
+            self._stream = curate_dataset(
+                self._dataset,
+                self._config.pair,
+                self._config.jpeg_quality,
+                workers=self._workers,
+                progress=self._progress,
+            )
+        per_shard = self._config.sequences_per_shard
+        for index, curated in itertools.islice(self._stream, per_shard):
+            self._listing["names"].append(curated.name)
+            self._listing["frames"].append(runs(curated.frames))
+            self._listing["valid"].append(runs(curated.frames[curated.valid]))
+            for position, frame in enumerate(curated.frames):
+                yield (index << _FRAME_BITS) | int(frame), {
+                    "crop": curated.crops[position],
+                    "box": curated.boxes[position],
+                    "frame_box": curated.frame_boxes[position],
+                    "sequence": index,
+                    "name": curated.name,
+                    "frame": int(frame),
+                    "valid": bool(curated.valid[position]),
+                }
+        if self._next_shard * per_shard >= len(self._dataset):
+            self._listings[self._split] = self._listing
+
+
+def prepare(
+    config: str | SiamfcCropsConfig = "synthetic",
+    data_dir: str | os.PathLike | None = None,
+    manual_dir: str | os.PathLike | None = None,
+    workers: int | None = None,
+    progress: bool = True,
+) -> SiamfcCrops:
+    """Prepare a ``siamfc_crops`` config (a no-op when it is already prepared) and return its builder.
+
+    Args:
+        config: a config name of :attr:`SiamfcCrops.BUILDER_CONFIGS` or a :class:`SiamfcCropsConfig`.
+        data_dir: TFDS data directory (default: TFDS's, ``~/tensorflow_datasets``).
+        manual_dir: the source dataset's root for ``got10k``, ``vid`` and ``folder``.
+        workers: curation processes (default: the available cores).
+        progress: show progress bars.
+
+    Raises:
+        DataError: the source dataset is missing or malformed (the message names the file).
+    """
+    builder = SiamfcCrops(
+        config=config,
+        data_dir=None if data_dir is None else os.fspath(data_dir),
+        workers=workers,
+        progress=progress,
+    )
+    download_config = tfds.download.DownloadConfig(
+        manual_dir=None if manual_dir is None else os.fspath(manual_dir)
+    )
+    try:
+        builder.download_and_prepare(download_config=download_config)
+    except AssertionError as error:  # TFDS's way of saying that manual_dir is missing or empty
+        reason = str(error).split(". Create it", 1)[0]
+        raise DataError(
+            f"{reason} (expected layouts: siamfc_jax.data.tfds_builder.MANUAL_DOWNLOAD_INSTRUCTIONS)"
+        ) from None
+    return builder
+
+
+def load_curated(
+    dataset: str | os.PathLike | tfds.core.DatasetBuilder,
+    split: str = "train",
+    config: PairConfig = PairConfig(),
+) -> CuratedCrops:
+    """Open a prepared split for pair sampling.
+
+    Args:
+        dataset: a prepared builder, or its directory (``<data_dir>/siamfc_crops/<config>/<version>``).
+        split: ``train`` or ``validation``.
+        config: pair config; its crop geometry must match the dataset's.
+
+    Raises:
+        DataError: the directory holds no prepared dataset, or the dataset does not fit (see
+            :class:`~siamfc_jax.data.pairs.CuratedCrops`).
+    """
+    directory = Path(dataset.data_dir if isinstance(dataset, tfds.core.DatasetBuilder) else dataset)
+    directory = directory.expanduser()
+    if not (directory / "dataset_info.json").is_file():
+        raise DataError(f"{directory}: no prepared TFDS dataset (dataset_info.json is missing)")
+    # A read-only builder even when given this module's builder: worker processes unpickle the data
+    # source, and with it its builder, which for SiamfcCrops would mean re-running its constructor.
+    builder = tfds.builder_from_directory(os.fspath(directory))
+    if split not in builder.info.splits:
+        raise DataError(f"{builder.data_dir}: no split {split!r} (has {sorted(builder.info.splits)})")
+    metadata = builder.info.metadata or {}
+    return CuratedCrops(builder.as_data_source(split=split), metadata, split, config)
+
+
+class _ArgumentParser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, not argparse's usage block
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command line: prepare a ``siamfc_crops`` config; returns the exit status."""
+    parser = _ArgumentParser(
+        prog="python -m siamfc_jax.data.tfds_builder",
+        description="Curate SiamFC training crops into the siamfc_crops TFDS dataset (array_record).",
+    )
+    names = [config.name for config in SiamfcCrops.BUILDER_CONFIGS]
+    parser.add_argument("--config", choices=names, default="synthetic")
+    parser.add_argument("--manual-dir", help="source dataset root (got10k, vid, folder)")
+    parser.add_argument("--data-dir", help="TFDS data directory (default ~/tensorflow_datasets)")
+    parser.add_argument("--workers", type=int, help="curation processes (default: CPU cores)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    args = parser.parse_args(argv)
+    if args.config != "synthetic" and args.manual_dir is None:
+        parser.error(f"--config {args.config} needs --manual-dir")
+    try:
+        builder = prepare(
+            args.config, args.data_dir, args.manual_dir, args.workers, progress=not args.no_progress
+        )
+    except (ValueError, OSError) as error:
+        print(f"{parser.prog}: error: {error}", file=sys.stderr)
+        return 1
+    for split, info in builder.info.splits.items():
+        print(f"{split}: {info.num_examples} crops")
+    print(f"prepared in {builder.data_dir}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
