@@ -27,6 +27,7 @@ from siamfc_jax.interop.torch_weights import (
 )
 from siamfc_jax.io import write_bytes_atomic
 
+DEFAULT_WEIGHTS = Path(__file__).resolve().parent / "assets" / "siamfc_alexnet_v1_synthetic.msgpack"
 FORMAT_NAME = "siamfc_jax.weights"
 FORMAT_VERSION = 1
 _PICKLE_OR_ZIP_MAGIC = (b"PK\x03\x04", b"\x80")
@@ -107,6 +108,15 @@ def load_variables(path: str | os.PathLike) -> tuple[dict, ModelConfig]:
     if is_pth(path):
         return torch_to_flax(read_pth(path))
     return _read_native(path)
+
+
+def default_weights_path() -> Path:
+    """The weights shipped with the package (AlexNetV1 trained by ``train.py`` on the synthetic world)."""
+    if not DEFAULT_WEIGHTS.is_file():
+        raise WeightsError(
+            f"{DEFAULT_WEIGHTS}: the packaged default weights are missing; pass weights explicitly"
+        )
+    return DEFAULT_WEIGHTS
 
 
 def export_pth(path: str | os.PathLike, variables: Mapping) -> None:
