@@ -91,6 +91,22 @@ def test_batches_span_epochs_and_resume(curated):
     _assert_same(expected, list(loader.batches(first_epoch=1, num_epochs=2, first_step=1)))
 
 
+def test_processes_make_disjoint_slices_of_the_global_batch(curated):
+    """Multi-host: the per-process slices, stacked in process order, are the global batches."""
+    whole = _collect(PairLoader(curated, 4, seed=5, workers=0, config=CONFIG), 0)
+    slices = [
+        _collect(PairLoader(curated, 4, seed=5, config=CONFIG, process_index=p, process_count=2), 0)
+        for p in range(2)
+    ]
+    for step, batch in enumerate(whole):
+        for key in ("exemplar", "search"):
+            assert slices[0][step][key].shape[0] == 2
+            stacked = np.concatenate([slices[0][step][key], slices[1][step][key]])
+            np.testing.assert_array_equal(stacked, batch[key])
+    with pytest.raises(ValueError, match="split evenly over 3 processes"):
+        PairLoader(curated, 4, config=CONFIG, process_index=0, process_count=3)
+
+
 def test_on_the_fly_source_has_the_same_interface(got10k_root):
     source = FrameCrops(GOT10k(got10k_root))
     loader = PairLoader(source, 5, seed=2, workers=0, config=CONFIG, threads=2)

@@ -70,8 +70,9 @@ def test_output_shapes_and_stride():
 
 @pytest.mark.parametrize("name", ["v1", "v2", "v3"])
 def test_grouped_convolutions_are_single_feature_group_convs(name):
-    """Each grouped layer is one conv with feature_group_count=2, never split-and-concatenate."""
-    model = SiamFC(ModelConfig(name))
+    """With the ``lax`` formulation (the default off CPU) each grouped layer is one conv with
+    feature_group_count=2, never split-and-concatenate."""
+    model = SiamFC(ModelConfig(name), conv_impl="lax")
     variables = jax.eval_shape(
         lambda: model.init(jax.random.key(0), jnp.zeros((1, 87, 87, 3)), jnp.zeros((1, 87, 87, 3)))
     )
@@ -85,22 +86,27 @@ def test_grouped_convolutions_are_single_feature_group_convs(name):
     assert not any(e.primitive.name == "concatenate" for e in jaxpr.jaxpr.eqns)
 
 
-def test_eval_features_match_torch(pair):
+CONV_IMPLS = pytest.mark.parametrize("impl", ["lax", "matmul"])
+
+
+@CONV_IMPLS
+def test_eval_features_match_torch(pair, impl):
     name, net, variables = pair
     net.eval()
     rng = np.random.default_rng(1)
-    model = SiamFC(ModelConfig(name), precision="highest")
+    model = SiamFC(ModelConfig(name), precision="highest", conv_impl=impl)
     for size in (127, 255):
         images = random_images(rng, 3, size)
         with torch.no_grad():
             ref = nhwc(net.backbone(nchw(images)))
         ours = model.apply(variables, images, method=SiamFC.embed)
         err = rel_error(ours, ref)
-        print(f"{name} eval {size}: max rel diff {err:.2e}")
+        print(f"{name} {impl} eval {size}: max rel diff {err:.2e}")
         assert err <= REL_TOL
 
 
-def test_train_step_outputs_and_running_stats_match_torch(pair):
+@CONV_IMPLS
+def test_train_step_outputs_and_running_stats_match_torch(pair, impl):
     """Train mode: batch statistics, and the running averages after exemplar + search passes."""
     name, source_net, variables = pair
     net = TorchNet(name)  # a fresh copy: training updates its running statistics
@@ -110,12 +116,12 @@ def test_train_step_outputs_and_running_stats_match_torch(pair):
     exemplars, searches = random_images(rng, 4, 127), random_images(rng, 4, 255)
     with torch.no_grad():
         ref = nhwc(net(nchw(exemplars), nchw(searches)))
-    model = SiamFC(ModelConfig(name), precision="highest")
+    model = SiamFC(ModelConfig(name), precision="highest", conv_impl=impl)
     ours, updates = model.apply(
         variables, exemplars, searches, train=True, mutable=["batch_stats"]
     )
     err = rel_error(ours, ref)
-    print(f"{name} train responses: max rel diff {err:.2e}")
+    print(f"{name} {impl} train responses: max rel diff {err:.2e}")
     assert err <= REL_TOL
 
     new_state = flax_to_torch({"params": variables["params"], **updates})
@@ -126,27 +132,29 @@ def test_train_step_outputs_and_running_stats_match_torch(pair):
         elif key.endswith("num_batches_tracked"):
             # two forward passes per step (exemplars, searches), as in PyTorch
             assert int(new_state[key]) == int(value)
-    print(f"{name} running stats: max rel diff {worst:.2e}")
+    print(f"{name} {impl} running stats: max rel diff {worst:.2e}")
     assert worst <= REL_TOL
 
 
+@CONV_IMPLS
 @pytest.mark.parametrize(("n", "k"), [(1, 3), (4, 1), (2, 3)])
-def test_head_matches_torch(n, k):
+def test_head_matches_torch(n, k, impl):
     rng = np.random.default_rng(3)
     exemplar = rng.standard_normal((n, 6, 6, 8)).astype(np.float32)
     search = rng.standard_normal((n * k, 22, 22, 8)).astype(np.float32)
     with torch.no_grad():
         ref = nhwc(TorchHead(0.001)(nchw(exemplar), nchw(search)))
-    ours = cross_correlate(exemplar, search, 0.001, precision="highest")
+    ours = cross_correlate(exemplar, search, 0.001, precision="highest", impl=impl)
     assert ours.shape == (n * k, 17, 17, 1)
     assert rel_error(ours, ref) <= REL_TOL
 
 
-def test_head_pairs_search_i_with_exemplar_i_mod_n():
+@CONV_IMPLS
+def test_head_pairs_search_i_with_exemplar_i_mod_n(impl):
     """Hand-checkable: 1×1 kernels make the response a per-pixel dot product."""
     exemplar = np.array([1.0, 2.0, 3.0], np.float32).reshape(3, 1, 1, 1)
     search = np.arange(6, dtype=np.float32).reshape(6, 1, 1, 1) + 1  # 1..6
-    ours = np.asarray(cross_correlate(exemplar, search, out_scale=1.0)).ravel()
+    ours = np.asarray(cross_correlate(exemplar, search, out_scale=1.0, impl=impl)).ravel()
     np.testing.assert_allclose(ours, [1 * 1, 2 * 2, 3 * 3, 4 * 1, 5 * 2, 6 * 3])
 
 

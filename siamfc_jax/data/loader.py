@@ -65,11 +65,21 @@ def _allow_unparsed_flags() -> None:
 
 class _Batches:
     """Random access to the batches of consecutive epochs: element ``k`` is step ``k % steps`` of
-    epoch ``first_epoch + k // steps``."""
+    epoch ``first_epoch + k // steps``; of each global batch this process makes its own slice."""
 
-    def __init__(self, sampler: PairSampler, batch_size: int, first_epoch: int, num_epochs: int):
+    def __init__(
+        self,
+        sampler: PairSampler,
+        batch_size: int,
+        first_epoch: int,
+        num_epochs: int,
+        process_index: int,
+        process_count: int,
+    ):
         self._sampler = sampler
         self._batch_size = batch_size
+        self._local_size = batch_size // process_count
+        self._offset = process_index * self._local_size
         self._steps = len(sampler) // batch_size
         self._first_epoch = first_epoch
         self._num_epochs = num_epochs
@@ -79,8 +89,8 @@ class _Batches:
 
     def __getitem__(self, index: int) -> dict[str, np.ndarray]:
         epoch = self._first_epoch + index // self._steps
-        first_pair = (index % self._steps) * self._batch_size
-        pairs = [self._sampler.pair(epoch, first_pair + offset) for offset in range(self._batch_size)]
+        first_pair = (index % self._steps) * self._batch_size + self._offset
+        pairs = [self._sampler.pair(epoch, first_pair + offset) for offset in range(self._local_size)]
         return {key: np.stack([pair[key] for pair in pairs]) for key in pairs[0]}
 
 
@@ -97,10 +107,13 @@ class PairLoader:
         threads: threads per worker process (or in this process when ``workers=0``); default 1 with
             workers, else the available cores.
         prefetch: batches each worker (or this process) computes ahead.
+        process_index, process_count: in multi-host training (``jax.distributed``) each process
+            makes only its slice ``process_index`` of ``process_count`` equal slices of every global
+            batch (the default is one process making whole batches).
 
     Raises:
-        ValueError: a non-positive batch size or prefetch, negative workers or seed, or an epoch
-            with fewer pairs than one batch.
+        ValueError: a non-positive batch size or prefetch, negative workers or seed, an epoch with
+            fewer pairs than one batch, or a batch that does not split evenly over processes.
     """
 
     def __init__(
@@ -112,9 +125,16 @@ class PairLoader:
         config: PairConfig = PairConfig(),
         threads: int | None = None,
         prefetch: int = 2,
+        process_index: int = 0,
+        process_count: int = 1,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if process_count < 1 or not 0 <= process_index < process_count or batch_size % process_count:
+            raise ValueError(
+                f"batch_size {batch_size} must split evenly over {process_count} processes "
+                f"(process_index {process_index})"
+            )
         if workers < 0:
             raise ValueError(f"workers must be >= 0, got {workers}")
         if prefetch < 1:
@@ -126,6 +146,8 @@ class PairLoader:
         self.workers = workers
         self.threads = threads if threads is not None else (1 if workers else available_cores())
         self.prefetch = prefetch
+        self.process_index = process_index
+        self.process_count = process_count
         self.steps_per_epoch = len(self.sampler) // batch_size
         if self.steps_per_epoch == 0:
             raise ValueError(
@@ -136,7 +158,7 @@ class PairLoader:
         """The ``steps_per_epoch`` batches of ``epoch`` (>= 0), in order.
 
         Each batch is ``{"exemplar": (B, exemplar_sz, exemplar_sz, 3), "search": (B, search_sz,
-        search_sz, 3)}`` RGB uint8 (B = batch_size).
+        search_sz, 3)}`` RGB uint8 (B = batch_size / process_count).
         """
         return self.batches(epoch, 1)
 
@@ -150,7 +172,14 @@ class PairLoader:
         if not 0 <= first_step < self.steps_per_epoch:
             raise ValueError(f"first_step must be in [0, {self.steps_per_epoch}), got {first_step}")
         batches = grain.MapDataset.source(
-            _Batches(self.sampler, self.batch_size, first_epoch, num_epochs)
+            _Batches(
+                self.sampler,
+                self.batch_size,
+                first_epoch,
+                num_epochs,
+                self.process_index,
+                self.process_count,
+            )
         )[first_step:]
         stream = batches.to_iter_dataset(
             grain.ReadOptions(num_threads=self.threads, prefetch_buffer_size=self.prefetch * self.threads)

@@ -41,6 +41,7 @@ class AlexNet(nn.Module):
     precision: PrecisionLike = None
     dtype: Dtype = jnp.float32
     param_dtype: Dtype = jnp.float32
+    conv_impl: str = "auto"
 
     @nn.compact
     def __call__(self, images: jax.Array, train: bool = False) -> jax.Array:
@@ -48,12 +49,19 @@ class AlexNet(nn.Module):
 
         ``train=True`` normalises with batch statistics and updates the running averages (call
         ``apply`` with ``mutable=["batch_stats"]``); ``train=False`` uses the running averages.
-        Computation runs in ``dtype`` (float32 by default), parameters are kept in ``param_dtype``.
+        Computation runs in ``dtype`` (float32 by default), parameters are kept in ``param_dtype``;
+        ``conv_impl`` picks how convolutions are computed (:mod:`siamfc_jax.ops.conv`).
         """
         x = images.astype(self.dtype)
         for index, block in enumerate(self.blocks, start=1):
             x = _ConvBlock(
-                block, self.axis_name, self.precision, self.dtype, self.param_dtype, name=f"conv{index}"
+                block,
+                self.axis_name,
+                self.precision,
+                self.dtype,
+                self.param_dtype,
+                self.conv_impl,
+                name=f"conv{index}",
             )(x, train)
         return x
 
@@ -64,18 +72,26 @@ class _ConvBlock(nn.Module):
     precision: PrecisionLike
     dtype: Dtype
     param_dtype: Dtype
+    conv_impl: str
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool) -> jax.Array:
         b = self.block
         dtypes = {"dtype": self.dtype, "param_dtype": self.param_dtype}
         x = Conv2d(
-            b.features, b.kernel_size, b.stride, b.groups, self.precision, **dtypes, name="conv"
+            b.features,
+            b.kernel_size,
+            b.stride,
+            b.groups,
+            self.precision,
+            **dtypes,
+            impl=self.conv_impl,
+            name="conv",
         )(x)
         if b.norm:
-            x = BatchNorm(
-                momentum=0.95, epsilon=1e-6, axis_name=self.axis_name, **dtypes, name="bn"
-            )(x, train)
+            x = BatchNorm(momentum=0.95, epsilon=1e-6, axis_name=self.axis_name, **dtypes, name="bn")(
+                x, train
+            )
         if b.relu:
             x = nn.relu(x)
         if b.pool_stride is not None:

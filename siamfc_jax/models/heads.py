@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import jax
-from jax import lax
 
 from siamfc_jax.models.layers import PrecisionLike
+from siamfc_jax.ops.conv import correlate
 
 
 def cross_correlate(
@@ -13,6 +13,7 @@ def cross_correlate(
     search_features: jax.Array,
     out_scale: float = 0.001,
     precision: PrecisionLike = None,
+    impl: str = "auto",
 ) -> jax.Array:
     """Slide each exemplar feature map over its search feature maps; scale by ``out_scale``.
 
@@ -22,32 +23,18 @@ def cross_correlate(
         (training: k = 1, one search per exemplar; tracking: n = 1, k scales).
       out_scale: the fixed response scale (0.001 in SiamFC; it keeps the initial logits small).
       precision: convolution precision (``"highest"`` for exact float32 on GPUs).
+      impl: ``"lax"``, ``"matmul"`` or ``"auto"`` (:mod:`siamfc_jax.ops.conv`).
 
     Returns:
       Responses (n·k, hx − hz + 1, wx − wz + 1, 1).
 
-    All pairs run as one convolution: the n exemplars become the kernels of an n-group convolution
-    over the search maps stacked along channels.
+    With ``impl="lax"`` all pairs run as one convolution: the n exemplars become the kernels of an
+    n-group convolution over the search maps stacked along channels.
     """
     n, c = exemplar_features.shape[0], exemplar_features.shape[-1]
-    m, hx, wx, c_search = search_features.shape
+    m, c_search = search_features.shape[0], search_features.shape[-1]
     if c_search != c:
         raise ValueError(f"exemplar has {c} channels but search has {c_search}")
     if m % n:
         raise ValueError(f"{m} search maps cannot be split evenly over {n} exemplars")
-    k = m // n
-    stacked = (
-        search_features.reshape(k, n, hx, wx, c).transpose(0, 2, 3, 1, 4).reshape(k, hx, wx, n * c)
-    )
-    kernels = exemplar_features.transpose(1, 2, 3, 0)  # HWIO: output channel j sees group j
-    responses = lax.conv_general_dilated(
-        stacked,
-        kernels,
-        window_strides=(1, 1),
-        padding="VALID",
-        dimension_numbers=("NHWC", "HWIO", "NHWC"),
-        feature_group_count=n,
-        precision=precision,
-    )
-    ho, wo = responses.shape[1:3]
-    return responses.transpose(0, 3, 1, 2).reshape(m, ho, wo, 1) * out_scale
+    return correlate(exemplar_features, search_features, precision, impl)[..., None] * out_scale

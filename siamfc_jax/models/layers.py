@@ -15,12 +15,18 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from siamfc_jax.ops.conv import conv2d
+
 PrecisionLike = lax.Precision | str | None
 Dtype = Any
 
 
 class Conv2d(nn.Module):
-    """``VALID`` convolution with bias, optionally grouped (one ``feature_group_count`` convolution).
+    """``VALID`` convolution with bias, optionally grouped.
+
+    With ``impl="lax"`` (the default off CPU) it is one ``lax.conv_general_dilated`` with
+    ``feature_group_count=groups``; ``"matmul"`` (the default on CPU) computes the same as per-group
+    matrix products (:mod:`siamfc_jax.ops.conv`).
 
     Kernel layout is HWIO: ``(k, k, in_features // groups, features)``; output channel ``o`` belongs to
     group ``o // (features // groups)``, as in PyTorch. Parameters are stored in ``param_dtype`` and the
@@ -34,6 +40,7 @@ class Conv2d(nn.Module):
     precision: PrecisionLike = None
     dtype: Dtype = jnp.float32
     param_dtype: Dtype = jnp.float32
+    impl: str = "auto"
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
@@ -50,14 +57,13 @@ class Conv2d(nn.Module):
             self.param_dtype,
         )
         bias = self.param("bias", nn.initializers.zeros, (self.features,), self.param_dtype)
-        y = lax.conv_general_dilated(
+        y = conv2d(
             x.astype(self.dtype),
             kernel.astype(self.dtype),
-            window_strides=(self.stride, self.stride),
-            padding="VALID",
-            dimension_numbers=("NHWC", "HWIO", "NHWC"),
-            feature_group_count=self.groups,
-            precision=self.precision,
+            self.stride,
+            self.groups,
+            self.precision,
+            self.impl,
         )
         return y + bias.astype(self.dtype)
 
@@ -85,9 +91,7 @@ class BatchNorm(nn.Module):
         bias = self.param("bias", nn.initializers.zeros, (features,), self.param_dtype)
         running_mean = self.variable("batch_stats", "mean", jnp.zeros, (features,), stats_dtype)
         running_var = self.variable("batch_stats", "var", jnp.ones, (features,), stats_dtype)
-        num_batches = self.variable(
-            "batch_stats", "num_batches_tracked", jnp.zeros, (), jnp.int32
-        )
+        num_batches = self.variable("batch_stats", "num_batches_tracked", jnp.zeros, (), jnp.int32)
 
         x = x.astype(jnp.promote_types(self.dtype, stats_dtype))
         if not train:
@@ -107,9 +111,7 @@ class BatchNorm(nn.Module):
             if not self.is_initializing():
                 unbiased_var = var * (count / max(count - 1, 1))
                 running_mean.value = self.momentum * running_mean.value + (1 - self.momentum) * mean
-                running_var.value = (
-                    self.momentum * running_var.value + (1 - self.momentum) * unbiased_var
-                )
+                running_var.value = self.momentum * running_var.value + (1 - self.momentum) * unbiased_var
                 num_batches.value = num_batches.value + 1
 
         y = (x - mean) * (lax.rsqrt(var + self.epsilon) * scale) + bias
@@ -118,6 +120,4 @@ class BatchNorm(nn.Module):
 
 def max_pool(x: jax.Array, window: int, stride: int) -> jax.Array:
     """``VALID`` max pooling over H and W (PyTorch ``MaxPool2d(window, stride)``, floor mode)."""
-    return lax.reduce_window(
-        x, -jnp.inf, lax.max, (1, window, window, 1), (1, stride, stride, 1), "VALID"
-    )
+    return lax.reduce_window(x, -jnp.inf, lax.max, (1, window, window, 1), (1, stride, stride, 1), "VALID")

@@ -17,7 +17,9 @@ class SiamFC(nn.Module):
 
     ``axis_name`` makes BatchNorm use global-batch statistics inside ``shard_map``; ``precision`` is
     passed to every convolution; ``dtype`` is the compute type (e.g. bfloat16 on accelerators) and
-    ``param_dtype`` the storage type of parameters. Responses are returned in at least float32.
+    ``param_dtype`` the storage type of parameters; ``conv_impl`` how convolutions are computed
+    (``"auto"``: matrix products on CPU, ``lax`` convolutions elsewhere; :mod:`siamfc_jax.ops.conv`).
+    Responses are returned in at least float32.
     """
 
     config: ModelConfig = ModelConfig()
@@ -25,6 +27,7 @@ class SiamFC(nn.Module):
     precision: PrecisionLike = None
     dtype: Dtype = jnp.float32
     param_dtype: Dtype = jnp.float32
+    conv_impl: str = "auto"
 
     def setup(self) -> None:
         self.backbone = backbone_class(self.config.backbone)(
@@ -32,6 +35,7 @@ class SiamFC(nn.Module):
             precision=self.precision,
             dtype=self.dtype,
             param_dtype=self.param_dtype,
+            conv_impl=self.conv_impl,
         )
 
     def embed(self, images: jax.Array, train: bool = False) -> jax.Array:
@@ -47,7 +51,7 @@ class SiamFC(nn.Module):
         exemplar_features = self.embed(exemplars, train)
         search_features = self.embed(searches, train)
         responses = cross_correlate(
-            exemplar_features, search_features, self.config.out_scale, self.precision
+            exemplar_features, search_features, self.config.out_scale, self.precision, self.conv_impl
         )
         return responses.astype(jnp.promote_types(responses.dtype, jnp.float32))
 

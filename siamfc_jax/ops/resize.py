@@ -11,8 +11,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
-
-from siamfc_jax.models.layers import PrecisionLike
+from jax.lax import PrecisionLike
 
 _CUBIC_A = np.float32(-0.75)  # OpenCV's bicubic constant
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import flax.struct
@@ -41,10 +42,14 @@ def lr_schedule(config: OptimConfig, steps_per_epoch: int) -> optax.Schedule:
     return schedule
 
 
+@functools.cache
 def make_optimizer(config: OptimConfig, steps_per_epoch: int) -> optax.GradientTransformation:
     """PyTorch ``SGD(lr, momentum, weight_decay)``: the decay term ``wd·p`` is added to every gradient
     (all parameters, BatchNorm's included) before the momentum buffer, which starts at the first
-    gradient (no dampening)."""
+    gradient (no dampening).
+
+    One object per ``(config, steps_per_epoch)``, so train steps built from equal settings share
+    their compilation."""
     return optax.chain(
         optax.add_decayed_weights(config.weight_decay),
         optax.sgd(lr_schedule(config, steps_per_epoch), momentum=config.momentum),

@@ -9,8 +9,9 @@ the same result on any number of devices.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 from collections.abc import Callable, Sequence
-from functools import partial
 from typing import Any
 
 import jax
@@ -82,6 +83,19 @@ def shard_batch(batch: dict[str, np.ndarray], mesh: Mesh) -> Batch:
     }
 
 
+@dataclasses.dataclass(frozen=True)
+class _StepSpec:
+    """Everything static about a train step (hashable: equal specs share one compiled step)."""
+
+    model_config: ModelConfig
+    loss_config: LossConfig
+    optimizer: optax.GradientTransformation
+    mesh: Mesh
+    exemplar_sz: int
+    search_sz: int
+    dtype: Any
+
+
 def make_train_step(
     model_config: ModelConfig,
     loss_config: LossConfig,
@@ -95,10 +109,21 @@ def make_train_step(
 
     ``batch`` holds ``exemplar`` (B, 127, 127, 3) and ``search`` (B, 239, 239, 3) uint8 images, B a
     multiple of the number of devices. ``metrics`` has the global-batch ``loss``. ``dtype`` is the
-    compute type of the network (parameters keep the state's type).
+    compute type of the network (parameters keep the state's type). Steps made with equal arguments
+    (the same optimizer object: :func:`~siamfc_jax.training.state.make_optimizer` returns one per
+    config) share their compilation.
     """
-    model = SiamFC(model_config, axis_name=DATA_AXIS, dtype=dtype)
-    labels = jnp.asarray(training_labels(model_config, loss_config, exemplar_sz, search_sz))
+    spec = _StepSpec(model_config, loss_config, optimizer, mesh, exemplar_sz, search_sz, jnp.dtype(dtype))
+    return functools.partial(_train_step, spec=spec)
+
+
+@functools.partial(jax.jit, static_argnames="spec", donate_argnums=0)
+def _train_step(state: TrainState, batch: Batch, spec: _StepSpec):
+    model = SiamFC(spec.model_config, axis_name=DATA_AXIS, dtype=spec.dtype)
+    labels = jnp.asarray(
+        training_labels(spec.model_config, spec.loss_config, spec.exemplar_sz, spec.search_sz)
+    )
+    neg_weight = spec.loss_config.neg_weight
 
     def per_device(state: TrainState, exemplar: jax.Array, search: jax.Array):
         def loss_fn(params):
@@ -109,7 +134,7 @@ def make_train_step(
                 train=True,
                 mutable=["batch_stats"],
             )
-            return balanced_logistic_loss(responses, labels, loss_config.neg_weight), updates
+            return balanced_logistic_loss(responses, labels, neg_weight), updates
 
         # Each device differentiates its own replica of the parameters (marked as varying over the
         # mesh: pmap semantics), so its gradient is that of its shard's loss alone, including how its
@@ -119,7 +144,7 @@ def make_train_step(
         (loss, updates), grads = jax.value_and_grad(loss_fn, has_aux=True)(replica)
         grads = jax.lax.pmean(grads, DATA_AXIS)
         loss = jax.lax.pmean(loss, DATA_AXIS)
-        param_updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+        param_updates, opt_state = spec.optimizer.update(grads, state.opt_state, state.params)
         new_state = state.replace(
             step=state.step + 1,
             params=optax.apply_updates(state.params, param_updates),
@@ -130,25 +155,23 @@ def make_train_step(
 
     sharded = jax.shard_map(
         per_device,
-        mesh=mesh,
+        mesh=spec.mesh,
         in_specs=(P(), P(DATA_AXIS), P(DATA_AXIS)),
         out_specs=(P(), P()),
         check_vma=True,
     )
-
-    @partial(jax.jit, donate_argnums=0)
-    def step(state: TrainState, batch: Batch):
-        return sharded(state, batch["exemplar"], batch["search"])
-
-    return step
+    return sharded(state, batch["exemplar"], batch["search"])
 
 
-def make_peak_error_step(
-    model_config: ModelConfig, mesh: Mesh
-) -> Callable[[dict, Batch], jax.Array]:
+def make_peak_error_step(model_config: ModelConfig, mesh: Mesh) -> Callable[[dict, Batch], jax.Array]:
     """``errors(variables, batch) -> (B,)``: distance in response cells from the response peak to the
     map centre (where the target is in a training pair), in evaluation mode.
     """
+    return functools.partial(_peak_errors, model_config=model_config, mesh=mesh)
+
+
+@functools.partial(jax.jit, static_argnames=("model_config", "mesh"))
+def _peak_errors(variables: dict, batch: Batch, model_config: ModelConfig, mesh: Mesh) -> jax.Array:
     model = SiamFC(model_config)
 
     def per_device(variables, exemplar, search):
@@ -163,6 +186,5 @@ def make_peak_error_step(
         mesh=mesh,
         in_specs=(P(), P(DATA_AXIS), P(DATA_AXIS)),
         out_specs=P(DATA_AXIS),
-        check_vma=True,
     )
-    return jax.jit(lambda variables, batch: sharded(variables, batch["exemplar"], batch["search"]))
+    return sharded(variables, batch["exemplar"], batch["search"])

@@ -1,0 +1,98 @@
+"""Training checkpoints with Orbax: the train state plus where in the data stream training stands.
+
+A checkpoint is saved at the end of every epoch, every ``save_every_steps`` steps if set, and on
+Ctrl-C; only the newest ``keep`` are kept. Orbax writes each one into a temporary directory and
+renames it when complete, so an interrupted save never replaces a good checkpoint. With the
+position (epoch, step within it) the loader regenerates exactly the batches that follow, so a
+resumed run continues with the same losses as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+
+import jax
+import orbax.checkpoint as ocp
+
+from siamfc_jax.training.state import TrainState
+
+
+@dataclasses.dataclass(frozen=True)
+class Position:
+    """Where a checkpoint sits in training: the next batch to train on is step ``step_in_epoch`` of
+    ``epoch``; ``step`` counts all steps so far."""
+
+    step: int
+    epoch: int
+    step_in_epoch: int
+
+
+class Checkpointer:
+    """Saves and restores :class:`TrainState` and :class:`Position` under ``<workdir>/checkpoints``.
+
+    Args:
+      workdir: the training run's directory.
+      keep: how many of the newest checkpoints to keep.
+      run_config: a JSON-serialisable description of the run, stored beside the checkpoints; a
+        resumed run must describe itself identically (a different batch size or schedule would
+        make the restored position meaningless).
+    """
+
+    def __init__(self, workdir: str | os.PathLike, keep: int = 3, run_config: dict | None = None):
+        self.directory = Path(workdir).resolve() / "checkpoints"
+        self._manager = ocp.CheckpointManager(
+            self.directory,
+            options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True),
+            metadata=run_config,
+        )
+        stored = self._manager.metadata().custom_metadata if self.latest() is not None else None
+        if run_config is not None and stored and stored != run_config:
+            changed = sorted(k for k in set(stored) | set(run_config) if stored.get(k) != run_config.get(k))
+            raise ValueError(
+                f"{self.directory}: the checkpoints belong to a run with different settings "
+                f"({', '.join(changed)}); use another --workdir or the original settings"
+            )
+
+    def latest(self) -> int | None:
+        """Step of the newest checkpoint, or None."""
+        return self._manager.latest_step()
+
+    def save(self, state: TrainState, position: Position) -> None:
+        """Write a checkpoint for ``position.step`` (blocking until it is on disk).
+
+        A step that already has one (the last step of an epoch saved by ``save_every_steps``, or a
+        resumed run stopped before its first step) is left as it is: its state and position are
+        the same.
+        """
+        if position.step in self._manager.all_steps():
+            return
+        self._manager.save(
+            position.step,
+            args=ocp.args.Composite(
+                state=ocp.args.StandardSave(state),
+                position=ocp.args.JsonSave(dataclasses.asdict(position)),
+            ),
+            force=True,
+        )
+        self._manager.wait_until_finished()
+
+    def restore(self, template: TrainState, step: int | None = None) -> tuple[TrainState, Position]:
+        """The checkpoint of ``step`` (default: the newest), shaped and placed like ``template``."""
+        step = self.latest() if step is None else step
+        if step is None:
+            raise FileNotFoundError(f"{self.directory}: no checkpoint to restore")
+        abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, template)
+        restored = self._manager.restore(
+            step,
+            args=ocp.args.Composite(
+                state=ocp.args.StandardRestore(abstract), position=ocp.args.JsonRestore()
+            ),
+        )
+        return restored["state"], Position(**restored["position"])
+
+    def close(self) -> None:
+        """Finish pending writes and release the manager."""
+        self._manager.wait_until_finished()
+        self._manager.close()

@@ -1,0 +1,111 @@
+"""What a training run reads: curated training crops, validation crops and validation sequences.
+
+``--data`` names the source: ``synthetic`` (the generated world), ``got10k:DIR``, ``vid:DIR`` or
+``folder:DIR``. Each is curated once into the ``siamfc_crops`` TFDS dataset under ``data_dir``
+(:mod:`siamfc_jax.data.tfds_builder`; later runs reuse it) and read from there.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from siamfc_jax.config import PairConfig, TrainConfig
+from siamfc_jax.data.datasets import GOT10k, ImageNetVID
+from siamfc_jax.data.pairs import CropSource
+from siamfc_jax.data.sequences import DataError, Sequence
+from siamfc_jax.data.synthetic import SyntheticConfig, config_fingerprint
+from siamfc_jax.data.tfds_builder import SiamfcCropsConfig, load_curated, prepare
+
+DATA_KINDS = ("synthetic", "got10k", "vid", "folder")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingData:
+    """Sources of a run: training pairs, validation pairs (or None) and sequences to track."""
+
+    train: CropSource
+    validation: CropSource | None
+    sequences: tuple[Sequence, ...]
+    description: str
+
+
+def parse_data_spec(spec: str) -> tuple[str, Path | None]:
+    """``"synthetic"`` -> ("synthetic", None); ``"got10k:/data/GOT-10k"`` -> ("got10k", path)."""
+    kind, _, path = spec.partition(":")
+    if kind not in DATA_KINDS:
+        raise DataError(f"--data {spec!r}: expected synthetic, got10k:DIR, vid:DIR or folder:DIR")
+    if kind == "synthetic":
+        if path:
+            raise DataError(f"--data {spec!r}: synthetic takes no directory")
+        return kind, None
+    if not path:
+        raise DataError(f"--data {spec!r}: {kind} needs a directory, e.g. {kind}:/data/{kind}")
+    directory = Path(path).expanduser()
+    if not directory.is_dir():
+        raise DataError(f"{directory}: no such directory (from --data {spec})")
+    return kind, directory
+
+
+def crops_config(config: TrainConfig) -> str | SiamfcCropsConfig:
+    """The ``siamfc_crops`` TFDS config that ``config.data`` is curated into.
+
+    Default settings use the registered config of that name (TFDS refuses a custom config that
+    reuses it); other settings (another synthetic world size, other crop sizes) get their own config
+    name, so prepared datasets never collide under one ``data_dir``.
+    """
+    kind, _ = parse_data_spec(config.data)
+    geometry = _geometry(config.pairs)
+    suffix = ""
+    if geometry != PairConfig():
+        suffix = f"_e{geometry.exemplar_sz}_i{geometry.instance_sz}_c{round(geometry.context * 100)}"
+    synthetic = SyntheticConfig(num_sequences=config.synthetic_sequences)
+    if kind == "synthetic" and synthetic != SyntheticConfig():
+        suffix = f"_n{synthetic.num_sequences}" + suffix
+    if not suffix:
+        return kind
+    if kind != "synthetic":
+        return SiamfcCropsConfig(name=kind + suffix, kind=kind, pair=geometry)
+    return SiamfcCropsConfig(name="synthetic" + suffix, kind="synthetic", synthetic=synthetic, pair=geometry)
+
+
+def _geometry(pairs: PairConfig) -> PairConfig:
+    """The part of a PairConfig that curation depends on (crop sizes and context)."""
+    return PairConfig(exemplar_sz=pairs.exemplar_sz, instance_sz=pairs.instance_sz, context=pairs.context)
+
+
+def prepare_training_data(config: TrainConfig, workers: int | None, progress: bool) -> TrainingData:
+    """Curate ``config.data`` if needed and open its splits and validation sequences.
+
+    Raises:
+      DataError: a malformed ``--data`` or a missing or malformed dataset (the message names it).
+    """
+    kind, directory = parse_data_spec(config.data)
+    crops = crops_config(config)
+    builder = prepare(crops, config.data_dir, manual_dir=directory, workers=workers, progress=progress)
+    train = load_curated(builder, "train", config.pairs)
+    validation = (
+        load_curated(builder, "validation", config.pairs) if "validation" in builder.info.splits else None
+    )
+    sequences: tuple[Sequence, ...] = ()
+    if config.val_sequences:
+        synthetic = SyntheticConfig(num_sequences=config.synthetic_sequences)
+        sequences = _validation_sequences(kind, directory, builder, synthetic, config.val_sequences)
+    where = "generated" if kind == "synthetic" else str(directory)
+    description = f"{kind} ({where}), curated in {builder.data_dir}"
+    return TrainingData(train, validation, sequences, description)
+
+
+def _validation_sequences(kind, directory, builder, synthetic: SyntheticConfig, count: int):
+    if kind == "synthetic":
+        # The builder generated the validation frames beside its downloads.
+        data_root = Path(builder.data_dir).parents[2]
+        root = data_root / "downloads" / f"siamfc_synthetic_{config_fingerprint(synthetic)}"
+        dataset = GOT10k(root, "val")
+    elif kind == "got10k" and (directory / "val").is_dir():
+        dataset = GOT10k(directory, "val")
+    elif kind == "vid" and (directory / "Data" / "VID" / "val").is_dir():
+        dataset = ImageNetVID(directory, "val")
+    else:
+        return ()
+    return tuple(dataset[index] for index in range(min(count, len(dataset))))

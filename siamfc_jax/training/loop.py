@@ -1,0 +1,318 @@
+"""The training loop: data, data-parallel steps, validation, checkpoints, TensorBoard, export.
+
+Host code. :func:`train` runs a :class:`~siamfc_jax.config.TrainConfig` to completion (or until
+Ctrl-C), resuming from the newest checkpoint in the workdir if there is one, and writes
+
+- ``<workdir>/checkpoints/<step>/``: Orbax checkpoints (every epoch, every ``save_every_steps``, on
+  Ctrl-C; the newest ``keep_checkpoints`` kept);
+- ``<workdir>/tensorboard/``: scalars ``train/loss``, ``train/lr``, ``train/pairs_per_s``,
+  ``val/peak_error`` (cells between the response peak and the target on a fixed validation batch)
+  and ``val/auc`` (success AUC tracking the validation sequences, at step 0 and after every epoch);
+- ``<workdir>/history.json``: the per-epoch figures;
+- ``<workdir>/final.msgpack`` and ``<workdir>/final.pth``: the trained weights in our format and as
+  a siamfc-pytorch ``state_dict``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import jax
+import numpy as np
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
+from tqdm import tqdm
+
+from siamfc_jax.config import TrainConfig
+from siamfc_jax.data.loader import PairLoader
+from siamfc_jax.data.sequences import Sequence
+from siamfc_jax.interop.torch_weights import WeightsError
+from siamfc_jax.io import write_text_atomic
+from siamfc_jax.metrics import evaluate
+from siamfc_jax.runtime import describe_devices
+from siamfc_jax.tracker import Tracker
+from siamfc_jax.training.checkpoint import Checkpointer, Position
+from siamfc_jax.training.data import TrainingData, prepare_training_data
+from siamfc_jax.training.state import TrainState, create_train_state, lr_schedule, make_optimizer
+from siamfc_jax.training.step import data_mesh, make_peak_error_step, make_train_step, shard_batch
+from siamfc_jax.weights import export_pth, save_weights
+
+Log = Callable[[str], None]
+VALIDATION_BATCH = 16
+
+
+@dataclasses.dataclass
+class TrainResult:
+    """How a call of :func:`train` ended."""
+
+    step: int
+    epochs_completed: int
+    interrupted: bool
+    history: list[dict]
+    weights: Path | None = None
+    pth: Path | None = None
+
+
+def run_identity(config: TrainConfig) -> dict:
+    """The settings that determine a run's trajectory; a resumed run must have the same."""
+    return {
+        "model": dataclasses.asdict(config.model),
+        "optim": dataclasses.asdict(config.optim),
+        "loss": dataclasses.asdict(config.loss),
+        "pairs": dataclasses.asdict(config.pairs),
+        "data": config.data,
+        "seed": config.seed,
+        "synthetic_sequences": config.synthetic_sequences,
+    }
+
+
+class _StopRequest:
+    """First Ctrl-C: finish the current step, checkpoint and stop; a second one aborts at once."""
+
+    def __init__(self, log: Log) -> None:
+        self.requested = False
+        self._log = log
+        self._previous = None
+
+    def _handle(self, signum, frame) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        self._log("\nstopping after this step (Ctrl-C again to abort without saving)")
+
+    def __enter__(self) -> _StopRequest:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+
+def _variables(state: TrainState) -> dict:
+    """Host copies of the state's ``{"params", "batch_stats"}``."""
+    return jax.device_get({"params": state.params, "batch_stats": state.batch_stats})
+
+
+def track_validation(variables: dict, config: TrainConfig, sequences: tuple[Sequence, ...]) -> float:
+    """Mean success AUC of tracking ``sequences`` with ``variables`` (frames with ground truth)."""
+    tracker = Tracker((variables, config.model))
+    scores = []
+    for sequence in sequences:
+        boxes, _ = tracker.track(sequence.frames, sequence.init_box)
+        scores.append(evaluate(boxes, sequence.boxes, sequence.absence)["auc"])
+    return float(np.mean(scores))
+
+
+def _validation_batch(data: TrainingData, config: TrainConfig, devices: int) -> dict | None:
+    """A fixed batch of validation pairs (seeded apart from training), or None without one."""
+    if data.validation is None:
+        return None
+    loader_size = min(VALIDATION_BATCH, len(data.validation.names) * config.pairs.pairs_per_seq)
+    loader_size -= loader_size % devices
+    if loader_size == 0:
+        return None
+    loader = PairLoader(data.validation, loader_size, seed=config.seed + 1, config=config.pairs)
+    return next(iter(loader.epoch(0)))
+
+
+def train(config: TrainConfig, progress: bool = True, log: Log = print) -> TrainResult:
+    """Train as ``config`` says, resuming from ``<workdir>/checkpoints`` when it holds a checkpoint.
+
+    Raises:
+      DataError: the training data is missing or malformed.
+      ValueError: inconsistent settings (e.g. a batch that does not split over the devices, or a
+        workdir whose checkpoints belong to other settings).
+    """
+    workdir = Path(config.workdir).expanduser()
+    is_main = jax.process_index() == 0
+    say = log if is_main else (lambda message: None)
+    say(describe_devices())
+    mesh = data_mesh()
+    batch = config.optim.batch_size
+    if batch % mesh.size:
+        raise ValueError(f"--batch-size {batch} does not split evenly over {mesh.size} devices")
+
+    data = prepare_training_data(config, workers=config.workers or None, progress=progress and is_main)
+    say(f"data: {data.description}; {len(data.train.names)} training sequences")
+    loader = PairLoader(
+        data.train,
+        batch,
+        seed=config.seed,
+        workers=config.workers,
+        config=config.pairs,
+        process_index=jax.process_index(),
+        process_count=jax.process_count(),
+    )
+    steps_per_epoch = loader.steps_per_epoch
+    optimizer = make_optimizer(config.optim, steps_per_epoch)
+    schedule = lr_schedule(config.optim, steps_per_epoch)
+    replicated = NamedSharding(mesh, P())
+    state = jax.device_put(
+        create_train_state(config.model, optimizer, jax.random.key(config.seed)), replicated
+    )
+
+    checkpointer = Checkpointer(workdir, config.keep_checkpoints, run_identity(config))
+    position = Position(0, 0, 0)
+    if checkpointer.latest() is not None:
+        state, position = checkpointer.restore(state)
+        say(
+            f"resuming from {checkpointer.directory / str(position.step)} (epoch {position.epoch + 1}, "
+            f"step {position.step_in_epoch} of {steps_per_epoch})"
+        )
+    history_path = workdir / "history.json"
+    history = []
+    if position.step and history_path.is_file():
+        # Records after the checkpoint (a run that died later) are redone, so they are dropped.
+        history = [r for r in json.loads(history_path.read_text()) if r["step"] <= position.step]
+
+    train_step = make_train_step(
+        config.model, config.loss, optimizer, mesh, config.pairs.exemplar_sz, config.pairs.search_sz
+    )
+    peak_error = make_peak_error_step(config.model, mesh)
+    validation_batch = _validation_batch(data, config, mesh.size)
+    writer = _summary_writer(workdir) if is_main else None
+
+    def validate(step: int) -> dict:
+        figures = {}
+        if validation_batch is not None:
+            errors = peak_error(_variables(state), shard_batch(validation_batch, mesh))
+            figures["val/peak_error"] = float(np.mean(jax.device_get(errors)))
+        if data.sequences:
+            figures["val/auc"] = track_validation(_variables(state), config, data.sequences)
+        if writer is not None:
+            for name, value in figures.items():
+                writer.add_scalar(name, value, step)
+            writer.flush()
+        return figures
+
+    if position.step == 0 and (validation_batch is not None or data.sequences):
+        untrained = validate(0)
+        say("untrained: " + _format(untrained))
+        history.append({"epoch": 0, "step": 0, **untrained})
+
+    interrupted = False
+    step = position.step
+    epochs = config.optim.epochs
+    with _StopRequest(say) as stop, contextlib.closing(checkpointer):
+        batches = _batches(loader, position, epochs)
+        for epoch in range(position.epoch, epochs):
+            first = position.step_in_epoch if epoch == position.epoch else 0
+            bar = tqdm(
+                total=steps_per_epoch,
+                initial=first,
+                desc=f"epoch {epoch + 1}/{epochs}",
+                disable=not (progress and is_main),
+                dynamic_ncols=True,
+            )
+            losses, started = [], time.perf_counter()
+            interval_start, interval_steps = started, 0
+            for step_in_epoch in range(first, steps_per_epoch):
+                state, metrics = train_step(state, shard_batch(next(batches), mesh))
+                step += 1
+                interval_steps += 1
+                losses.append(metrics["loss"])
+                bar.update(1)
+                if step % config.log_every_steps == 0 or step_in_epoch + 1 == steps_per_epoch:
+                    loss = float(losses[-1])  # waits for the step: the rate below is real
+                    now = time.perf_counter()
+                    rate = interval_steps * batch / max(now - interval_start, 1e-9)
+                    interval_start, interval_steps = now, 0
+                    lr = float(schedule(step - 1))
+                    bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.2e}", pairs_s=f"{rate:.1f}")
+                    if writer is not None:
+                        writer.add_scalar("train/loss", loss, step)
+                        writer.add_scalar("train/lr", lr, step)
+                        writer.add_scalar("train/pairs_per_s", rate, step)
+                if config.save_every_steps and step % config.save_every_steps == 0:
+                    checkpointer.save(state, _position(step, epoch, step_in_epoch + 1, steps_per_epoch))
+                if stop.requested:
+                    interrupted = True
+                    break
+            bar.close()
+            if interrupted:
+                checkpointer.save(state, _position(step, epoch, step_in_epoch + 1, steps_per_epoch))
+                say(
+                    f"interrupted: checkpoint at step {step} in {checkpointer.directory}; "
+                    "run the same command again to resume"
+                )
+                break
+            epoch_loss = float(np.mean(jax.device_get(losses))) if losses else float("nan")
+            elapsed = time.perf_counter() - started
+            figures = validate(step)
+            record = {
+                "epoch": epoch + 1,
+                "step": step,
+                "train/loss": epoch_loss,
+                **figures,
+                "seconds": round(elapsed, 1),
+            }
+            history.append(record)
+            say(
+                f"epoch {epoch + 1}/{epochs}: loss {epoch_loss:.4f}, "
+                + _format(figures)
+                + f", {len(losses) * batch / max(elapsed, 1e-9):.1f} pairs/s"
+            )
+            checkpointer.save(state, Position(step, epoch + 1, 0))
+            if is_main:
+                write_text_atomic(history_path, json.dumps(history, indent=1) + "\n")
+
+    if writer is not None:
+        writer.close()
+    completed = sum(1 for record in history if record["epoch"] > 0)
+    result = TrainResult(step, completed, interrupted, history)
+    if not interrupted and is_main:
+        result.weights, result.pth = _export(state, config, workdir, say)
+    return result
+
+
+def _position(step: int, epoch: int, next_step: int, steps_per_epoch: int) -> Position:
+    """The position after ``next_step`` steps of ``epoch`` (rolling over at the epoch's end)."""
+    if next_step >= steps_per_epoch:
+        return Position(step, epoch + 1, 0)
+    return Position(step, epoch, next_step)
+
+
+def _batches(loader: PairLoader, position: Position, epochs: int) -> Iterator[dict]:
+    """All remaining batches of the run, from one set of loader workers."""
+    if position.epoch >= epochs:
+        return iter(())
+    return loader.batches(position.epoch, epochs - position.epoch, position.step_in_epoch)
+
+
+def _format(figures: dict) -> str:
+    parts = []
+    if "val/peak_error" in figures:
+        parts.append(f"val peak error {figures['val/peak_error']:.2f} cells")
+    if "val/auc" in figures:
+        parts.append(f"val AUC {figures['val/auc']:.3f}")
+    return ", ".join(parts) or "no validation data"
+
+
+def _summary_writer(workdir: Path):
+    from tensorboardX import SummaryWriter
+
+    return SummaryWriter(str(workdir / "tensorboard"))
+
+
+def _export(state: TrainState, config: TrainConfig, workdir: Path, say: Log) -> tuple[Path, Path | None]:
+    """Write ``final.msgpack`` (ours) and ``final.pth`` (siamfc-pytorch) into the workdir."""
+    variables = _variables(state)
+    weights = workdir / "final.msgpack"
+    save_weights(weights, variables, config.model)
+    pth: Path | None = workdir / "final.pth"
+    try:
+        export_pth(pth, variables)
+    except WeightsError as error:  # PyTorch is optional at run time
+        say(f"final.pth not written: {error}; convert later with python -m siamfc_jax.convert")
+        pth = None
+    say(f"weights: {weights}" + (f" and {pth}" if pth else ""))
+    return weights, pth
