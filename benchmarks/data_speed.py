@@ -15,7 +15,7 @@ workers' first batches), alternating the two paths, ``--repeats`` times; the tab
 
 Usage::
 
-    python benchmarks/data_speed.py [--frame-size 1280x720] [--workers 1,2,16] [--seconds 4]
+    python -m benchmarks.data_speed [--frame-size 1280x720] [--workers 1,2,16] [--seconds 4]
 
 The last line printed is ``ratio=<ours / on-the-fly pairs/s at the largest worker count>``.
 """

@@ -50,7 +50,9 @@ class TrackerConfig:
 
     ``precision`` is the matmul/convolution precision of the tracker's device computation:
     ``"highest"`` keeps float32 convolutions exact on GPUs (JAX's default there is TF32), which is what
-    keeps the boxes equal to siamfc-pytorch's; ``"default"`` lets the GPU use TF32.
+    keeps the boxes equal to siamfc-pytorch's; ``"default"`` lets the GPU use TF32. ``conv_impl``
+    picks the convolution formulation (:mod:`siamfc_jax.ops.conv`; ``"auto"``: matrix products on
+    CPU, ``lax`` convolutions elsewhere).
     """
 
     exemplar_sz: int = 127
@@ -65,6 +67,7 @@ class TrackerConfig:
     response_up: int = 16
     total_stride: int | None = None
     precision: str = "highest"
+    conv_impl: str = "auto"
 
     def __post_init__(self) -> None:
         _check(self.exemplar_sz >= 1, "exemplar_sz", "a positive number of pixels", self.exemplar_sz)
@@ -101,6 +104,9 @@ class TrackerConfig:
             "precision",
             "highest, high or default",
             self.precision,
+        )
+        _check(
+            self.conv_impl in ("auto", "lax", "matmul"), "conv_impl", "auto, lax or matmul", self.conv_impl
         )
 
     @property

@@ -2,10 +2,15 @@
 
 Device part (pure, jittable): :func:`init_state` builds a :class:`TrackState` from the first frame and
 box; :func:`update_state` does the whole per-frame step of siamfc-pytorch's ``TrackerSiamFC.update``
-in one compiled call — search crops at every scale, backbone, correlation with the cached exemplar
-features, bicubic upsampling, scale penalty, normalisation, cosine window, peak, new centre and
-size. :func:`init_states` / :func:`update_states` do the same for N targets in one call. Each
-compiles once per frame size (and number of targets).
+in one compiled call: :func:`search_responses` (search crops at every scale, backbone, correlation
+with the cached exemplar features), then :func:`locate` (bicubic upsampling, scale penalty,
+normalisation, cosine window, peak, new centre and size). :func:`init_states` /
+:func:`update_states` do the same for N targets in one call. Each compiles once per frame size (and
+number of targets).
+
+The response geometry follows the network: :func:`fit_config` sets ``response_sz`` and
+``total_stride`` of a :class:`TrackerConfig` from the backbone (17 and 8 for AlexNetV1, 33 and 4 for
+AlexNetV2), so one config serves every backbone.
 
 Host part: :class:`Tracker` (one target, the GOT-10k toolkit's tracker protocol) and
 :class:`BatchTracker` (N targets sharing a frame, or N videos of one frame size). Per frame only the
@@ -17,6 +22,7 @@ centre ``[y, x]`` and a size ``[h, w]``; frames are (H, W, 3) RGB uint8.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import time
@@ -29,12 +35,12 @@ import jax.numpy as jnp
 import numpy as np
 from numpy.typing import ArrayLike
 
-from siamfc_jax.config import ModelConfig, TrackerConfig
+from siamfc_jax.config import ConfigError, ModelConfig, TrackerConfig
 from siamfc_jax.data.crops import average_color
 from siamfc_jax.data.sequences import read_image
-from siamfc_jax.models import SiamFC, cross_correlate, init_variables
+from siamfc_jax.models import SiamFC, backbone_class, cross_correlate, init_variables
 from siamfc_jax.ops import crop_and_resize, upsample
-from siamfc_jax.weights import load_variables
+from siamfc_jax.weights import default_weights_path, load_variables
 
 
 class TrackState(NamedTuple):
@@ -61,14 +67,76 @@ class TrackState(NamedTuple):
 # Device functions
 
 
-def embed(variables: dict, images: jax.Array, model_config: ModelConfig, precision: str) -> jax.Array:
+def embed(
+    variables: dict,
+    images: jax.Array,
+    model_config: ModelConfig,
+    precision: str,
+    conv_impl: str = "auto",
+) -> jax.Array:
     """Backbone features (n, h', w', c) of (n, H, W, 3) images (RGB 0–255), in eval mode.
 
     The tracker reaches the network only through this function, so the backbone's formulation can
     change in :mod:`siamfc_jax.models` without touching the tracking logic.
     """
-    model = SiamFC(model_config, precision=precision)
+    model = SiamFC(model_config, precision=precision, conv_impl=conv_impl)
     return model.apply(variables, images, method=SiamFC.embed)
+
+
+def _response_size(config: TrackerConfig, model_config: ModelConfig) -> int:
+    """Side of the raw response map of an ``exemplar_sz`` exemplar over an ``instance_sz`` search.
+
+    Found by shape inference through :func:`embed`, so it holds for any backbone: the response side
+    is the search features' side minus the exemplar features' side, plus one.
+    """
+    variables = jax.eval_shape(functools.partial(init_variables, model_config), jax.random.key(0))
+
+    def feature_shapes(variables: dict) -> tuple[jax.Array, jax.Array]:
+        exemplar = jnp.zeros((1, config.exemplar_sz, config.exemplar_sz, 3), jnp.float32)
+        search = jnp.zeros((1, config.instance_sz, config.instance_sz, 3), jnp.float32)
+        return (
+            embed(variables, exemplar, model_config, config.precision, config.conv_impl),
+            embed(variables, search, model_config, config.precision, config.conv_impl),
+        )
+
+    exemplar_features, search_features = jax.eval_shape(feature_shapes, variables)
+    exemplar_side, search_side = exemplar_features.shape[1], search_features.shape[1]
+    if exemplar_side < 1:
+        raise ConfigError(
+            "exemplar_sz",
+            f"exemplar_sz {config.exemplar_sz} is smaller than the receptive field of backbone "
+            f"{model_config.backbone}",
+        )
+    return search_side - exemplar_side + 1
+
+
+@functools.cache
+def fit_config(config: TrackerConfig, model_config: ModelConfig) -> TrackerConfig:
+    """``config`` with ``response_sz`` and ``total_stride`` set to those of the network.
+
+    ``total_stride`` is the backbone's output stride (pixels of the search image per response
+    cell); ``response_sz`` the side of the response of an ``exemplar_sz`` exemplar over an
+    ``instance_sz`` search image: 8 and 17 for AlexNetV1/V3, 4 and 33 for AlexNetV2 with the
+    default 127/255 crops.
+
+    Raises:
+      ConfigError: ``config`` sets one of them to another value, or the crops are too small for
+        the network.
+    """
+    derived = {
+        "total_stride": backbone_class(model_config.backbone).output_stride,
+        "response_sz": _response_size(config, model_config),
+    }
+    for name, value in derived.items():
+        given = getattr(config, name)
+        if given is not None and given != value:
+            raise ConfigError(
+                name,
+                f"{name} {given} does not fit backbone {model_config.backbone}, which gives "
+                f"{value} with exemplar_sz {config.exemplar_sz} and instance_sz "
+                f"{config.instance_sz}; leave {name} unset to follow the network",
+            )
+    return dataclasses.replace(config, **derived)
 
 
 def _scale_factors(config: TrackerConfig) -> np.ndarray:
@@ -143,38 +211,71 @@ def init_state(
     search_crop = exemplar_crop * config.instance_sz / config.exemplar_sz
     fill = jnp.asarray(fill, jnp.float32)
     exemplar = crop_and_resize(image, center, exemplar_crop[None], config.exemplar_sz, fill)
-    features = embed(variables, exemplar, model_config, config.precision)
+    features = embed(variables, exemplar, model_config, config.precision, config.conv_impl)
     return TrackState(center, target_size, exemplar_crop, search_crop, fill, features)
 
 
-@functools.partial(jax.jit, static_argnames=_STATIC, donate_argnames=("state",))
-def update_state(
+def search_responses(
     variables: dict,
     state: TrackState,
     image: jax.Array,
     *,
     config: TrackerConfig,
     model_config: ModelConfig,
-) -> tuple[TrackState, jax.Array]:
-    """One tracking step on ``image`` (jitted; the buffers of ``state`` are donated).
+) -> jax.Array:
+    """Raw responses of the exemplar over the search crops of ``image`` at every scale (jittable).
 
     Args:
       variables: Flax ``{"params", "batch_stats"}`` of :class:`SiamFC`.
-      state: the previous :class:`TrackState` (unusable after the call).
+      state: the current :class:`TrackState`.
       image: (H, W, 3) uint8 RGB frame.
-      config, model_config: as for :func:`init_state` (static).
+      config, model_config: as for :func:`init_state`.
 
     Returns:
-      ``(state, box)``: the new state and the (4,) float32 box, 1-indexed ``[x, y, w, h]`` pixels.
+      (S, r, r) float32 responses, S = ``scale_num`` (smallest search square first), r the
+      network's response size (``fit_config(config, model_config).response_sz``).
     """
     factors = jnp.asarray(_scale_factors(config), jnp.float32)
     searches = crop_and_resize(
         image, state.center, state.search_crop * factors, config.instance_sz, state.fill
     )
-    features = embed(variables, searches, model_config, config.precision)
-    responses = cross_correlate(
-        state.exemplar_features, features, model_config.out_scale, config.precision
+    features = embed(variables, searches, model_config, config.precision, config.conv_impl)
+    return cross_correlate(
+        state.exemplar_features, features, model_config.out_scale, config.precision, config.conv_impl
     )[..., 0]
+
+
+def locate(
+    state: TrackState,
+    responses: jax.Array,
+    *,
+    config: TrackerConfig,
+    model_config: ModelConfig,
+) -> tuple[TrackState, jax.Array]:
+    """The new target position and size from the raw ``responses`` (jittable).
+
+    The responses are upsampled bicubically ``response_up`` times and penalised off the middle
+    scale; the best scale's map is normalised and blended with a cosine window, and its peak,
+    relative to the map's centre, is mapped through the upsampling, the network's stride and the
+    search crop's scale into frame pixels.
+
+    Args:
+      state: the :class:`TrackState` the responses were computed from.
+      responses: (S, r, r) raw responses, as from :func:`search_responses`.
+      config, model_config: as for :func:`init_state`; ``response_sz`` and ``total_stride`` come
+        from the network (:func:`fit_config`).
+
+    Returns:
+      ``(state, box)``: the new state and the (4,) float32 box, 1-indexed ``[x, y, w, h]`` pixels.
+
+    Raises:
+      ValueError: ``responses`` do not have the network's response shape.
+    """
+    config = fit_config(config, model_config)
+    expected = (config.scale_num, config.response_sz, config.response_sz)
+    if responses.shape != expected:
+        raise ValueError(f"responses must be {expected} for this config, got {responses.shape}")
+    factors = jnp.asarray(_scale_factors(config), jnp.float32)
     responses = upsample(responses, config.upscale_sz, config.precision)
     responses = responses * jnp.asarray(_scale_penalties(config), jnp.float32)[:, None, None]
 
@@ -203,6 +304,33 @@ def update_state(
         search_crop=state.search_crop * scale,
     )
     return new_state, _center_to_box(center, target_size)
+
+
+@functools.partial(jax.jit, static_argnames=_STATIC, donate_argnames=("state",))
+def update_state(
+    variables: dict,
+    state: TrackState,
+    image: jax.Array,
+    *,
+    config: TrackerConfig,
+    model_config: ModelConfig,
+) -> tuple[TrackState, jax.Array]:
+    """One tracking step on ``image`` (jitted; the buffers of ``state`` are donated).
+
+    :func:`search_responses` followed by :func:`locate`.
+
+    Args:
+      variables: Flax ``{"params", "batch_stats"}`` of :class:`SiamFC`.
+      state: the previous :class:`TrackState` (unusable after the call).
+      image: (H, W, 3) uint8 RGB frame.
+      config, model_config: as for :func:`init_state` (static).
+
+    Returns:
+      ``(state, box)``: the new state and the (4,) float32 box, 1-indexed ``[x, y, w, h]`` pixels.
+    """
+    statics = {"config": config, "model_config": model_config}
+    responses = search_responses(variables, state, image, **statics)
+    return locate(state, responses, **statics)
 
 
 def _image_axis(images: jax.Array) -> int | None:
@@ -257,11 +385,10 @@ Image = str | os.PathLike | np.ndarray | Any  # Any: a PIL image
 
 
 def _resolve_weights(weights: Weights) -> tuple[dict, ModelConfig]:
-    """Device-resident variables and model config from a path, a pair, or None (random weights)."""
+    """Device-resident variables and model config from a path, a pair, or None (packaged weights)."""
     if weights is None:
-        model_config = ModelConfig()
-        variables = init_variables(model_config, jax.random.key(0))
-    elif isinstance(weights, str | os.PathLike):
+        weights = default_weights_path()
+    if isinstance(weights, str | os.PathLike):
         variables, model_config = load_variables(weights)
     elif (
         isinstance(weights, tuple) and len(weights) == 2 and isinstance(weights[1], ModelConfig)
@@ -347,7 +474,7 @@ class _DeviceTracker:
 
     def __init__(self, weights: Weights = None, config: TrackerConfig = TrackerConfig()) -> None:
         self.variables, self.model_config = _resolve_weights(weights)
-        self.config = config
+        self.config = fit_config(config, self.model_config)
 
 
 class Tracker(_DeviceTracker):
@@ -355,8 +482,14 @@ class Tracker(_DeviceTracker):
 
     Args:
       weights: a weights file (siamfc-pytorch ``.pth`` or ours), a ``(variables, ModelConfig)``
-        pair, or None for randomly initialised weights.
-      config: tracker hyper-parameters; the defaults are siamfc-pytorch's.
+        pair, or None for the packaged default weights
+        (:func:`siamfc_jax.weights.default_weights_path`).
+      config: tracker hyper-parameters; the defaults are siamfc-pytorch's. Stored fitted to the
+        network (:func:`fit_config`), so ``tracker.config`` shows the response geometry in use.
+
+    Raises:
+      ConfigError: ``config`` does not fit the network (see :func:`fit_config`).
+      WeightsError: the weights file is missing or unreadable.
     """
 
     _state: TrackState | None = None

@@ -73,7 +73,10 @@ def _read_native(path: Path) -> tuple[dict, ModelConfig]:
             f"{path}: weights format version {payload.get('version')} is not supported "
             f"(this siamfc_jax reads version {FORMAT_VERSION})"
         )
-    config = ModelConfig(**payload["model"])
+    try:
+        config = ModelConfig(**payload["model"])
+    except (TypeError, ValueError) as error:
+        raise WeightsError(f"{path}: malformed model description ({error})") from None
 
     def load(leaf):
         return leaf.astype(np.float32) if np.issubdtype(leaf.dtype, np.floating) else leaf

@@ -14,7 +14,7 @@ import pytest
 from numpy.lib.stride_tricks import sliding_window_view
 from PIL import Image
 
-from siamfc_jax.config import TrackerConfig
+from siamfc_jax.config import ModelConfig, TrackerConfig
 from siamfc_jax.data.crops import average_color, crop_and_resize
 from siamfc_jax.data.sequences import open_sequence, read_image
 from siamfc_jax.metrics import evaluate, iou
@@ -23,13 +23,14 @@ from siamfc_jax.tracker import (
     Tracker,
     TrackState,
     embed,
+    fit_config,
     init_state,
     update_state,
 )
 from siamfc_jax.weights import load_variables
 from tests.conftest import shared_path
 
-CONFIG = TrackerConfig()
+CONFIG = fit_config(TrackerConfig(), ModelConfig())
 
 
 @pytest.fixture(scope="module")

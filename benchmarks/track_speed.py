@@ -1,0 +1,427 @@
+"""Tracking speed: frames per second of the SiamFC tracker, device-only and end to end.
+
+Rows:
+
+- ``single``: one target, :func:`~siamfc_jax.tracker.update_state` per frame (what
+  :class:`~siamfc_jax.tracker.Tracker` runs);
+- ``batch N``: N targets in one :func:`~siamfc_jax.tracker.update_states` call per frame (what
+  :class:`~siamfc_jax.tracker.BatchTracker` runs). The N targets are N copies of the sequence's
+  first box in one shared frame, so every frame goes to the device once for all N;
+- ``torch``: the forward pass of the same network in PyTorch on the CPU (``tests/torch_reference.py``,
+  random weights: speed does not depend on them) on the three 255 x 255 search crops plus the
+  correlation with a cached exemplar, which is all siamfc-pytorch's ``update`` asks of its network.
+  Skipped when PyTorch is not installed.
+
+Modes:
+
+- ``device``: frames decoded beforehand and already on the device; the time of the update calls
+  alone, with the result of the last frame waited for (the state chains the frames, so each waits
+  for the one before);
+- ``end-to-end``: per frame what ``Tracker.update`` does: decode the JPEG with OpenCV, send it to
+  the device, update, fetch the box(es).
+
+Both start from the first frame (``init`` is not timed) and time ``--frames`` updates, after the
+program was compiled and run once. ``--repeats`` rounds alternate all rows; the table gives medians.
+GFLOP/s counts 16.3 GFLOP per target and frame (the backbone on three 255 x 255 crops; crops,
+correlation and upsampling add under 1 %). ``compiles`` counts XLA compilations during the timed
+runs (jax.monitoring), which must be 0: a tracker compiles once per frame size and number of targets.
+
+Default data: ``../shared/siamfc/data/sequences/Crossing`` (OTB, 360 x 240) with siamfc-pytorch's
+trained weights, or, where the shared folder is missing, the synthetic demo sequence (384 x 288)
+with the packaged weights.
+
+Usage::
+
+    python -m benchmarks.track_speed [--frames N] [--batch-sizes 1,8,64] [--conv-impl auto|lax|matmul]
+        [--compare-impl] [--repeats 3] [--sequence DIR --weights FILE]
+
+The last line printed is ``fps_device=<single> fps_end_to_end=<single> ours_over_torch=<ratio>``
+(single target, first convolution formulation; the ratio compares device fps with torch's).
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import dataclasses
+import datetime
+import importlib.util
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import cv2
+import flax
+import jax
+import numpy as np
+
+from siamfc_jax.data.crops import average_color
+from siamfc_jax.data.sequences import DataError, open_sequence, read_image
+from siamfc_jax.data.synthetic import ensure_demo_sequence
+from siamfc_jax.interop.torch_weights import WeightsError
+from siamfc_jax.ops import conv
+from siamfc_jax.runtime import describe_devices
+from siamfc_jax.tracker import BatchTracker, Tracker, init_state, init_states, update_state, update_states
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_SEQUENCE = REPO / "../shared/siamfc/data/sequences/Crossing"
+DEFAULT_WEIGHTS = REPO / "../shared/siamfc/weights/siamfc_original_v1.pth"
+# AlexNetV1 on three 255 x 255 x 3 search crops: 5.44 GFLOP each (2 FLOP per multiply-add).
+GFLOP_PER_TARGET_FRAME = 16.3
+# The jax.monitoring event JAX records once per XLA compilation (jax._src.dispatch.BACKEND_COMPILE_EVENT).
+COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
+
+
+class CompileCounter:
+    """Names of the functions XLA compiled since the counter was made (from jax.monitoring)."""
+
+    def __init__(self) -> None:
+        self.names: list[str] = []
+        jax.monitoring.register_event_duration_secs_listener(self._record)
+
+    def _record(self, event: str, duration: float, **kwargs: str | int) -> None:
+        del duration
+        if event == COMPILE_EVENT:
+            self.names.append(str(kwargs.get("fun_name", "?")))
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+
+def convolution_count(lowered: jax.stages.Lowered) -> int:
+    """Convolution ops in a lowered program: shows which formulation it was traced with."""
+    return lowered.as_text().count("stablehlo.convolution")
+
+
+def cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo (or what the platform module knows)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def machine_lines() -> list[str]:
+    """Date, machine, load and device lines for a benchmark's header."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
+    return [
+        f"date: {datetime.date.today().isoformat()}",
+        f"machine: {cpu_model()}, {cores} usable cores, load average {load} (1, 5, 15 min), "
+        f"{platform.system()} {platform.release()}",
+        describe_devices(),
+        f"python {platform.python_version()}, jax {jax.__version__}, flax {flax.__version__}, "
+        f"OpenCV {cv2.__version__}, NumPy {np.__version__}",
+        f"command: {' '.join([Path(sys.executable).name, *sys.argv])}",
+    ]
+
+
+def positive_counts(text: str) -> list[int]:
+    """``"1,8,64"`` -> [1, 8, 64] (sorted, unique, each >= 1)."""
+    try:
+        counts = sorted({int(value) for value in text.split(",")})
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+    if not counts or counts[0] < 1:
+        raise argparse.ArgumentTypeError(f"counts must be >= 1, got {text!r}")
+    return counts
+
+
+def conv_impls(requested: str, compare: bool) -> list[str]:
+    """The formulations to measure: ``requested`` (``auto`` resolved) first, the other one if ``compare``."""
+    first = conv.resolve_conv_impl(requested)
+    return [first, *(["matmul" if first == "lax" else "lax"] if compare else [])]
+
+
+# ---------------------------------------------------------------------------------------------
+# Tracking programs
+
+
+@dataclasses.dataclass
+class Program:
+    """One row's compiled programs: ``targets`` None for ``single``, else ``batch N``.
+
+    ``init(image)`` starts the row's target(s) in an (H, W, 3) frame on the device;
+    ``update(variables, state, image)`` is the compiled tracker update (the state is donated).
+    """
+
+    impl: str
+    targets: int | None
+    init: Callable[[jax.Array], object]
+    update: Callable
+    convolutions: int
+
+    @property
+    def label(self) -> str:
+        return "single" if self.targets is None else f"batch {self.targets}"
+
+    @property
+    def target_count(self) -> int:
+        return 1 if self.targets is None else self.targets
+
+
+def compile_program(
+    tracker: Tracker, first_frame: np.ndarray, box: np.ndarray, impl: str, targets: int | None
+) -> Program:
+    """Compile the tracker's init and update for ``targets`` (None: single) with ``impl``, and run
+    the update once, so that timed runs start warm."""
+    config = dataclasses.replace(tracker.config, conv_impl=impl)
+    statics = {"config": config, "model_config": tracker.model_config}
+    variables = tracker.variables
+    image = jax.device_put(first_frame)
+    box = box.astype(np.float32)
+    # siamfc-pytorch's border colour (the first frame's mean), rounded as Tracker.init rounds it.
+    fill = np.rint(average_color(first_frame)).astype(np.float32)
+    if targets is not None:
+        box, fill = np.tile(box, (targets, 1)), np.tile(fill, (targets, 1))
+    init_fn, update_fn = (init_state, update_state) if targets is None else (init_states, update_states)
+    init = init_fn.lower(variables, image, box, fill, **statics).compile()
+    state = init(variables, image, box, fill)
+    lowered = update_fn.lower(variables, state, image, **statics)
+    update = lowered.compile()
+    jax.block_until_ready(update(variables, state, image))
+    return Program(
+        impl, targets, lambda frame: init(variables, frame, box, fill), update, convolution_count(lowered)
+    )
+
+
+def time_device(program: Program, variables: dict, frames: Sequence[jax.Array]) -> float:
+    """Seconds for the updates on ``frames[1:]`` (on the device), after an untimed init on ``frames[0]``."""
+    state = jax.block_until_ready(program.init(frames[0]))
+    boxes = []
+    start = time.perf_counter()
+    for frame in frames[1:]:
+        state, box = program.update(variables, state, frame)
+        boxes.append(box)
+    jax.block_until_ready(boxes)
+    return time.perf_counter() - start
+
+
+def time_end_to_end(program: Program, variables: dict, paths: Sequence[str]) -> float:
+    """Seconds to decode, send, update and fetch ``paths[1:]``, after an untimed init on ``paths[0]``."""
+    state = jax.block_until_ready(program.init(jax.device_put(read_image(paths[0]))))
+    start = time.perf_counter()
+    for path in paths[1:]:
+        state, box = program.update(variables, state, jax.device_put(read_image(path)))
+        np.asarray(jax.device_get(box), np.float64)  # the host gets every box, as from Tracker.update
+    return time.perf_counter() - start
+
+
+def check_compilations(weights: str | Path | None, paths: Sequence[str], box: np.ndarray) -> str:
+    """What ``Tracker.track`` and a ``BatchTracker`` of 2 targets compile over ``paths``."""
+    counter = CompileCounter()
+    Tracker(weights).track(paths, box)
+    single = len(counter)
+    batch = BatchTracker(weights)
+    batch.init(paths[0], np.tile(box, (2, 1)))
+    for path in paths[1:]:
+        batch.update(path)
+    names = collections.Counter(counter.names)
+    listed = ", ".join(f"{name} x{count}" for name, count in sorted(names.items()))
+    return (f"XLA compilations over {len(paths)} frames with the public classes: Tracker.track {single}, "
+            f"BatchTracker (2 targets) {len(counter) - single} ({listed})")
+
+
+# ---------------------------------------------------------------------------------------------
+# PyTorch reference
+
+
+def load_torch_reference():
+    """``(torch, TorchNet)`` from tests/torch_reference.py, or None without PyTorch."""
+    if importlib.util.find_spec("torch") is None:
+        return None
+    import torch
+
+    spec = importlib.util.spec_from_file_location("torch_reference", REPO / "tests" / "torch_reference.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return torch, module.TorchNet
+
+
+def torch_forward(backbone: str, threads: int, exemplar_sz: int, instance_sz: int, scales: int):
+    """``(run, torch version)``, ``run(n)`` the seconds of ``n`` PyTorch forwards of ``scales`` search
+    crops correlated with a cached exemplar; None without PyTorch."""
+    loaded = load_torch_reference()
+    if loaded is None:
+        return None
+    torch, torch_net = loaded
+    torch.set_num_threads(threads)
+    generator = torch.Generator().manual_seed(0)
+    net = torch_net(backbone).eval()
+    exemplar = torch.randint(0, 256, (1, 3, exemplar_sz, exemplar_sz), generator=generator).float()
+    searches = torch.randint(0, 256, (scales, 3, instance_sz, instance_sz), generator=generator).float()
+    with torch.no_grad():
+        kernel = net.backbone(exemplar)
+        net.head(kernel, net.backbone(searches))  # first call: allocations, kernel selection
+
+    def run(count: int) -> float:
+        with torch.no_grad():
+            start = time.perf_counter()
+            for _ in range(count):
+                net.head(kernel, net.backbone(searches))
+            return time.perf_counter() - start
+
+    return run, torch.__version__
+
+
+# ---------------------------------------------------------------------------------------------
+# Main
+
+
+def open_data(sequence: Path | None, weights: Path | None, cache_dir: Path) -> tuple[Path, Path | None, str]:
+    """The sequence folder, weights (None: packaged) and a description of both.
+
+    Unset, they are the shared Crossing sequence and siamfc-pytorch's weights, or where those are
+    missing the synthetic demo sequence (generated into ``cache_dir``) and the packaged weights.
+    """
+    if sequence is None:
+        sequence = DEFAULT_SEQUENCE if DEFAULT_SEQUENCE.is_dir() else ensure_demo_sequence(cache_dir)
+    if weights is None and DEFAULT_WEIGHTS.is_file():
+        weights = DEFAULT_WEIGHTS
+    described = "packaged weights" if weights is None else f"weights {weights.resolve().name}"
+    return sequence, weights, f"sequence {sequence.resolve().name}, {described}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Row:
+    """One line of the table."""
+
+    impl: str
+    label: str
+    mode: str
+    targets: int
+
+
+def run(args: argparse.Namespace) -> int:
+    default_cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "siamfc_jax"
+    sequence_dir, weights, data_note = open_data(args.sequence, args.weights, default_cache / "track_speed")
+    sequence = open_sequence(sequence_dir)
+    if len(sequence.frames) < 2:
+        raise DataError(f"{sequence_dir}: needs at least 2 image frames")
+    on_cpu = jax.default_backend() == "cpu"
+    batch_sizes = args.batch_sizes or ([1, 8] if on_cpu else [1, 8, 64])
+    updates = min(args.frames or (3 if on_cpu else len(sequence.frames)), len(sequence.frames) - 1)
+    repeats = args.repeats or (2 if on_cpu else 3)
+    paths = sequence.frames[: updates + 1]
+    box = np.asarray(sequence.init_box, np.float64)
+    impls = conv_impls(args.conv_impl, args.compare_impl)
+
+    compile_note = check_compilations(weights, paths[:3], box)
+    started = time.perf_counter()
+    tracker = Tracker(weights)
+    frames = [jax.device_put(read_image(path)) for path in paths]
+    first = read_image(paths[0])
+    counter = CompileCounter()
+    programs = [
+        compile_program(tracker, first, box, impl, targets)
+        for impl in impls
+        for targets in [None, *batch_sizes]
+    ]
+    print(f"compiled {len(programs)} programs ({len(counter)} XLA compilations) in "
+          f"{time.perf_counter() - started:.0f} s", flush=True)
+    torch_run = torch_forward(
+        tracker.model_config.backbone, args.torch_threads, tracker.config.exemplar_sz,
+        tracker.config.instance_sz, tracker.config.scale_num,
+    ) if not args.no_torch else None
+
+    seconds: dict[Row, list[float]] = collections.defaultdict(list)
+    compiles: dict[Row, int] = collections.Counter()
+    for repeat in range(repeats):
+        for program in programs:
+            for mode in ("device", "end-to-end"):
+                row = Row(program.impl, program.label, mode, program.target_count)
+                before = len(counter)
+                if mode == "device":
+                    elapsed = time_device(program, tracker.variables, frames)
+                else:
+                    elapsed = time_end_to_end(program, tracker.variables, paths)
+                compiles[row] += len(counter) - before
+                seconds[row].append(elapsed)
+                print(f"repeat {repeat + 1}/{repeats}: {program.impl:>6} {program.label:>9} "
+                      f"{mode:>10} {updates / elapsed:8.2f} fps", flush=True)
+        if torch_run is not None:
+            row = Row("torch", f"{args.torch_threads} threads", "forward", 1)
+            seconds[row].append(torch_run[0](updates))
+            print(f"repeat {repeat + 1}/{repeats}: torch forward {updates / seconds[row][-1]:8.2f} fps",
+                  flush=True)
+
+    print()
+    for line in machine_lines():
+        print(line)
+    if torch_run is not None:
+        print(f"torch {torch_run[1]} (CPU, {args.torch_threads} threads)")
+    print(f"data: {data_note}; {sequence.frame_size[0]}x{sequence.frame_size[1]} frames; "
+          f"{updates} timed updates per run, medians of {repeats} runs")
+    print(f"batched rows: N copies of the first box in one shared frame; "
+          f"{GFLOP_PER_TARGET_FRAME} GFLOP per target-frame")
+    print(compile_note)
+    convs = ", ".join(f"{p.impl} {p.label}: {p.convolutions}" for p in programs)
+    print(f"convolution ops per update program (lax: 5 backbone + 1 correlation; matmul: the "
+          f"correlation only): {convs}")
+    print()
+    header = (f"{'impl':>6} | {'targets':>9} | {'mode':>10} | {'fps':>8} | {'target-frames/s':>15} | "
+              f"{'GFLOP/s':>8} | {'compiles':>8}")
+    print(header)
+    print("-+-".join("-" * len(part) for part in header.split(" | ")))
+    fps: dict[Row, float] = {}
+    for row, times in seconds.items():
+        fps[row] = updates / statistics.median(times)
+        rate = fps[row] * row.targets
+        compiled = str(compiles[row]) if row.impl != "torch" else "-"
+        print(f"{row.impl:>6} | {row.label:>9} | {row.mode:>10} | {fps[row]:>8.2f} | {rate:>15.2f} | "
+              f"{rate * GFLOP_PER_TARGET_FRAME:>8.1f} | {compiled:>8}")
+
+    torch_fps = next((value for row, value in fps.items() if row.impl == "torch"), None)
+    if len(impls) == 2:
+        print()
+        print(f"{impls[1]} / {impls[0]} fps:")
+        for row, value in fps.items():
+            if row.impl == impls[0]:
+                other = fps[dataclasses.replace(row, impl=impls[1])]
+                print(f"  {row.label:>9} {row.mode:>10}: {other / value:.2f}")
+    single_device = fps[Row(impls[0], "single", "device", 1)]
+    single_end = fps[Row(impls[0], "single", "end-to-end", 1)]
+    ratio = f"{single_device / torch_fps:.2f}" if torch_fps else "nan"
+    if torch_fps:
+        print()
+        print(f"ours ({impls[0]}, single, device) / torch forward: {ratio}")
+    print(f"fps_device={single_device:.2f} fps_end_to_end={single_end:.2f} ours_over_torch={ratio}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sequence", type=Path,
+                        help="sequence folder (default: shared Crossing, else the synthetic demo)")
+    parser.add_argument("--weights", type=Path,
+                        help="weights file (default: shared siamfc-pytorch weights, else the packaged ones)")
+    parser.add_argument("--frames", type=int, default=None,
+                        help="timed updates per run (default: 3 on CPU, the whole sequence elsewhere)")
+    parser.add_argument("--batch-sizes", type=positive_counts, default=None,
+                        help="targets per batched call, comma-separated (default: 1,8 on CPU, else 1,8,64)")
+    parser.add_argument("--conv-impl", choices=conv.CONV_IMPLS, default="auto")
+    parser.add_argument("--compare-impl", action="store_true", help="also time the other formulation")
+    parser.add_argument("--repeats", type=int, default=None, help="runs per row (default: 2 on CPU, else 3)")
+    parser.add_argument("--torch-threads", type=int, default=2)
+    parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch row")
+    args = parser.parse_args(argv)
+    if args.frames is not None and args.frames < 1:
+        parser.error("--frames must be >= 1")
+    if args.repeats is not None and args.repeats < 1:
+        parser.error("--repeats must be >= 1")
+    try:
+        return run(args)
+    except (DataError, WeightsError) as error:
+        print(f"track_speed: error: {error}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,291 @@
+"""Pictures of tracking results: annotated frames and MP4 videos, success plots, frame strips.
+
+Host code (OpenCV, matplotlib). Images are (H, W, 3) RGB uint8 as everywhere in siamfc_jax; boxes
+are 1-indexed ``[x, y, w, h]`` in pixels, so a box's left column is pixel column ``x - 1``
+(0-indexed) and its right column ``x + w - 2``. Every file is written atomically.
+
+Plots use matplotlib's object API (``Figure``) with the Agg renderer, never ``pyplot``: nothing
+needs a display, and no global backend is changed for the caller.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from types import TracebackType
+
+import cv2
+import numpy as np
+from matplotlib.figure import Figure
+from numpy.typing import ArrayLike
+
+from siamfc_jax.io import atomic_path
+from siamfc_jax.metrics import SUCCESS_THRESHOLDS
+
+PREDICTION_COLOR = (255, 48, 48)  # RGB
+GROUND_TRUTH_COLOR = (48, 220, 48)
+# FFmpeg's MPEG-4 Part 2 encoder: present in OpenCV's pip wheels, unlike an H.264 encoder
+# ("avc1" fails there), and played by common players.
+VIDEO_FOURCC = "mp4v"
+_FONT = cv2.FONT_HERSHEY_SIMPLEX
+_MAX_LABELLED_CURVES = 10
+
+
+def box_corners(box: ArrayLike) -> tuple[tuple[int, int], tuple[int, int]] | None:
+    """0-indexed ``((left, top), (right, bottom))`` pixel corners, inclusive, of a 1-indexed box.
+
+    The box ``[x, y, w, h]`` covers pixel columns ``x - 1 … x + w - 2`` (0-indexed), likewise rows;
+    fractional corners round half up, so both edges of a box move alike. A box narrower than a
+    pixel is drawn one pixel wide. Returns None for a box that cannot be drawn (NaN, or zero or
+    negative width or height).
+    """
+    x, y, w, h = (float(value) for value in np.asarray(box, np.float64).reshape(4))
+    if not np.all(np.isfinite([x, y, w, h])) or w <= 0 or h <= 0:
+        return None
+    left, top = _round_half_up(x - 1), _round_half_up(y - 1)
+    right, bottom = _round_half_up(x - 2 + w), _round_half_up(y - 2 + h)
+    return (left, top), (max(left, right), max(top, bottom))
+
+
+def _round_half_up(value: float) -> int:
+    # Python's round() rounds half to even: the edges 10.5 and 11.5 of a 2-pixel box would go to
+    # 10 and 12, drawing it 3 pixels wide.
+    return math.floor(value + 0.5)
+
+
+def line_thickness(image_shape: tuple[int, ...]) -> int:
+    """Outline width in pixels for an image of ``image_shape`` (H, W, ...): 2 up to about 360
+    pixels on the short side, then growing with it, so boxes stay visible in scaled-down views."""
+    return max(2, round(min(image_shape[:2]) / 240))
+
+
+def draw_box(canvas: np.ndarray, box: ArrayLike, color: tuple[int, int, int], thickness: int) -> None:
+    """Draw the outline of a 1-indexed ``[x, y, w, h]`` box into ``canvas`` (H, W, 3), in place.
+
+    The outline is the box's outermost ``thickness`` rings of pixels (see :func:`box_corners`), so
+    it never covers pixels outside the box; parts outside the image are clipped. Boxes that cannot
+    be drawn (NaN, empty) are skipped.
+    """
+    corners = box_corners(box)
+    if corners is None:
+        return
+    (left, top), (right, bottom) = corners
+    for ring in range(thickness):
+        if left + ring > right - ring or top + ring > bottom - ring:
+            break
+        cv2.rectangle(canvas, (left + ring, top + ring), (right - ring, bottom - ring), color, 1)
+
+
+def draw_tracking(
+    image: np.ndarray,
+    box: ArrayLike | None,
+    ground_truth: ArrayLike | None = None,
+    lines: Sequence[str] = (),
+    thickness: int | None = None,
+) -> np.ndarray:
+    """A copy of ``image`` with the ground-truth box (green), the tracked box (red) and text lines.
+
+    Args:
+      image: (H, W, 3) RGB uint8 frame.
+      box: (4,) tracked box, 1-indexed ``[x, y, w, h]``, or None.
+      ground_truth: (4,) ground-truth box or None; NaN or empty boxes (absent target) are skipped.
+      lines: text drawn top-left, one line each, on a dark band for legibility.
+      thickness: outline width in pixels (see :func:`draw_box`); None picks
+        :func:`line_thickness` of the image.
+
+    Returns:
+      (H, W, 3) RGB uint8 annotated frame; the tracked box is drawn over the ground truth.
+    """
+    canvas = np.ascontiguousarray(image).copy()
+    thickness = line_thickness(canvas.shape) if thickness is None else thickness
+    for candidate, color in ((ground_truth, GROUND_TRUTH_COLOR), (box, PREDICTION_COLOR)):
+        if candidate is not None:
+            draw_box(canvas, candidate, color, thickness)
+    scale = max(0.4, min(canvas.shape[:2]) / 600)
+    line_height = round(22 * scale / 0.5)
+    for index, text in enumerate(lines):
+        (width, height), _ = cv2.getTextSize(text, _FONT, scale, 1)
+        top = index * line_height
+        cv2.rectangle(canvas, (0, top), (width + 8, top + line_height), (0, 0, 0), cv2.FILLED)
+        origin = (4, top + (line_height + height) // 2)
+        cv2.putText(canvas, text, origin, _FONT, scale, (255, 255, 255), 1, cv2.LINE_AA)
+    return canvas
+
+
+def _even_size(image: np.ndarray) -> np.ndarray:
+    """Pad the bottom/right edge with black to even height and width.
+
+    MPEG-4 encoders need even frame sides; OpenCV would otherwise drop the odd last row/column.
+    """
+    height, width = image.shape[:2]
+    return cv2.copyMakeBorder(image, 0, height % 2, 0, width % 2, cv2.BORDER_CONSTANT, value=0)
+
+
+class AnnotatedVideoWriter:
+    """Context manager writing annotated frames to an MP4 file (``mp4v``), atomically.
+
+    The video appears at ``path`` when the ``with`` block ends normally; after an exception the
+    partial file is removed. Frames with an odd side are padded to even sides.
+
+    Args:
+      path: the ``.mp4`` to write.
+      frame_size: ``(width, height)`` of the frames that will be written.
+      fps: frame rate stored in the file.
+
+    Raises:
+      OSError: OpenCV cannot open an MP4 writer (entering the context).
+    """
+
+    def __init__(self, path: str | os.PathLike, frame_size: tuple[int, int], fps: float = 30.0) -> None:
+        self.path = Path(path)
+        self.frame_size = frame_size
+        self.fps = fps
+        self.frames_written = 0
+        self._stack = contextlib.ExitStack()
+        self._writer: cv2.VideoWriter | None = None
+
+    def __enter__(self) -> AnnotatedVideoWriter:
+        temporary = self._stack.enter_context(atomic_path(self.path))
+        width, height = self.frame_size
+        size = (width + width % 2, height + height % 2)
+        writer = cv2.VideoWriter(str(temporary), cv2.VideoWriter_fourcc(*VIDEO_FOURCC), self.fps, size)
+        if not writer.isOpened():
+            self._stack.close()
+            raise OSError(f"{self.path}: OpenCV cannot write {VIDEO_FOURCC} MP4 video here")
+        self._writer = writer
+        return self
+
+    def write(
+        self,
+        image: np.ndarray,
+        box: ArrayLike | None,
+        ground_truth: ArrayLike | None = None,
+        lines: Sequence[str] = (),
+    ) -> None:
+        """Annotate (see :func:`draw_tracking`) and append one (H, W, 3) RGB uint8 frame."""
+        if self._writer is None:
+            raise RuntimeError("AnnotatedVideoWriter.write called outside its with block")
+        height, width = image.shape[:2]
+        if (width, height) != tuple(self.frame_size):
+            raise ValueError(
+                f"frame is {width}x{height}, the video {self.frame_size[0]}x{self.frame_size[1]}"
+            )
+        annotated = draw_tracking(image, box, ground_truth, lines)
+        self._writer.write(cv2.cvtColor(_even_size(annotated), cv2.COLOR_RGB2BGR))
+        self.frames_written += 1
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if self._writer is not None:
+            self._writer.release()
+            self._writer = None
+        self._stack.__exit__(kind, error, traceback)
+
+
+def write_image(path: str | os.PathLike, image: np.ndarray) -> None:
+    """Write an (H, W, 3) RGB uint8 image (format from the suffix, e.g. ``.png``) atomically.
+
+    Raises:
+      OSError: OpenCV cannot encode or write the file.
+    """
+    with atomic_path(path) as temporary:
+        if not cv2.imwrite(str(temporary), cv2.cvtColor(image, cv2.COLOR_RGB2BGR)):
+            raise OSError(f"{path}: OpenCV cannot write this image")
+
+
+def tracking_strip(
+    frames: Sequence[np.ndarray],
+    boxes: ArrayLike,
+    ground_truth: ArrayLike | None = None,
+    labels: Sequence[str] | None = None,
+    tile_height: int = 240,
+    gap: int = 4,
+) -> np.ndarray:
+    """Frames side by side with their boxes drawn: a picture of a tracking run (e.g. for a README).
+
+    Args:
+      frames: K (H_k, W_k, 3) RGB uint8 frames.
+      boxes: (K, 4) tracked boxes, 1-indexed ``[x, y, w, h]`` in each frame's pixels.
+      ground_truth: (K, 4) ground-truth boxes or None.
+      labels: K texts drawn on the tiles (e.g. frame numbers), or None.
+      tile_height: height in pixels of every tile; each annotated frame is resized to it keeping
+        its aspect ratio (area interpolation when shrinking, bicubic when enlarging).
+      gap: white pixels between tiles.
+
+    Returns:
+      (tile_height, sum of tile widths + gaps, 3) RGB uint8 image.
+    """
+    boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+    if len(frames) == 0 or len(boxes) != len(frames):
+        raise ValueError(f"need one box per frame and at least one frame, got {len(frames)} and {len(boxes)}")
+    truth = None if ground_truth is None else np.asarray(ground_truth, np.float64).reshape(-1, 4)
+    tiles = []
+    for index, frame in enumerate(frames):
+        lines = () if labels is None else (labels[index],)
+        annotated = draw_tracking(frame, boxes[index], None if truth is None else truth[index], lines)
+        height, width = annotated.shape[:2]
+        if height != tile_height:
+            new_width = max(1, round(width * tile_height / height))
+            interpolation = cv2.INTER_AREA if tile_height < height else cv2.INTER_CUBIC
+            annotated = cv2.resize(annotated, (new_width, tile_height), interpolation=interpolation)
+        if tiles:
+            tiles.append(np.full((tile_height, gap, 3), 255, np.uint8))
+        tiles.append(annotated)
+    return np.concatenate(tiles, axis=1)
+
+
+def success_figure(
+    curves: Mapping[str, ArrayLike],
+    title: str = "Success plot of OPE",
+    mean_label: str | None = None,
+) -> Figure:
+    """Success plot: fraction of frames whose IoU exceeds each threshold, per curve.
+
+    Each legend entry reads ``name [AUC]`` with the AUC (mean of the curve) to 3 decimals, as in the
+    OTB plots.
+
+    Args:
+      curves: name -> (21,) success rates at :data:`siamfc_jax.metrics.SUCCESS_THRESHOLDS`.
+      title: the axes title.
+      mean_label: when given, the curves are drawn thin and grey (labelled only if there are at
+        most 10) and their mean, the overall success curve of OTB, is drawn bold with this label.
+
+    Returns:
+      A matplotlib ``Figure`` (not attached to pyplot); save it with :func:`save_figure`.
+    """
+    figure = Figure(figsize=(6.0, 4.5), dpi=100)
+    axes = figure.add_subplot()
+    stacked = np.stack([np.asarray(curve, np.float64).reshape(-1) for curve in curves.values()])
+    label_each = mean_label is None or len(curves) <= _MAX_LABELLED_CURVES
+    for name, curve in zip(curves, stacked, strict=True):
+        style = {"linewidth": 2.0} if mean_label is None else {"linewidth": 0.8, "alpha": 0.6}
+        label = f"{name} [{np.mean(curve):.3f}]" if label_each else None
+        axes.plot(SUCCESS_THRESHOLDS, curve, label=label, **style)
+    if mean_label is not None:
+        mean = stacked.mean(axis=0)
+        axes.plot(
+            SUCCESS_THRESHOLDS,
+            mean,
+            color="black",
+            linewidth=2.5,
+            label=f"{mean_label} [{np.mean(mean):.3f}]",
+        )
+    axes.set(xlim=(0, 1), ylim=(0, 1.02), xlabel="overlap threshold (IoU)", ylabel="success rate")
+    axes.set_title(title)
+    axes.grid(True, alpha=0.3)
+    axes.legend(loc="lower left", fontsize="small")
+    figure.tight_layout()
+    return figure
+
+
+def save_figure(figure: Figure, path: str | os.PathLike) -> None:
+    """Render ``figure`` with Agg into ``path`` (format from the suffix, e.g. ``.png``), atomically."""
+    with atomic_path(path) as temporary:
+        figure.savefig(temporary)

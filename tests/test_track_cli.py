@@ -1,0 +1,513 @@
+"""track.py end to end: parity with siamfc-pytorch through the command line, the output files
+(scores recomputed with NumPy), the demo (no --seq, first frames only), folder evaluation, and bad input.
+
+Tracking costs about 0.2-0.6 s per frame on a CPU, and compiling the tracker for a frame size
+another 10-25 s, so the runs track short prefixes (``--max-frames``) and share JAX's persistent
+compilation cache per frame size: one compilation for bag (480x360), one for the synthetic
+sequences (384x288).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import cv2
+import jax
+import numpy as np
+import pytest
+
+import track
+from siamfc_jax.config import ModelConfig, TrackerConfig
+from siamfc_jax.data.synthetic import SyntheticConfig, write_got10k
+from siamfc_jax.tracker import Tracker
+from siamfc_jax.weights import default_weights_path, load_variables
+from tests.conftest import REPO_ROOT, SHARED_ROOT, shared_path
+
+TRACK = REPO_ROOT / "track.py"
+# Test material in ../shared/siamfc
+BAG = "data/sequences/bag"
+BAG_VIDEO = "data/videos/bag.avi"
+WEIGHTS = "weights/siamfc_original_v1.pth"
+REFERENCE = "reference/siamfc_pytorch/bag.txt"
+BAG_FRAMES = 10  # prefix of bag tracked by the CLI (of 196 frames)
+DEMO_FRAMES = 6
+
+
+def _environment(changes: dict[str, str]) -> dict[str, str]:
+    """A copy of the environment without cache settings, with ``changes``."""
+    env = {k: v for k, v in os.environ.items() if k not in ("JAX_COMPILATION_CACHE_DIR", "XDG_CACHE_HOME")}
+    env.update(changes)
+    return env
+
+
+def run_track(args: list[str], cwd: Path, env_changes: dict[str, str]) -> subprocess.CompletedProcess:
+    """``python track.py ARGS`` in ``cwd``, with ``env_changes`` over a clean copy of the environment."""
+    return subprocess.run(
+        [sys.executable, str(TRACK), *args],
+        cwd=cwd,
+        env=_environment(env_changes),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def run_concurrently(runs: dict[str, tuple[list[str], Path, dict[str, str]]], logs: Path) -> dict:
+    """Start ``python track.py`` for every ``name: (args, cwd, env_changes)`` at once; wait for all.
+
+    Returns name -> ``CompletedProcess`` (stdout and stderr as text).
+    """
+    started = {}
+    for name, (args, cwd, env_changes) in runs.items():
+        stdout, stderr = logs / f"{name}.out", logs / f"{name}.err"
+        with open(stdout, "w") as out, open(stderr, "w") as err:
+            command = [sys.executable, str(TRACK), *args]
+            env = _environment(env_changes)
+            process = subprocess.Popen(command, cwd=cwd, env=env, stdout=out, stderr=err)
+        started[name] = (process, args, stdout, stderr)
+    finished = {}
+    for name, (process, args, stdout, stderr) in started.items():
+        status = process.wait(timeout=600)
+        finished[name] = subprocess.CompletedProcess(args, status, stdout.read_text(), stderr.read_text())
+    return finished
+
+
+def check_succeeded(process: subprocess.CompletedProcess) -> None:
+    assert process.returncode == 0, process.stderr
+    assert "Traceback" not in process.stderr
+    assert process.stdout.startswith("device: "), process.stdout  # names the JAX device first
+
+
+def read_txt(path: Path) -> np.ndarray:
+    return np.loadtxt(path, delimiter=",", ndmin=2)
+
+
+def iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU of (N, 4) ``[x, y, w, h]`` boxes via corner coordinates (independent of siamfc_jax)."""
+    a_right, b_right = a[:, :2] + a[:, 2:], b[:, :2] + b[:, 2:]
+    overlap = np.clip(np.minimum(a_right, b_right) - np.maximum(a[:, :2], b[:, :2]), 0, None)
+    inter = overlap.prod(axis=1)
+    return inter / (a[:, 2:].prod(axis=1) + b[:, 2:].prod(axis=1) - inter)
+
+
+def otb_scores(boxes: np.ndarray, truth: np.ndarray) -> dict[str, float]:
+    """Success AUC over 21 thresholds (IoU > t), precision at 20 px, mean IoU; all frames given."""
+    overlaps = iou(boxes, truth)
+    errors = np.linalg.norm(boxes[:, :2] + boxes[:, 2:] / 2 - truth[:, :2] - truth[:, 2:] / 2, axis=1)
+    thresholds = np.linspace(0, 1, 21)
+    return {
+        "auc": float((overlaps[:, None] > thresholds[None, :]).mean()),
+        "precision": float((errors <= 20).mean()),
+        "mean_iou": float(overlaps.mean()),
+    }
+
+
+def count_video_frames(path: Path) -> tuple[int, int, int]:
+    """(frames decoded, width, height) of a video read with OpenCV."""
+    capture = cv2.VideoCapture(str(path))
+    assert capture.isOpened(), path
+    size = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
+    count = 0
+    while capture.read()[0]:
+        count += 1
+    capture.release()
+    return count, *size
+
+
+def printed_auc(stdout: str) -> str:
+    match = re.search(r"AUC (\d\.\d{3})", stdout)
+    assert match, stdout
+    return match.group(1)
+
+
+# ---------------------------------------------------------------------------------------------
+# The tracking runs: two waves of concurrent processes
+
+
+def _synthetic_root(root: Path) -> Path:
+    """A GOT-10k val split of 2 synthetic sequences of 4 frames at the demo's frame size."""
+    config = SyntheticConfig(num_sequences=2, frames_per_sequence=4, frame_size=(384, 288), seed=11)
+    return write_got10k(root, config, subset="val", workers=1, progress=False)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> SimpleNamespace:
+    """Every tracking run of this module, and the folders they used.
+
+    Wave 1 compiles the tracker once per frame size into JAX's persistent cache, both sizes at
+    once: the bag JPEGs (480x360, trained weights) and the demo (384x288, default weights, in a
+    fresh HOME, cache folder and working folder). Wave 2 reuses those caches: bag.avi and a folder
+    of two synthetic sequences.
+    """
+    tmp = tmp_path_factory.mktemp("runs")
+    paths = SimpleNamespace(
+        **{name: tmp / name for name in ("logs", "home", "xdg", "cwd", "bag_cache", "bag", "video")},
+        folder_out=tmp / "folder_out",
+    )
+    for folder in (paths.logs, paths.home, paths.xdg, paths.cwd, paths.bag_cache):
+        folder.mkdir()
+    paths.demo_cache = paths.xdg / "siamfc_jax" / "jax"
+    paths.folder_root = _synthetic_root(tmp / "folder_data")
+
+    bag_env = {"JAX_COMPILATION_CACHE_DIR": str(paths.bag_cache)}
+    synthetic_env = {"JAX_COMPILATION_CACHE_DIR": str(paths.demo_cache)}
+    shared = SHARED_ROOT / "siamfc"
+    has_bag = all((shared / rel).exists() for rel in (BAG, BAG_VIDEO, WEIGHTS, REFERENCE))
+    weights = ["--weights", str(shared / WEIGHTS)]
+    frames = ["--max-frames", str(BAG_FRAMES)]
+
+    first = {
+        "demo": (
+            ["--max-frames", str(DEMO_FRAMES)],
+            paths.cwd,
+            {"HOME": str(paths.home), "XDG_CACHE_HOME": str(paths.xdg)},
+        )
+    }
+    if has_bag:
+        bag_args = ["--seq", str(shared / BAG), *weights, *frames, "--save-video", "--out", str(paths.bag)]
+        first["bag"] = (bag_args, REPO_ROOT, bag_env)
+    processes = run_concurrently(first, paths.logs)
+
+    second = {
+        "folder": (
+            ["--seq", str(paths.folder_root), "--out", str(paths.folder_out), "--progress"],
+            tmp,
+            synthetic_env,
+        ),
+    }
+    if has_bag:
+        box = (shared / REFERENCE).read_text().splitlines()[0]
+        video_args = ["--seq", str(shared / BAG_VIDEO), "--box", box, *weights, *frames]
+        video_args += ["--out", str(paths.video)]
+        second["video"] = (video_args, REPO_ROOT, bag_env)
+    processes.update(run_concurrently(second, paths.logs))
+    return SimpleNamespace(processes=processes, paths=paths)
+
+
+def reference_boxes() -> np.ndarray:
+    return read_txt(shared_path(f"siamfc/{REFERENCE}"))
+
+
+# ---------------------------------------------------------------------------------------------
+# bag: parity with siamfc-pytorch and the output files
+
+
+@pytest.mark.slow
+def test_parity_bag_sequence_through_cli(runs):
+    # The reference tracked the bag JPEGs (cv2.imread, BGR -> RGB) from the rectangle spanning the
+    # first polygon; tracking is causal, so its first frames are the reference for our prefix.
+    reference_lines = shared_path(f"siamfc/{REFERENCE}").read_text().splitlines()
+    check_succeeded(runs.processes["bag"])
+    out = runs.paths.bag
+    ours = read_txt(out / "bag.txt")
+    assert ours.shape == (BAG_FRAMES, 4)
+    assert (out / "bag.txt").read_text().splitlines()[0] == reference_lines[0]
+    agreement = iou(ours, reference_boxes()[:BAG_FRAMES])
+    print(f"bag JPEGs, {BAG_FRAMES} frames: mean IoU with siamfc-pytorch {agreement.mean():.6f}")
+    assert agreement.mean() >= 0.99
+
+
+@pytest.mark.slow
+def test_parity_bag_video_through_cli(runs):
+    # The issue's command on the shared video, from the reference's initial box. The video is an
+    # XVID re-encoding of the JPEGs the reference tracked (about 2.4 grey levels apart), which
+    # moves some peaks by one upsampled response cell: measured mean IoU 0.9936 over the first 10
+    # frames, 0.946 over all 196 (1.0000 on the JPEGs themselves).
+    reference = reference_boxes()
+    process = runs.processes["video"]
+    check_succeeded(process)
+    out = runs.paths.video
+    ours = read_txt(out / "bag.txt")
+    assert ours.shape == (BAG_FRAMES, 4)
+    np.testing.assert_array_equal(ours[0], reference[0])
+    agreement = iou(ours, reference[:BAG_FRAMES])
+    print(f"bag.avi, {BAG_FRAMES} frames: mean IoU with siamfc-pytorch {agreement.mean():.6f}")
+    assert agreement.mean() >= 0.99
+    record = json.loads((out / "bag.json").read_text())
+    assert record["frames"] == BAG_FRAMES and record["sequence_frames"] == 196
+    assert "auc" not in record  # a video has no ground truth
+    assert sorted(path.name for path in out.iterdir()) == ["bag.json", "bag.txt"]
+    assert "(no ground truth)" in process.stdout
+
+
+@pytest.mark.slow
+def test_output_files(runs):
+    polygons = np.loadtxt(shared_path(f"siamfc/{BAG}/groundtruth.txt"), delimiter=",")
+    process = runs.processes["bag"]
+    check_succeeded(process)
+    out = runs.paths.bag
+    lines = (out / "bag.txt").read_text().splitlines()
+    assert len(lines) == BAG_FRAMES
+    assert all(re.fullmatch(r"-?\d+\.\d{4}(,-?\d+\.\d{4}){3}", line) for line in lines), lines[:3]
+
+    # Ground truth: the rectangles spanning the VOT polygons, computed here with NumPy.
+    xs, ys = polygons[:BAG_FRAMES, 0::2], polygons[:BAG_FRAMES, 1::2]
+    truth = np.stack([xs.min(1), ys.min(1), xs.max(1) - xs.min(1), ys.max(1) - ys.min(1)], axis=1)
+    boxes = read_txt(out / "bag.txt")
+    np.testing.assert_allclose(boxes[0], truth[0], rtol=0, atol=5e-5)  # line 1: the initial box
+
+    record = json.loads((out / "bag.json").read_text())
+    expected = otb_scores(boxes, truth)
+    for key, value in expected.items():
+        assert record[key] == pytest.approx(value, rel=0, abs=1e-12), key
+    assert record["evaluated_frames"] == BAG_FRAMES
+    assert record["frames"] == record["frames_tracked"] == BAG_FRAMES
+    assert record["sequence_frames"] == 196 and record["interrupted"] is False
+    # fps: the frames after the first over their time.
+    assert record["fps_frames"] == BAG_FRAMES - 1
+    timed = record["tracking_seconds"] - record["first_frame_seconds"]
+    assert record["fps"] == pytest.approx(record["fps_frames"] / timed, rel=1e-9)
+    assert record["success_curve"]["success"] == pytest.approx(
+        [float(np.mean(iou(boxes, truth) > t)) for t in np.linspace(0, 1, 21)], abs=1e-12
+    )
+    assert record["weights"].endswith("siamfc_original_v1.pth") and record["config"]["response_sz"] == 17
+    assert printed_auc(process.stdout) == f"{record['auc']:.3f}"
+    assert f"{record['fps']:.2f} fps" in process.stdout
+
+    assert cv2.imread(str(out / "bag_success.png")).shape == (450, 600, 3)
+    assert count_video_frames(out / "bag.mp4") == (BAG_FRAMES, 480, 360)
+    assert not [path.name for path in out.iterdir() if path.name.startswith(".")]  # no temporaries
+
+
+# ---------------------------------------------------------------------------------------------
+# The demo and folders of synthetic sequences
+
+
+@pytest.mark.slow
+def test_demo_without_sequence(runs):
+    process, paths = runs.processes["demo"], runs.paths
+    check_succeeded(process)
+    out = paths.cwd / "outputs"
+    assert f"outputs in {out}" in process.stdout
+    assert sorted(path.name for path in out.iterdir()) == [
+        "SYN_DEMO.json",
+        "SYN_DEMO.mp4",
+        "SYN_DEMO.txt",
+        "SYN_DEMO_strip.png",
+        "SYN_DEMO_success.png",
+    ]
+    assert count_video_frames(out / "SYN_DEMO.mp4") == (DEMO_FRAMES, 384, 288)
+    assert cv2.imread(str(out / "SYN_DEMO_success.png")).shape == (450, 600, 3)
+    strip = cv2.imread(str(out / "SYN_DEMO_strip.png"))
+    assert strip.shape[0] == 240 and strip.shape[1] > 4 * 320
+
+    record = json.loads((out / "SYN_DEMO.json").read_text())
+    assert printed_auc(process.stdout) == f"{record['auc']:.3f}"
+    assert f"{record['fps']:.2f} fps" in process.stdout
+    assert record["weights"] == str(default_weights_path())
+
+    # Generated into the cache folder (nothing downloaded), with the compiled tracker beside it;
+    # XDG_CACHE_HOME wins over HOME.
+    sequence = paths.xdg / "siamfc_jax" / "demo" / "SYN_DEMO"
+    assert len(list(sequence.glob("*.jpg"))) == 150
+    assert any(paths.demo_cache.iterdir())
+    assert not (paths.home / ".cache").exists()
+
+    # Scores against the demo's GOT-10k ground truth, absent frames left out.
+    truth = read_txt(sequence / "groundtruth.txt")[:DEMO_FRAMES]
+    present = np.loadtxt(sequence / "absence.label")[:DEMO_FRAMES] == 0
+    boxes = read_txt(out / "SYN_DEMO.txt")
+    np.testing.assert_allclose(boxes[0], truth[0], atol=5e-5)
+    expected = otb_scores(boxes[present], truth[present])
+    for key, value in expected.items():
+        assert record[key] == pytest.approx(value, rel=0, abs=1e-12), key
+
+
+@pytest.mark.slow
+def test_folder_of_sequences(runs):
+    process, root, out = runs.processes["folder"], runs.paths.folder_root, runs.paths.folder_out
+    check_succeeded(process)
+    assert "sequences: 100%" in process.stderr and "2/2" in process.stderr  # the tqdm bar
+
+    names = ["SYN_000001", "SYN_000002"]
+    records = [json.loads((out / f"{name}.json").read_text()) for name in names]
+    summary = json.loads((out / "summary.json").read_text())
+    overall = summary["overall"]
+    assert overall["sequences"] == overall["scored_sequences"] == 2 and overall["frames"] == 8
+    for key in ("auc", "precision", "mean_iou"):
+        assert overall[key] == pytest.approx(np.mean([r[key] for r in records]), rel=0, abs=1e-12), key
+    # Overall speed: all timed frames over all their time.
+    seconds = sum(r["tracking_seconds"] - r["first_frame_seconds"] for r in records)
+    assert overall["fps"] == pytest.approx(sum(r["fps_frames"] for r in records) / seconds, rel=1e-9)
+
+    # Per-sequence and pooled scores from the written boxes and the ground truth, with NumPy.
+    all_boxes, all_truth = [], []
+    for name, record in zip(names, records, strict=True):
+        boxes = read_txt(out / f"{name}.txt")
+        truth = read_txt(root / name / "groundtruth.txt")
+        present = np.loadtxt(root / name / "absence.label", ndmin=1) == 0
+        for key, value in otb_scores(boxes[present], truth[present]).items():
+            assert record[key] == pytest.approx(value, rel=0, abs=1e-12), (name, key)
+        all_boxes.append(boxes[present])
+        all_truth.append(truth[present])
+    pooled = otb_scores(np.concatenate(all_boxes), np.concatenate(all_truth))
+    for key, value in pooled.items():
+        assert overall["pooled"][key] == pytest.approx(value, rel=0, abs=1e-12), key
+
+    table = (out / "summary.md").read_text()
+    for name, record in zip(names, records, strict=True):
+        row = f"| {name} | 4 | {record['auc']:.3f} | {record['precision']:.3f} | {record['mean_iou']:.3f} |"
+        assert row in table and row in process.stdout
+    assert f"| **mean over 2 sequences** | 8 | {overall['auc']:.3f} |" in table
+    assert f"mean AUC {overall['auc']:.3f}" in process.stdout
+    assert (out / "summary_success.png").is_file()
+
+
+# ---------------------------------------------------------------------------------------------
+# Default weights
+
+
+def test_tracker_without_weights_uses_the_packaged_weights():
+    packaged, packaged_config = load_variables(default_weights_path())
+    tracker = Tracker()
+    assert tracker.model_config == packaged_config
+    assert jax.tree.structure(tracker.variables) == jax.tree.structure(packaged)
+    for got, want in zip(jax.tree.leaves(tracker.variables), jax.tree.leaves(packaged), strict=True):
+        np.testing.assert_array_equal(np.asarray(got), want)
+
+
+# ---------------------------------------------------------------------------------------------
+# Bad input: one line on stderr naming the file or argument, non-zero exit, no traceback
+
+
+def _write_jpegs(directory: Path, count: int) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    for index in range(count):
+        image = np.full((48, 64, 3), 40 * index, np.uint8)
+        assert cv2.imwrite(str(directory / f"{index + 1:04d}.jpg"), image)
+
+
+@pytest.fixture
+def bad_inputs(tmp_path) -> SimpleNamespace:
+    """Small folders and files, each wrong in one way."""
+    paths = SimpleNamespace(root=tmp_path)
+    paths.otb = tmp_path / "otb"
+    _write_jpegs(paths.otb / "img", 3)
+    (paths.otb / "groundtruth_rect.txt").write_text("10\t10\t20\t20\n11,11,20,20\n12 12 20 20\n")
+    paths.short_truth = tmp_path / "short"
+    _write_jpegs(paths.short_truth / "img", 3)
+    (paths.short_truth / "groundtruth_rect.txt").write_text("10,10,20,20\n11,11,20,20\n")
+    paths.broken_first = tmp_path / "broken"
+    _write_jpegs(paths.broken_first / "img", 2)
+    (paths.broken_first / "img" / "0001.jpg").write_bytes(b"")
+    (paths.broken_first / "groundtruth_rect.txt").write_text("10,10,20,20\n11,11,20,20\n")
+    paths.bad_line = tmp_path / "badline"
+    _write_jpegs(paths.bad_line / "img", 2)
+    (paths.bad_line / "groundtruth_rect.txt").write_text("10,10,20,20\n11,11,20\n")
+    paths.frames = tmp_path / "frames"
+    _write_jpegs(paths.frames, 3)
+    paths.empty = tmp_path / "empty"
+    paths.empty.mkdir()
+    paths.garbage_weights = tmp_path / "garbage.msgpack"
+    paths.garbage_weights.write_bytes(b"\x93 this is not msgpack weights")
+    paths.broken_pth = tmp_path / "broken.pth"
+    paths.broken_pth.write_bytes(b"PK\x03\x04 truncated zip")
+    paths.file = tmp_path / "a_file"
+    paths.file.write_text("x")
+    # A folder of sequences, one of them with too few ground-truth lines.
+    paths.folder = tmp_path / "folder"
+    _write_jpegs(paths.folder / "good" / "img", 2)
+    (paths.folder / "good" / "groundtruth_rect.txt").write_text("10,10,20,20\n11,11,20,20\n")
+    _write_jpegs(paths.folder / "bad" / "img", 3)
+    (paths.folder / "bad" / "groundtruth_rect.txt").write_text("10,10,20,20\n")
+    return paths
+
+
+BAD_CASES = {
+    # name: (arguments, exit status, text the message must contain); {x} are fixture paths.
+    "missing folder": (["--seq", "{root}/nowhere"], 1, "{root}/nowhere: no such file or directory"),
+    "folder without frames": (["--seq", "{empty}"], 1, "{empty}: not a sequence folder"),
+    "unreadable first frame": (["--seq", "{broken_first}"], 1, "{broken_first}/img/0001.jpg"),
+    "short ground truth": (
+        ["--seq", "{short_truth}"],
+        1,
+        "{short_truth}/groundtruth_rect.txt: 2 ground-truth boxes for 3 frames",
+    ),
+    "malformed ground truth": (["--seq", "{bad_line}"], 1, "{bad_line}/groundtruth_rect.txt:2"),
+    "folder with short ground truth": (["--seq", "{folder}"], 1, "{folder}/bad/groundtruth_rect.txt"),
+    "no box without ground truth": (["--seq", "{frames}"], 1, "{frames}: no initial box"),
+    "empty box": (["--seq", "{frames}", "--box", "5,5,0,10"], 2, "argument --box: width and height"),
+    "box of three numbers": (["--seq", "{frames}", "--box", "5,5,10"], 2, "argument --box: expected 4"),
+    "box outside the image": (["--seq", "{frames}", "--box", "70,10,5,5"], 1, "outside the 64x48"),
+    "not finite box": (["--seq", "{frames}", "--box", "nan,1,2,3"], 2, "argument --box"),
+    "glob without files": (["--seq", "{root}/none/*.jpg"], 1, "{root}/none/*.jpg: the pattern"),
+    "weights not found": (["--seq", "{otb}", "--weights", "{root}/no.pth"], 1, "{root}/no.pth: weights"),
+    "garbage weights": (["--seq", "{otb}", "--weights", "{garbage_weights}"], 1, "{garbage_weights}: not"),
+    "broken pth": (["--seq", "{otb}", "--weights", "{broken_pth}"], 1, "{broken_pth}: not a readable"),
+    "even scale number": (["--seq", "{otb}", "--scale-num", "2"], 2, "argument --scale-num"),
+    "response size of another net": (["--seq", "{otb}", "--response-sz", "9"], 2, "argument --response-sz"),
+    "infinite scale step": (["--seq", "{otb}", "--scale-step", "inf"], 2, "argument --scale-step"),
+    "zero frames": (["--seq", "{otb}", "--max-frames", "0"], 2, "argument --max-frames"),
+    "output is a file": (["--seq", "{otb}", "--out", "{file}"], 2, "argument --out: {file}"),
+    "box for the demo": (["--box", "1,2,3,4"], 2, "argument --box: needs --seq"),
+    "demo folder with a sequence": (["--seq", "{otb}", "--demo-dir", "{root}"], 2, "argument --demo-dir"),
+    "box for a folder of sequences": (["--seq", "{folder}", "--box", "1,1,5,5"], 2, "argument --box"),
+    "unknown option": (["--frobnicate"], 2, "unrecognized arguments: --frobnicate"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_CASES))
+def test_bad_input_is_one_line(case, bad_inputs, capfd, monkeypatch):
+    arguments, status, message = BAD_CASES[case]
+    paths = {name: str(value) for name, value in vars(bad_inputs).items()}
+    monkeypatch.chdir(bad_inputs.root)
+    # JAX in this process is already configured: keep track.py from pointing it at another cache.
+    monkeypatch.setenv("JAX_COMPILATION_CACHE_DIR", str(bad_inputs.root / "jax_cache"))
+    assert track.main([argument.format(**paths) for argument in arguments]) == status
+    captured = capfd.readouterr()
+    lines = captured.err.splitlines()
+    assert len(lines) == 1, captured.err
+    assert lines[0].startswith("error: ") and message.format(**paths) in lines[0], lines[0]
+    assert not (bad_inputs.root / "outputs").exists()  # nothing tracked, nothing written
+
+
+class StillTracker:
+    """Stands in for the SiamFC tracker in-process (no compilation): the box never moves."""
+
+    model_config = ModelConfig()
+    config = TrackerConfig()
+
+    def __init__(self, weights: object, config: TrackerConfig) -> None:
+        self.box = None
+
+    def init(self, frame: np.ndarray, box: np.ndarray) -> None:
+        self.box = np.asarray(box, np.float64)
+
+    def update(self, frame: np.ndarray) -> np.ndarray:
+        return self.box
+
+
+def test_unreadable_frame_mid_sequence(bad_inputs, capfd, monkeypatch):
+    broken = bad_inputs.otb / "img" / "0003.jpg"
+    broken.write_bytes(b"not a jpeg")
+    out = bad_inputs.root / "out"
+    monkeypatch.setattr(track, "Tracker", StillTracker)
+    monkeypatch.setenv("JAX_COMPILATION_CACHE_DIR", str(bad_inputs.root / "jax_cache"))
+    status = track.main(["--seq", str(bad_inputs.otb), "--out", str(out), "--save-video"])
+    assert status == 1
+    assert capfd.readouterr().err.splitlines() == [
+        f"error: {broken}: cannot be decoded as an image (frame 2 of sequence 'otb')"
+    ]
+    assert list(out.iterdir()) == []  # frames 0 and 1 were tracked; the partial video is removed
+
+
+def test_real_process_fails_in_one_line(bad_inputs):
+    # The OTB ground truth above mixes tabs, commas and spaces; a weights file that is no weights
+    # file makes the real process fail after reading it: exit 1 and exactly one line on stderr.
+    process = run_track(
+        ["--seq", str(bad_inputs.otb), "--weights", str(bad_inputs.garbage_weights)],
+        bad_inputs.root,
+        {"JAX_COMPILATION_CACHE_DIR": str(bad_inputs.root / "jax_cache")},
+    )
+    assert process.returncode == 1
+    lines = process.stderr.splitlines()
+    assert len(lines) == 1, process.stderr
+    assert lines[0].startswith(f"error: {bad_inputs.garbage_weights}: not a siamfc_jax weights file")
+    assert process.stdout.startswith("device: ")
+    assert not (bad_inputs.root / "outputs").exists()
