@@ -36,6 +36,7 @@ import grain
 import numpy as np
 import tensorflow_datasets as tfds
 
+from benchmarks.track_speed import cpu_model
 from siamfc_jax.config import PairConfig
 from siamfc_jax.data.datasets import GOT10k
 from siamfc_jax.data.loader import PairLoader, available_cores
@@ -63,16 +64,6 @@ def _worker_counts(text: str) -> list[int]:
     if not counts or counts[0] < 1:
         raise argparse.ArgumentTypeError("worker counts must be >= 1")
     return counts
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def synthetic_set(cache_dir: Path, frame_size: tuple[int, int], sequences: int, frames: int) -> Path:
@@ -150,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     crop_bytes = sum(path.stat().st_size for path in shards) / builder.info.splits["train"].num_examples
     print()
     print(f"date: {datetime.date.today().isoformat()}")
-    print(f"machine: {_cpu_model()}, {cores} usable cores, {platform.system()} {platform.release()}")
+    print(f"machine: {cpu_model()}, {cores} usable cores, {platform.system()} {platform.release()}")
     print(f"python {platform.python_version()}, OpenCV {cv2.__version__}, grain {grain.__version__}, "
           f"tensorflow-datasets {tfds.__version__}, NumPy {np.__version__}")
     print(f"data: {args.sequences} synthetic sequences x {args.frames} frames of "
