@@ -10,10 +10,9 @@ import numpy as np
 import pytest
 
 from siamfc_jax.config import PairConfig
-from siamfc_jax.data.crops import average_color, crop_and_resize
+from siamfc_jax.data.crops import average_color, crop_and_resize, crop_window
 from siamfc_jax.data.curate import (
     box_in_crop,
-    crop_window,
     curate_frame,
     curate_sequence,
     decode_jpeg,

@@ -34,7 +34,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from siamfc_jax.config import PairConfig
-from siamfc_jax.data.crops import crop_and_resize
+from siamfc_jax.data.crops import crop_and_resize, crop_window
 from siamfc_jax.data.datasets import SequenceDataset
 from siamfc_jax.data.sequences import DataError, Sequence
 
@@ -81,23 +81,12 @@ def crop_geometry(box: ArrayLike, config: PairConfig = PairConfig()) -> tuple[np
     return center_yx, float(size)
 
 
-def crop_window(center_yx: ArrayLike, size: float) -> tuple[int, int, int]:
-    """The frame pixels :func:`~siamfc_jax.data.crops.crop_and_resize` takes: ``(top, left, side)``.
-
-    Rows ``top .. top + side - 1`` and columns ``left .. left + side - 1`` (0-indexed), with the same
-    rounding (half to even) as ``crop_and_resize``.
-    """
-    side = max(int(np.round(size)), 1)
-    top, left = np.round(np.asarray(center_yx, np.float64) - (side - 1) / 2).astype(np.int64)
-    return int(top), int(left), side
-
-
 def box_in_crop(box: ArrayLike, window: tuple[int, int, int], out_size: int) -> np.ndarray:
     """Map a frame box into the resized crop of ``window``.
 
     Args:
         box: ``[x, y, w, h]`` in 1-indexed frame pixels.
-        window: ``(top, left, side)`` from :func:`crop_window`.
+        window: ``(top, left, side)`` from :func:`~siamfc_jax.data.crops.crop_window`.
         out_size: side of the resized crop in pixels.
 
     Returns:
