@@ -25,7 +25,6 @@ import re
 import sys
 from pathlib import Path
 
-import siamfc_jax  # noqa: F401  (selects the JAX platform before JAX starts)
 from siamfc_jax.config import ConfigError, TrackerConfig
 from siamfc_jax.data.datasets import SequenceFolder
 from siamfc_jax.data.sequences import DataError, open_sequence, validate_for_tracking
@@ -38,7 +37,7 @@ from siamfc_jax.evaluation import (
     run_info,
     run_sequence,
 )
-from siamfc_jax.runtime import describe_devices
+from siamfc_jax.runtime import cache_dir, describe_devices, enable_compilation_cache, select_platform
 from siamfc_jax.tracker import Tracker
 from siamfc_jax.weights import WeightsError, default_weights_path
 
@@ -208,33 +207,9 @@ def tracker_config(args: argparse.Namespace) -> TrackerConfig:
         raise UsageError(f"argument {_flag(error.field)}: {error}") from None
 
 
-def cache_dir() -> Path:
-    """``$XDG_CACHE_HOME/siamfc_jax``, else ``~/.cache/siamfc_jax``."""
-    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(cache) / "siamfc_jax"
-
-
 def demo_cache_dir() -> Path:
     """Where the demo sequence is generated: ``cache_dir() / "demo"``."""
     return cache_dir() / "demo"
-
-
-def enable_compilation_cache() -> None:
-    """Point JAX's persistent compilation cache at ``cache_dir() / "jax"``.
-
-    Left alone when ``JAX_COMPILATION_CACHE_DIR`` is set (JAX reads it itself) and skipped when the
-    folder cannot be created: the cache only saves time.
-    """
-    import jax  # after siamfc_jax, which chooses the platform before JAX starts
-
-    if os.environ.get("JAX_COMPILATION_CACHE_DIR"):
-        return
-    directory = cache_dir() / "jax"
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-    except OSError:
-        return
-    jax.config.update("jax_compilation_cache_dir", str(directory))
 
 
 def prepare_out_dir(path: str) -> Path:
@@ -329,6 +304,7 @@ def _run(args: argparse.Namespace, config: TrackerConfig) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit status (see the module docstring)."""
+    select_platform()
     try:
         args = build_parser().parse_args(argv)
         return _run(args, tracker_config(args))

@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import sys
 
-import siamfc_jax  # noqa: F401  (selects the JAX platform before JAX starts)
 from siamfc_jax.config import (
     BACKBONES,
     SYNTHETIC_SCHEDULE,
@@ -20,6 +19,7 @@ from siamfc_jax.config import (
     TrainConfig,
     replace,
 )
+from siamfc_jax.runtime import select_platform
 
 
 class _Parser(argparse.ArgumentParser):
@@ -139,6 +139,7 @@ def build_config(args: argparse.Namespace) -> TrainConfig:
 
 
 def main(argv: list[str] | None = None) -> int:
+    select_platform()
     args = parse_args(argv)
     try:
         config = build_config(args)

@@ -39,10 +39,11 @@ import tensorflow_datasets as tfds
 from benchmarks.track_speed import cpu_model
 from siamfc_jax.config import PairConfig
 from siamfc_jax.data.datasets import GOT10k
-from siamfc_jax.data.loader import PairLoader, available_cores
+from siamfc_jax.data.loader import PairLoader
 from siamfc_jax.data.pairs import CropSource, FrameCrops
 from siamfc_jax.data.synthetic import SyntheticConfig, config_fingerprint, write_got10k
 from siamfc_jax.data.tfds_builder import SiamfcCropsConfig, load_curated, prepare
+from siamfc_jax.runtime import available_cores, select_platform
 
 # Assumed device-only throughput of one H100 training step, pairs per second (not measured here).
 H100_PAIRS_PER_SECOND = (2000, 4000)
@@ -105,6 +106,7 @@ def measure(source: CropSource, workers: int, batch_size: int, seconds: float, c
 
 
 def main(argv: list[str] | None = None) -> int:
+    select_platform()
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     default_cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "siamfc_jax"
     parser.add_argument("--cache-dir", type=Path, default=default_cache / "data_speed")

@@ -64,7 +64,7 @@ from siamfc_jax.data.sequences import DataError, open_sequence, read_image
 from siamfc_jax.data.synthetic import ensure_demo_sequence
 from siamfc_jax.interop.torch_weights import WeightsError
 from siamfc_jax.ops import conv
-from siamfc_jax.runtime import describe_devices
+from siamfc_jax.runtime import available_cores, describe_devices, select_platform
 from siamfc_jax.tracker import BatchTracker, Tracker, init_state, init_states, update_state, update_states
 
 REPO = Path(__file__).resolve().parents[1]
@@ -110,7 +110,7 @@ def cpu_model() -> str:
 
 def machine_lines() -> list[str]:
     """Date, machine, load and device lines for a benchmark's header."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    cores = available_cores()
     load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
     return [
         f"date: {datetime.date.today().isoformat()}",
@@ -397,6 +397,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    select_platform()
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sequence", type=Path,
                         help="sequence folder (default: shared Crossing, else the synthetic demo)")

@@ -55,7 +55,7 @@ from siamfc_jax.config import OptimConfig, PairConfig, TrainConfig
 from siamfc_jax.data.loader import PairLoader
 from siamfc_jax.data.sequences import DataError
 from siamfc_jax.ops.conv import CONV_IMPLS
-from siamfc_jax.runtime import describe_devices
+from siamfc_jax.runtime import describe_devices, select_platform
 from siamfc_jax.training.data import prepare_training_data
 from siamfc_jax.training.state import create_train_state, make_optimizer
 from siamfc_jax.training.step import data_mesh, make_train_step, shard_batch
@@ -274,6 +274,7 @@ def run(args: argparse.Namespace, child_base: dict[str, str]) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    select_platform()
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     default_cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "siamfc_jax"
     parser.add_argument("--batch-size", type=int, default=8, help="global batch in pairs (default 8)")

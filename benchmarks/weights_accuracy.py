@@ -21,19 +21,19 @@ from pathlib import Path
 import jax
 import numpy as np
 
-import siamfc_jax  # noqa: F401  (selects the JAX platform before JAX starts)
 from siamfc_jax.config import ModelConfig
 from siamfc_jax.data.sequences import open_sequence
 from siamfc_jax.data.synthetic import ensure_demo_sequence
 from siamfc_jax.metrics import evaluate
 from siamfc_jax.models import init_variables
-from siamfc_jax.runtime import describe_devices
+from siamfc_jax.runtime import describe_devices, select_platform
 from siamfc_jax.tracker import Tracker
 
 SHARED_SEQUENCES = Path(__file__).resolve().parents[2] / "shared" / "siamfc" / "data" / "sequences"
 
 
 def main(argv: list[str] | None = None) -> int:
+    select_platform()
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("weights", nargs="+", help="weights files, or 'untrained'")
     parser.add_argument("--synthetic-root", type=Path, required=True, help="root with a val/ split")

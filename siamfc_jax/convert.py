@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from siamfc_jax.interop.torch_weights import WeightsError
+from siamfc_jax.runtime import select_platform
 from siamfc_jax.weights import export_pth, is_pth, load_variables, save_weights
 
 
@@ -30,6 +31,7 @@ def convert(source: Path, target: Path, float16: bool = False) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    select_platform()
     parser = argparse.ArgumentParser(
         prog="python -m siamfc_jax.convert",
         description="Convert SiamFC weights between siamfc-pytorch .pth and siamfc_jax format.",

@@ -1,4 +1,7 @@
-"""Process-level JAX setup that must happen before JAX picks its backend.
+"""Process-level setup: the JAX platform, the persistent caches, and the CPU count.
+
+Nothing here runs on import; the command-line tools call :func:`select_platform` and
+:func:`enable_compilation_cache` first thing, before anything compiles.
 
 ``pip install jax[cuda12]`` on a machine without an NVIDIA driver makes JAX print a long traceback
 from the CUDA plugin on first use before it falls back to the CPU. Users of a CPU-only machine (and
@@ -11,6 +14,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import sys
+from pathlib import Path
 
 _NVIDIA_DRIVER_MARKERS = ("/proc/driver/nvidia/version", "/dev/nvidiactl")
 
@@ -55,3 +59,35 @@ def describe_devices() -> str:
         note = ", no NVIDIA GPU found"
     plural = "s" if len(devices) != 1 else ""
     return f"device: {devices[0].platform} ({len(devices)} device{plural}: {', '.join(kinds)}{note})"
+
+
+def available_cores() -> int:
+    """CPU cores this process may run on (its affinity mask where the OS has one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def cache_dir() -> Path:
+    """Root of siamfc_jax's caches: ``$XDG_CACHE_HOME/siamfc_jax``, else ``~/.cache/siamfc_jax``."""
+    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(cache) / "siamfc_jax"
+
+
+def enable_compilation_cache() -> None:
+    """Point JAX's persistent compilation cache at ``cache_dir() / "jax"``.
+
+    Left alone when ``JAX_COMPILATION_CACHE_DIR`` is set (JAX reads it itself) and skipped when the
+    folder cannot be created: the cache only saves time. Call it before anything compiles: JAX
+    decides on the cache once.
+    """
+    import jax  # after select_platform, which must run before JAX starts
+
+    if os.environ.get("JAX_COMPILATION_CACHE_DIR"):
+        return
+    directory = cache_dir() / "jax"
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return
+    jax.config.update("jax_compilation_cache_dir", str(directory))

@@ -7,6 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from siamfc_jax.runtime import select_platform
+
+# As the command-line tools do: the CPU where JAX's CUDA plugin is installed but no GPU is present.
+select_platform()
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_ROOT = REPO_ROOT.parent / "shared"
 

@@ -23,7 +23,6 @@ augments every crop (:mod:`siamfc_jax.data.transforms`).
 from __future__ import annotations
 
 import multiprocessing
-import os
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -37,6 +36,7 @@ from siamfc_jax.config import PairConfig
 from siamfc_jax.data.crops import crop_and_resize, crop_window
 from siamfc_jax.data.datasets import SequenceDataset
 from siamfc_jax.data.sequences import DataError, Sequence
+from siamfc_jax.runtime import available_cores
 
 CURATION_INTERPOLATION = cv2.INTER_LINEAR
 
@@ -330,10 +330,6 @@ def _curate_in_worker(index: int) -> CuratedSequence:
     return curate_sequence(dataset[index], config, jpeg_quality)
 
 
-def _available_cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
 def curate_dataset(
     dataset: SequenceDataset,
     config: PairConfig = PairConfig(),
@@ -363,7 +359,7 @@ def curate_dataset(
     if not 1 <= jpeg_quality <= 100:
         raise ValueError(f"jpeg_quality must be in 1..100, got {jpeg_quality}")
     count = len(dataset)
-    workers = min(workers or _available_cores(), max(count, 1))
+    workers = min(workers or available_cores(), max(count, 1))
     with tqdm(total=count, desc="curating sequences", unit="seq", disable=not progress) as bar:
         if workers == 1:
             for index in range(count):

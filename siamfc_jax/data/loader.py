@@ -29,7 +29,6 @@ epoch (9335 pairs, a few seconds at thousands of pairs per second) that matters,
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 
 import cv2
@@ -39,11 +38,7 @@ from absl import flags
 
 from siamfc_jax.config import PairConfig
 from siamfc_jax.data.pairs import CropSource, PairSampler
-
-
-def available_cores() -> int:
-    """CPU cores this process may run on."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+from siamfc_jax.runtime import available_cores
 
 
 def _init_worker(worker_index: int, worker_count: int) -> None:

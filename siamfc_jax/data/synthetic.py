@@ -80,6 +80,7 @@ from siamfc_jax.data.synthetic_render import (
     random_style,
     similar_style,
 )
+from siamfc_jax.runtime import available_cores, select_platform
 
 # Bump when a change makes the same config render different sequences, so stale data is detected.
 GENERATOR_VERSION = 1
@@ -947,10 +948,6 @@ def _remove_temporaries(parent: Path, name: str = "") -> None:
             path.unlink(missing_ok=True)
 
 
-def _default_workers() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
 def write_got10k(
     root: str | os.PathLike,
     config: SyntheticConfig,
@@ -995,7 +992,7 @@ def write_got10k(
         for index in range(count)
         if not _sequence_complete(subset_dir / sequence_name(index), config.frames_per_sequence, fingerprint)
     ]
-    workers = min(workers or _default_workers(), max(len(pending), 1))
+    workers = min(workers or available_cores(), max(len(pending), 1))
     with tqdm(
         total=count,
         initial=count - len(pending),
@@ -1089,6 +1086,7 @@ def _frame_size(text: str) -> tuple[int, int]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point; returns the exit status."""
+    select_platform()
     defaults = SyntheticConfig()
     parser = _ArgumentParser(
         prog="python -m siamfc_jax.data.synthetic",

@@ -61,6 +61,7 @@ from siamfc_jax.data.datasets import GOT10k, ImageNetVID, SequenceDataset, Seque
 from siamfc_jax.data.pairs import CURATION_FORMAT, CuratedCrops
 from siamfc_jax.data.sequences import DataError
 from siamfc_jax.data.synthetic import SyntheticConfig, config_fingerprint, write_got10k
+from siamfc_jax.runtime import select_platform
 
 KINDS = ("got10k", "vid", "folder", "synthetic")
 # Record keys: sequence index in the high bits, frame index in the low ones (unique, ordered).
@@ -370,6 +371,7 @@ class _ArgumentParser(argparse.ArgumentParser):
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line: prepare a ``siamfc_crops`` config; returns the exit status."""
+    select_platform()
     parser = _ArgumentParser(
         prog="python -m siamfc_jax.data.tfds_builder",
         description="Curate SiamFC training crops into the siamfc_crops TFDS dataset (array_record).",
