@@ -19,25 +19,20 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import math
-import os
-import re
 import sys
 from pathlib import Path
 
+from siamfc_jax import cli
 from siamfc_jax.config import ConfigError, TrackerConfig
-from siamfc_jax.data.datasets import SequenceFolder
-from siamfc_jax.data.sequences import DataError, open_sequence, validate_for_tracking
-from siamfc_jax.data.synthetic import SyntheticDataError, ensure_demo_sequence
-from siamfc_jax.evaluation import (
-    format_result,
-    format_table,
-    is_sequence_root,
-    run_folder,
-    run_info,
-    run_sequence,
-)
-from siamfc_jax.runtime import cache_dir, describe_devices, enable_compilation_cache, select_platform
+from siamfc_jax.evaluation.reports import format_overall, format_result, format_table, run_info
+from siamfc_jax.evaluation.runner import run_folder, run_sequence
+from siamfc_jax.evaluation.validation import is_sequence_root, validate_for_tracking
+from siamfc_jax.runtime import describe_devices, enable_compilation_cache, select_platform
+from siamfc_jax.sequences.datasets import SequenceFolder
+from siamfc_jax.sequences.frames import DataError
+from siamfc_jax.sequences.readers import open_sequence
+from siamfc_jax.synthetic.config import SyntheticDataError
+from siamfc_jax.synthetic.demo import default_demo_dir, ensure_demo_sequence
 from siamfc_jax.tracker import Tracker
 from siamfc_jax.weights import WeightsError, default_weights_path
 
@@ -56,67 +51,9 @@ _FIELD_HELP = {
     "precision": "matmul/convolution precision on the device: highest, high or default",
     "conv_impl": "convolution formulation: auto (matmul on CPU, lax elsewhere), lax or matmul",
 }
-_BOX_SEPARATORS = re.compile(r"[,\s]+")
-
-
-class UsageError(Exception):
-    """A bad command line; the message names the argument."""
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line instead of argparse's usage block
-        head, _, extra = message.partition(": ")
-        if head == "unrecognized arguments" and any(os.path.exists(word) for word in extra.split()):
-            # The shell expanded an unquoted glob into many file names.
-            message += " (quote a glob pattern: --seq 'frames/*.jpg')"
-        raise UsageError(message)
-
-
-def parse_box(text: str) -> tuple[float, float, float, float]:
-    """``"x,y,w,h"`` (commas and/or spaces) -> four finite floats, 1-indexed pixels, w and h > 0."""
-    parts = [part for part in _BOX_SEPARATORS.split(text.strip()) if part]
-    try:
-        values = tuple(float(part) for part in parts)
-    except ValueError:
-        values = ()
-    if len(values) != 4 or not all(math.isfinite(value) for value in values):
-        raise argparse.ArgumentTypeError(f"expected 4 numbers x,y,w,h (1-indexed pixels), got {text!r}")
-    if values[2] <= 0 or values[3] <= 0:
-        raise argparse.ArgumentTypeError(f"width and height must be > 0, got {text!r}")
-    return values  # type: ignore[return-value]
-
-
-def _finite_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
-    return value
-
-
-def _integer(text: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-
-
-def _positive_integer(text: str) -> int:
-    value = _integer(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
-    return value
-
-
-def _flag(field_name: str) -> str:
-    return "--" + field_name.replace("_", "-")
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser; every :class:`TrackerConfig` field has a flag (``--scale-step`` …)."""
-    parser = _Parser(
+    parser = cli.ArgumentParser(
         prog="python track.py",
         description=(
             "Track an object with SiamFC and score it against the ground truth when there is one. "
@@ -139,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--box",
-        type=parse_box,
+        type=cli.parse_box,
         metavar="X,Y,W,H",
         help="initial box in frame 1 (1-indexed pixels); replaces the first ground-truth box",
     )
@@ -151,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", default="outputs", metavar="DIR", help="output folder (default: outputs)")
     parser.add_argument(
         "--max-frames",
-        type=_positive_integer,
+        type=cli.positive_integer,
         metavar="N",
         help="track (and score) only the first N frames of each sequence",
     )
@@ -175,13 +112,13 @@ def build_parser() -> argparse.ArgumentParser:
     for field in dataclasses.fields(TrackerConfig):
         # config.py uses postponed annotations, so field.type is the annotation's text.
         kind = str(field.type)
-        parse, metavar = (_integer, "N") if kind.startswith("int") else (_finite_float, "X")
+        parse, metavar = (cli.integer, "N") if kind.startswith("int") else (cli.finite_float, "X")
         if kind == "str":
             parse, metavar = str, "NAME"
         default = getattr(defaults, field.name)
         shown = "" if default is None else f" (default: {default})"
         tracker.add_argument(
-            _flag(field.name),
+            cli.flag(field.name),
             dest=field.name,
             type=parse,
             metavar=metavar,
@@ -204,12 +141,7 @@ def tracker_config(args: argparse.Namespace) -> TrackerConfig:
     try:
         return TrackerConfig(**changes)
     except ConfigError as error:
-        raise UsageError(f"argument {_flag(error.field)}: {error}") from None
-
-
-def demo_cache_dir() -> Path:
-    """Where the demo sequence is generated: ``cache_dir() / "demo"``."""
-    return cache_dir() / "demo"
+        raise cli.UsageError(f"argument {cli.flag(error.field)}: {error}") from None
 
 
 def prepare_out_dir(path: str) -> Path:
@@ -220,26 +152,20 @@ def prepare_out_dir(path: str) -> Path:
     """
     out_dir = Path(path)
     if out_dir.exists() and not out_dir.is_dir():
-        raise UsageError(f"argument --out: {out_dir} exists and is not a folder")
+        raise cli.UsageError(f"argument --out: {out_dir} exists and is not a folder")
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as error:
-        raise UsageError(f"argument --out: cannot create {out_dir} ({error.strerror})") from None
+        raise cli.UsageError(f"argument --out: cannot create {out_dir} ({error.strerror})") from None
     return out_dir
-
-
-def _fail(message: str, status: int) -> int:
-    # Messages from libraries (PyTorch, OpenCV) may span lines; the error stays one line.
-    print("error: " + " ".join(message.split()), file=sys.stderr)
-    return status
 
 
 def _run(args: argparse.Namespace, config: TrackerConfig) -> int:
     """Everything after argument parsing; raises the errors :func:`main` turns into messages."""
     if args.seq is None and args.box is not None:
-        raise UsageError("argument --box: needs --seq (the demo sequence has its own box)")
+        raise cli.UsageError("argument --box: needs --seq (the demo sequence has its own box)")
     if args.seq is not None and args.demo_dir is not None:
-        raise UsageError("argument --demo-dir: only for the demo, which runs without --seq")
+        raise cli.UsageError("argument --demo-dir: only for the demo, which runs without --seq")
     enable_compilation_cache()  # before anything compiles: JAX decides on the cache once
     device = describe_devices()
     print(device, flush=True)
@@ -247,13 +173,15 @@ def _run(args: argparse.Namespace, config: TrackerConfig) -> int:
     save_video, save_strip = args.save_video, args.save_strip
     sequences = None
     if args.seq is None:
-        demo_dir = Path(args.demo_dir) if args.demo_dir else demo_cache_dir()
+        demo_dir = Path(args.demo_dir) if args.demo_dir else default_demo_dir()
         print(f"demo: synthetic sequence in {demo_dir} (generated on first use, then reused)", flush=True)
         sequence = open_sequence(ensure_demo_sequence(demo_dir))
         save_video = save_strip = True
     elif is_sequence_root(args.seq):
         if args.box is not None:
-            raise UsageError(f"argument --box: {args.seq} is a folder of sequences; --box needs one sequence")
+            raise cli.UsageError(
+                f"argument --box: {args.seq} is a folder of sequences; --box needs one sequence"
+            )
         sequences = list(SequenceFolder(args.seq))
         for sequence in sequences:
             validate_for_tracking(sequence)
@@ -264,7 +192,7 @@ def _run(args: argparse.Namespace, config: TrackerConfig) -> int:
     try:
         tracker = Tracker(weights, config)
     except ConfigError as error:
-        raise UsageError(f"argument {_flag(error.field)}: {error}") from None
+        raise cli.UsageError(f"argument {cli.flag(error.field)}: {error}") from None
     out_dir = prepare_out_dir(args.out)  # only once the input and the weights are known to be good
     info = run_info(tracker, str(weights), device)
     options = {
@@ -278,19 +206,12 @@ def _run(args: argparse.Namespace, config: TrackerConfig) -> int:
     if sequences is not None:
         result = run_folder(tracker, sequences, out_dir, **options, log=print)
         print(format_table(result.results, result.overall), end="")
-        overall = result.overall
-        fps = "n/a" if overall["fps"] is None else f"{overall['fps']:.2f}"
-        scores = ""
-        if overall["auc"] is not None:
-            scores = (
-                f", mean AUC {overall['auc']:.3f}, precision@20px {overall['precision']:.3f}, "
-                f"mean IoU {overall['mean_iou']:.3f}"
-            )
-        print(f"overall: {overall['sequences']} sequences, {overall['frames']} frames, {fps} fps{scores}")
+        print(format_overall(result.overall))
         print("wrote: " + ", ".join(str(path) for path in result.outputs.values()) + " (and per sequence)")
         if result.interrupted:
-            return _fail(f"interrupted; the summary in {out_dir} covers the finished sequences", 130)
-        return 0
+            message = f"interrupted; the summary in {out_dir} covers the finished sequences"
+            return cli.fail(message, cli.EXIT_INTERRUPTED)
+        return cli.EXIT_OK
 
     result = run_sequence(tracker, sequence, out_dir, **options)
     print(format_result(result))
@@ -298,22 +219,20 @@ def _run(args: argparse.Namespace, config: TrackerConfig) -> int:
     for kind, path in result.outputs.items():
         print(f"  {kind.replace('_', ' ')}: {path.name}")
     if result.interrupted:
-        return _fail(f"interrupted; wrote the {result.frames_tracked} frames tracked to {out_dir}", 130)
-    return 0
+        message = f"interrupted; wrote the {result.frames_tracked} frames tracked to {out_dir}"
+        return cli.fail(message, cli.EXIT_INTERRUPTED)
+    return cli.EXIT_OK
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the command line; returns the exit status (see the module docstring)."""
+    """Run the command line; returns the exit status (:mod:`siamfc_jax.cli`'s convention)."""
     select_platform()
-    try:
+
+    def body() -> int:
         args = build_parser().parse_args(argv)
         return _run(args, tracker_config(args))
-    except UsageError as error:
-        return _fail(str(error), 2)
-    except (DataError, WeightsError, SyntheticDataError, OSError) as error:
-        return _fail(str(error), 1)
-    except KeyboardInterrupt:
-        return _fail("interrupted", 130)
+
+    return cli.run(body, (DataError, WeightsError, SyntheticDataError, OSError))
 
 
 if __name__ == "__main__":

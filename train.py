@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from siamfc_jax import cli
 from siamfc_jax.config import (
     BACKBONES,
     SYNTHETIC_SCHEDULE,
@@ -20,32 +21,13 @@ from siamfc_jax.config import (
     replace,
 )
 from siamfc_jax.runtime import select_platform
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line instead of argparse's usage block
-        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
-
-
-def _positive(kind):
-    def parse(text: str):
-        value = kind(text)
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
-        return value
-
-    return parse
-
-
-def _non_negative(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
-    return value
+from siamfc_jax.sequences.frames import DataError
+from siamfc_jax.synthetic.config import SyntheticDataError
+from siamfc_jax.weights import WeightsError
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = _Parser(
+    parser = cli.ArgumentParser(
         prog="python train.py",
         description="Train SiamFC (siamfc-pytorch's recipe) with data-parallel JAX.",
     )
@@ -62,35 +44,40 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--workdir", help="checkpoints, logs and final weights (default runs/<backbone>-<data>)"
     )
     parser.add_argument(
-        "--epochs", type=_positive(int), help=f"default 50; synthetic: {SYNTHETIC_SCHEDULE['epochs']}"
+        "--epochs", type=cli.positive_integer, help=f"default 50; synthetic: {SYNTHETIC_SCHEDULE['epochs']}"
     )
-    parser.add_argument("--batch-size", type=_positive(int), help="global batch size (default 8)")
-    parser.add_argument("--lr", type=_positive(float), help="initial learning rate (default 1e-2)")
+    parser.add_argument("--batch-size", type=cli.positive_integer, help="global batch size (default 8)")
+    parser.add_argument("--lr", type=cli.positive_float, help="initial learning rate (default 1e-2)")
     parser.add_argument(
-        "--final-lr", type=_positive(float), help="learning rate the decay aims at (default 1e-5)"
+        "--final-lr", type=cli.positive_float, help="learning rate the decay aims at (default 1e-5)"
     )
-    parser.add_argument("--weight-decay", type=float, help="default 5e-4")
+    parser.add_argument("--weight-decay", type=cli.finite_float, help="default 5e-4")
     parser.add_argument(
-        "--pairs-per-seq", type=_positive(int), help="pairs per sequence per epoch (default 1)"
+        "--pairs-per-seq", type=cli.positive_integer, help="pairs per sequence per epoch (default 1)"
     )
-    parser.add_argument("--seed", type=_non_negative, default=0)
+    parser.add_argument("--seed", type=cli.non_negative_integer, default=0)
     parser.add_argument(
-        "--workers", type=_non_negative, default=0, help="data loader processes (default 0: threads)"
+        "--workers",
+        type=cli.non_negative_integer,
+        default=0,
+        help="data loader processes (default 0: threads)",
     )
     parser.add_argument(
-        "--synthetic-sequences", type=_positive(int), help="size of the synthetic training set (default 300)"
+        "--synthetic-sequences",
+        type=cli.positive_integer,
+        help="size of the synthetic training set (default 300)",
     )
     parser.add_argument(
         "--val-sequences",
-        type=_non_negative,
+        type=cli.non_negative_integer,
         help="sequences tracked for validation AUC per epoch (default 3)",
     )
     parser.add_argument(
         "--save-every-steps",
-        type=_non_negative,
+        type=cli.non_negative_integer,
         help="extra checkpoints every N steps (default: per epoch only)",
     )
-    parser.add_argument("--keep-checkpoints", type=_positive(int), help="checkpoints kept (default 3)")
+    parser.add_argument("--keep-checkpoints", type=cli.positive_integer, help="checkpoints kept (default 3)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.add_argument(
         "--distributed",
@@ -99,9 +86,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--coordinator", help="host:port of process 0 (with --distributed)")
     parser.add_argument(
-        "--num-processes", type=_positive(int), help="number of processes (with --distributed)"
+        "--num-processes", type=cli.positive_integer, help="number of processes (with --distributed)"
     )
-    parser.add_argument("--process-id", type=_non_negative, help="this process's index (with --distributed)")
+    parser.add_argument(
+        "--process-id", type=cli.non_negative_integer, help="this process's index (with --distributed)"
+    )
     return parser.parse_args(argv)
 
 
@@ -139,32 +128,33 @@ def build_config(args: argparse.Namespace) -> TrainConfig:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit status (:mod:`siamfc_jax.cli`'s convention)."""
     select_platform()
-    args = parse_args(argv)
-    try:
-        config = build_config(args)
-    except ValueError as error:
-        print(f"python train.py: error: {error}", file=sys.stderr)
-        return 2
 
-    import jax
+    def body() -> int:
+        args = parse_args(argv)
+        try:
+            config = build_config(args)
+        except ValueError as error:
+            raise cli.UsageError(str(error)) from None
 
-    from siamfc_jax.data.sequences import DataError
-    from siamfc_jax.training.loop import train
+        import jax
 
-    if args.distributed:
-        jax.distributed.initialize(
-            coordinator_address=args.coordinator, num_processes=args.num_processes, process_id=args.process_id
-        )
-    try:
-        result = train(config, progress=not args.no_progress)
-    except (DataError, ValueError, OSError) as error:
-        print(f"python train.py: error: {error}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("python train.py: aborted without saving", file=sys.stderr)
-        return 130
-    return 130 if result.interrupted else 0
+        from siamfc_jax.training.loop import train
+
+        if args.distributed:
+            jax.distributed.initialize(
+                coordinator_address=args.coordinator,
+                num_processes=args.num_processes,
+                process_id=args.process_id,
+            )
+        try:
+            result = train(config, progress=not args.no_progress)
+        except KeyboardInterrupt:
+            return cli.fail("aborted without saving", cli.EXIT_INTERRUPTED)
+        return cli.EXIT_INTERRUPTED if result.interrupted else cli.EXIT_OK
+
+    return cli.run(body, (DataError, WeightsError, SyntheticDataError, ValueError, OSError))
 
 
 if __name__ == "__main__":

@@ -1,14 +1,14 @@
 """Training-pair throughput: curated crops (siamfc_crops + PairLoader) vs siamfc-pytorch's on-the-fly path.
 
-Both paths feed the same :class:`~siamfc_jax.data.loader.PairLoader` (same sampling, augmentation,
+Both paths feed the same :class:`~siamfc_jax.pipeline.loader.PairLoader` (same sampling, augmentation,
 batching and worker processes) from the same sequences; they differ only in where the two 255 x 255
 crops of a pair come from:
 
 - ours: two random reads of a curated ``siamfc_crops`` dataset and two 255 x 255 JPEG decodes;
-- on the fly (:class:`~siamfc_jax.data.pairs.FrameCrops`, siamfc-pytorch's path): read the
+- on the fly (:class:`~siamfc_jax.pipeline.pairs.FrameCrops`, siamfc-pytorch's path): read the
   sequence's annotation, decode the two full frames, crop each with a random interpolation.
 
-Default data: a synthetic GOT-10k-layout set (:mod:`siamfc_jax.data.synthetic`) of 1280 x 720 frames
+Default data: a synthetic GOT-10k-layout set (:mod:`siamfc_jax.synthetic`) of 1280 x 720 frames
 (GOT-10k's most common size; the frame size sets the on-the-fly cost), generated once into a cache
 directory together with its curated dataset. Throughput is measured in steady state (after the
 workers' first batches), alternating the two paths, ``--repeats`` times; the table gives medians.
@@ -38,12 +38,13 @@ import tensorflow_datasets as tfds
 
 from benchmarks.track_speed import cpu_model
 from siamfc_jax.config import PairConfig
-from siamfc_jax.data.datasets import GOT10k
-from siamfc_jax.data.loader import PairLoader
-from siamfc_jax.data.pairs import CropSource, FrameCrops
-from siamfc_jax.data.synthetic import SyntheticConfig, config_fingerprint, write_got10k
-from siamfc_jax.data.tfds_builder import SiamfcCropsConfig, load_curated, prepare
+from siamfc_jax.pipeline.loader import PairLoader
+from siamfc_jax.pipeline.pairs import CropSource, FrameCrops
+from siamfc_jax.pipeline.tfds_builder import SiamfcCropsConfig, load_curated, prepare
 from siamfc_jax.runtime import available_cores, select_platform
+from siamfc_jax.sequences.datasets import GOT10k
+from siamfc_jax.synthetic.config import SyntheticConfig, config_fingerprint
+from siamfc_jax.synthetic.writer import write_got10k
 
 # Assumed device-only throughput of one H100 training step, pairs per second (not measured here).
 H100_PAIRS_PER_SECOND = (2000, 4000)

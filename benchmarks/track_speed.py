@@ -59,12 +59,12 @@ import flax
 import jax
 import numpy as np
 
-from siamfc_jax.data.crops import average_color
-from siamfc_jax.data.sequences import DataError, open_sequence, read_image
-from siamfc_jax.data.synthetic import ensure_demo_sequence
 from siamfc_jax.interop.torch_weights import WeightsError
 from siamfc_jax.ops import conv
 from siamfc_jax.runtime import available_cores, describe_devices, select_platform
+from siamfc_jax.sequences.frames import DataError, average_color, read_image
+from siamfc_jax.sequences.readers import open_sequence
+from siamfc_jax.synthetic.demo import ensure_demo_sequence
 from siamfc_jax.tracker import BatchTracker, Tracker, init_state, init_states, update_state, update_states
 
 REPO = Path(__file__).resolve().parents[1]

@@ -4,7 +4,7 @@ Modes:
 
 - ``device``: the step alone, on one random uint8 batch that is already on the devices (127 x 127
   exemplars, 239 x 239 searches, split over the devices as the training loop splits it);
-- ``end-to-end``: as ``train.py`` runs it: :class:`~siamfc_jax.data.loader.PairLoader` over a
+- ``end-to-end``: as ``train.py`` runs it: :class:`~siamfc_jax.pipeline.loader.PairLoader` over a
   curated synthetic dataset (``--sequences`` sequences, prepared once under ``--data-dir``; the
   loader's ``--workers`` processes, 0 = threads in this process as train.py's default), each batch
   placed with :func:`~siamfc_jax.training.step.shard_batch`, then the step.
@@ -52,11 +52,11 @@ from benchmarks.track_speed import (
     positive_counts,
 )
 from siamfc_jax.config import OptimConfig, PairConfig, TrainConfig
-from siamfc_jax.data.loader import PairLoader
-from siamfc_jax.data.sequences import DataError
 from siamfc_jax.ops.conv import CONV_IMPLS
+from siamfc_jax.pipeline.loader import PairLoader
+from siamfc_jax.pipeline.sources import prepare_training_data
 from siamfc_jax.runtime import describe_devices, select_platform
-from siamfc_jax.training.data import prepare_training_data
+from siamfc_jax.sequences.frames import DataError
 from siamfc_jax.training.state import create_train_state, make_optimizer
 from siamfc_jax.training.step import data_mesh, make_train_step, shard_batch
 

@@ -22,11 +22,11 @@ import jax
 import numpy as np
 
 from siamfc_jax.config import ModelConfig
-from siamfc_jax.data.sequences import open_sequence
-from siamfc_jax.data.synthetic import ensure_demo_sequence
-from siamfc_jax.metrics import evaluate
+from siamfc_jax.evaluation.metrics import evaluate
 from siamfc_jax.models import init_variables
 from siamfc_jax.runtime import describe_devices, select_platform
+from siamfc_jax.sequences.readers import open_sequence
+from siamfc_jax.synthetic.demo import ensure_demo_sequence
 from siamfc_jax.tracker import Tracker
 
 SHARED_SEQUENCES = Path(__file__).resolve().parents[2] / "shared" / "siamfc" / "data" / "sequences"

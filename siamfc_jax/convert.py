@@ -7,12 +7,12 @@ file becomes our format, our format becomes a ``.pth`` ``state_dict`` that siamf
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 import numpy as np
 
+from siamfc_jax import cli
 from siamfc_jax.interop.torch_weights import WeightsError
 from siamfc_jax.runtime import select_platform
 from siamfc_jax.weights import export_pth, is_pth, load_variables, save_weights
@@ -31,25 +31,26 @@ def convert(source: Path, target: Path, float16: bool = False) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit status (:mod:`siamfc_jax.cli`'s convention)."""
     select_platform()
-    parser = argparse.ArgumentParser(
-        prog="python -m siamfc_jax.convert",
-        description="Convert SiamFC weights between siamfc-pytorch .pth and siamfc_jax format.",
-    )
-    parser.add_argument("source", type=Path, help="a siamfc-pytorch .pth or a siamfc_jax weights file")
-    parser.add_argument("target", type=Path, help="output path (the other format)")
-    parser.add_argument(
-        "--float16", action="store_true", help="store siamfc_jax weights as float16 (half the size)"
-    )
-    args = parser.parse_args(argv)
-    if args.source.resolve() == args.target.resolve():
-        parser.error("source and target are the same file")
-    try:
+
+    def body() -> int:
+        parser = cli.ArgumentParser(
+            prog="python -m siamfc_jax.convert",
+            description="Convert SiamFC weights between siamfc-pytorch .pth and siamfc_jax format.",
+        )
+        parser.add_argument("source", type=Path, help="a siamfc-pytorch .pth or a siamfc_jax weights file")
+        parser.add_argument("target", type=Path, help="output path (the other format)")
+        parser.add_argument(
+            "--float16", action="store_true", help="store siamfc_jax weights as float16 (half the size)"
+        )
+        args = parser.parse_args(argv)
+        if args.source.resolve() == args.target.resolve():
+            raise cli.UsageError("source and target are the same file")
         print(convert(args.source, args.target, args.float16))
-    except (WeightsError, OSError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    return 0
+        return cli.EXIT_OK
+
+    return cli.run(body, (WeightsError, OSError))
 
 
 if __name__ == "__main__":

@@ -22,8 +22,8 @@ import numpy as np
 from matplotlib.figure import Figure
 from numpy.typing import ArrayLike
 
+from siamfc_jax.evaluation.metrics import SUCCESS_THRESHOLDS
 from siamfc_jax.io import atomic_path
-from siamfc_jax.metrics import SUCCESS_THRESHOLDS
 
 PREDICTION_COLOR = (255, 48, 48)  # RGB
 GROUND_TRUTH_COLOR = (48, 220, 48)
@@ -252,7 +252,7 @@ def success_figure(
     OTB plots.
 
     Args:
-      curves: name -> (21,) success rates at :data:`siamfc_jax.metrics.SUCCESS_THRESHOLDS`.
+      curves: name -> (21,) success rates at :data:`siamfc_jax.evaluation.metrics.SUCCESS_THRESHOLDS`.
       title: the axes title.
       mean_label: when given, the curves are drawn thin and grey (labelled only if there are at
         most 10) and their mean, the overall success curve of OTB, is drawn bold with this label.

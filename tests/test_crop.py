@@ -7,8 +7,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from siamfc_jax.data.crops import average_color, crop_and_resize, crop_window
 from siamfc_jax.ops import crop as device_crop
+from siamfc_jax.pipeline.crops import crop_and_resize, crop_window
+from siamfc_jax.sequences.frames import average_color
 
 
 def _ramp_image(height: int = 4, width: int = 5) -> np.ndarray:

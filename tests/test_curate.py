@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from siamfc_jax.config import PairConfig
-from siamfc_jax.data.crops import average_color, crop_and_resize, crop_window
-from siamfc_jax.data.curate import (
+from siamfc_jax.pipeline.crops import crop_and_resize, crop_window
+from siamfc_jax.pipeline.curate import (
     box_in_crop,
     curate_frame,
     curate_sequence,
@@ -19,10 +19,10 @@ from siamfc_jax.data.curate import (
     encode_jpeg,
     expand_runs,
     frame_filter,
-    frame_mean,
     runs,
 )
-from siamfc_jax.data.sequences import DataError, read_got10k
+from siamfc_jax.sequences.frames import DataError, average_color
+from siamfc_jax.sequences.readers import read_got10k
 
 
 def textured_frame(height: int, width: int, seed: int = 0) -> np.ndarray:
@@ -54,12 +54,11 @@ def test_curated_crop_equals_crop_and_resize(box):
     np.testing.assert_array_equal(curated.crop, siamfc_crop(frame, box))
 
 
-def test_frame_mean_equals_average_color():
+def test_average_color_is_the_exact_mean():
     for seed in range(3):
         frame = textured_frame(97, 131, seed)
         exact = frame.reshape(-1, 3).sum(axis=0, dtype=np.int64) / (97 * 131)
-        # Both are the exact mean up to float64 rounding of the sum (values ~128, ulp 2.8e-14).
-        np.testing.assert_allclose(frame_mean(frame), exact, rtol=0, atol=1e-12)
+        # The exact mean up to float64 rounding of the sum (values ~128, ulp 2.8e-14).
         np.testing.assert_allclose(average_color(frame), exact, rtol=0, atol=1e-12)
 
 

@@ -8,9 +8,9 @@ import cv2
 import numpy as np
 import pytest
 
-from siamfc_jax.data import datasets
-from siamfc_jax.data.datasets import GOT10k, ImageNetVID, SequenceFolder, open_dataset
-from siamfc_jax.data.sequences import DataError, read_image
+from siamfc_jax.sequences import datasets
+from siamfc_jax.sequences.datasets import GOT10k, ImageNetVID, SequenceFolder, open_dataset
+from siamfc_jax.sequences.frames import DataError, read_image
 
 
 def write_jpegs(directory: Path, names: list[str]) -> None:

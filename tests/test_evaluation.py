@@ -10,19 +10,14 @@ import cv2
 import numpy as np
 import pytest
 
-from siamfc_jax import evaluation
 from siamfc_jax.config import ModelConfig, TrackerConfig
-from siamfc_jax.data.datasets import SequenceFolder
-from siamfc_jax.data.sequences import DataError, open_sequence
-from siamfc_jax.evaluation import (
-    format_boxes,
-    is_sequence_root,
-    run_folder,
-    run_info,
-    run_sequence,
-    strip_indices,
-    track_sequence,
-)
+from siamfc_jax.evaluation import runner
+from siamfc_jax.evaluation.reports import format_boxes, format_result, run_info, strip_indices
+from siamfc_jax.evaluation.runner import run_folder, run_sequence, track_sequence
+from siamfc_jax.evaluation.validation import is_sequence_root
+from siamfc_jax.sequences.datasets import SequenceFolder
+from siamfc_jax.sequences.frames import DataError
+from siamfc_jax.sequences.readers import open_sequence
 
 WIDTH, HEIGHT = 64, 48
 INIT_SECONDS, UPDATE_SECONDS = 5.0, 0.25
@@ -72,7 +67,7 @@ class ScriptedTracker:
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
     fake = FakeClock()
-    monkeypatch.setattr(evaluation.time, "perf_counter", fake)
+    monkeypatch.setattr(runner.time, "perf_counter", fake)
     return fake
 
 
@@ -114,7 +109,7 @@ SCRIPT = np.array(
 
 
 def reference_scores(boxes: np.ndarray, truth: np.ndarray, evaluated: list[int]) -> dict:
-    """OTB one-pass scores, written independently of siamfc_jax.metrics."""
+    """OTB one-pass scores, written independently of siamfc_jax.evaluation.metrics."""
     ious, errors = [], []
     for index in evaluated:
         (ax, ay, aw, ah), (bx, by, bw, bh) = boxes[index], truth[index]
@@ -244,7 +239,7 @@ def test_no_ground_truth_no_scores(tmp_path, clock):
     result = run_sequence(ScriptedTracker(SCRIPT, clock), sequence, tmp_path / "out", info={})
     assert result.scores is None and "success_plot" not in result.outputs
     assert (tmp_path / "out" / "frames.txt").read_text().startswith("5.0000,6.0000,7.0000,8.0000\n")
-    assert evaluation.format_result(result).endswith("(no ground truth)")
+    assert format_result(result).endswith("(no ground truth)")
 
 
 def test_run_folder_summary_is_the_mean_over_sequences(tmp_path, clock):

@@ -85,8 +85,8 @@ def test_mismatched_keys_are_listed_in_one_error():
 def test_cli_errors_are_one_line(tmp_path, capsys):
     bogus = tmp_path / "bogus.pth"
     bogus.write_bytes(b"not a checkpoint")
-    assert convert.main([str(tmp_path / "missing.pth"), str(tmp_path / "out")]) == 2
-    assert convert.main([str(bogus), str(tmp_path / "out")]) == 2
+    assert convert.main([str(tmp_path / "missing.pth"), str(tmp_path / "out")]) == 1
+    assert convert.main([str(bogus), str(tmp_path / "out")]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 2
     assert "missing.pth: weights file not found" in err[0]

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from siamfc_jax.config import PairConfig
-from siamfc_jax.data.datasets import GOT10k
-from siamfc_jax.data.loader import PairLoader
-from siamfc_jax.data.pairs import FrameCrops, PairSampler
-from siamfc_jax.data.tfds_builder import load_curated, prepare
+from siamfc_jax.pipeline.loader import PairLoader
+from siamfc_jax.pipeline.pairs import FrameCrops, PairSampler
+from siamfc_jax.pipeline.tfds_builder import load_curated, prepare
+from siamfc_jax.sequences.datasets import GOT10k
 
 NUM_SEQUENCES, NUM_FRAMES = 5, 6
 CONFIG = PairConfig(pairs_per_seq=3)  # 15 pairs per epoch: batches of 4 leave 3 pairs over

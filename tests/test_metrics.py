@@ -7,8 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from siamfc_jax.data.sequences import open_sequence, read_boxes
-from siamfc_jax.metrics import (
+from siamfc_jax.evaluation.metrics import (
     SUCCESS_THRESHOLDS,
     auc,
     center_error,
@@ -18,6 +17,8 @@ from siamfc_jax.metrics import (
     precision_at,
     success_curve,
 )
+from siamfc_jax.sequences.annotations import read_boxes
+from siamfc_jax.sequences.readers import open_sequence
 from tests.conftest import shared_path
 
 

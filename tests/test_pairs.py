@@ -9,9 +9,8 @@ import numpy as np
 import pytest
 
 from siamfc_jax.config import PairConfig
-from siamfc_jax.data.curate import curate_frame
-from siamfc_jax.data.datasets import GOT10k
-from siamfc_jax.data.pairs import (
+from siamfc_jax.pipeline.curate import curate_frame
+from siamfc_jax.pipeline.pairs import (
     CropSource,
     FrameCrops,
     PairSampler,
@@ -19,9 +18,8 @@ from siamfc_jax.data.pairs import (
     epoch_order,
     sample_frame_pair,
 )
-from siamfc_jax.data.sequences import read_image
-from siamfc_jax.data.tfds_builder import load_curated, prepare
-from siamfc_jax.data.transforms import (
+from siamfc_jax.pipeline.tfds_builder import load_curated, prepare
+from siamfc_jax.pipeline.transforms import (
     PCA_EIGENVALUES,
     PCA_EIGENVECTORS,
     augment_pair,
@@ -31,6 +29,8 @@ from siamfc_jax.data.transforms import (
     random_stretch,
     to_grayscale,
 )
+from siamfc_jax.sequences.datasets import GOT10k
+from siamfc_jax.sequences.frames import read_image
 
 # ------------------------------------------------------------------------------------------ frames
 

@@ -8,17 +8,11 @@ import cv2
 import numpy as np
 import pytest
 
-from siamfc_jax.data.sequences import (
-    DataError,
-    Sequence,
-    is_sequence_dir,
-    open_sequence,
-    polygons_to_rects,
-    read_boxes,
-    read_image,
-    read_vot_boxes,
-    validate_for_tracking,
-)
+from siamfc_jax.evaluation.validation import validate_for_tracking
+from siamfc_jax.sequences.annotations import polygons_to_rects, read_boxes, read_vot_boxes
+from siamfc_jax.sequences.frames import DataError, read_image
+from siamfc_jax.sequences.readers import is_sequence_dir, open_sequence
+from siamfc_jax.sequences.sequence import Sequence
 from tests.conftest import shared_path
 
 # Small frames: 40 wide, 30 high.

@@ -12,19 +12,19 @@ import cv2
 import numpy as np
 import pytest
 
-from siamfc_jax.data.datasets import GOT10k
-from siamfc_jax.data.sequences import read_got10k
-from siamfc_jax.data.synthetic import (
+from siamfc_jax.sequences.datasets import GOT10k
+from siamfc_jax.sequences.readers import read_got10k
+from siamfc_jax.synthetic.__main__ import main
+from siamfc_jax.synthetic.config import (
     DEMO_SEQUENCE_NAME,
     SyntheticConfig,
     SyntheticDataError,
     cover_label,
-    ensure_demo_sequence,
-    main,
-    render_sequence,
     sequence_name,
-    write_got10k,
 )
+from siamfc_jax.synthetic.demo import ensure_demo_sequence
+from siamfc_jax.synthetic.render import render_sequence
+from siamfc_jax.synthetic.writer import write_got10k
 
 BACKGROUND = (255, 0, 255)
 
@@ -155,7 +155,7 @@ def test_occluders_hide_part_of_the_target_and_cover_says_how_much():
     assert occluded_frames > 0
 
 
-def _read_meta(path: Path) -> dict[str, str]:
+def read_meta(path: Path) -> dict[str, str]:
     """meta_info.ini as the GOT-10k toolkit reads it: header line skipped, ``key: value`` lines."""
     lines = path.read_text().strip().split("\n")[1:]
     return dict(line.split(": ") for line in lines)
@@ -186,7 +186,7 @@ def test_write_got10k_layout_is_readable(tmp_path):
         np.testing.assert_array_equal(np.loadtxt(folder / "absence.label", dtype=int), absence)
         cut = np.loadtxt(folder / "cut_by_image.label", dtype=int)
         assert set(np.unique(cut)) <= {0, 1}
-        meta = _read_meta(folder / "meta_info.ini")
+        meta = read_meta(folder / "meta_info.ini")
         assert ast.literal_eval(meta["resolution"]) == (320, 240)
         assert meta["object_class"] and meta["motion_class"]
         # The JPEG is the rendered frame encoded by OpenCV at a quality in the configured range.

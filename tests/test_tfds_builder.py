@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 
 from siamfc_jax.config import PairConfig
-from siamfc_jax.data.curate import curate_frame, decode_jpeg, encode_jpeg, frame_filter
-from siamfc_jax.data.datasets import GOT10k
-from siamfc_jax.data.sequences import DataError, read_image
-from siamfc_jax.data.synthetic import SyntheticConfig
-from siamfc_jax.data.tfds_builder import SiamfcCropsConfig, load_curated, prepare
+from siamfc_jax.pipeline.curate import curate_frame, decode_jpeg, encode_jpeg, frame_filter
+from siamfc_jax.pipeline.tfds_builder import SiamfcCropsConfig, load_curated, prepare
+from siamfc_jax.sequences.datasets import GOT10k
+from siamfc_jax.sequences.frames import DataError, read_image
+from siamfc_jax.synthetic.config import SyntheticConfig
 
 FRAME_SIZE = (160, 120)
 # (boxes, cover) per sequence; frame 2 of the first is absent (NaN), frame 1 of the second too small.
@@ -178,7 +178,7 @@ def test_errors_name_the_problem(prepared, tmp_path):
 
 
 def test_command_line_reports_missing_manual_dir(capsys):
-    from siamfc_jax.data import tfds_builder
+    from siamfc_jax.pipeline import tfds_builder
 
     with pytest.raises(SystemExit) as exit_info:
         tfds_builder.main(["--config", "got10k"])

@@ -24,7 +24,8 @@ import pytest
 
 import track
 from siamfc_jax.config import ModelConfig, TrackerConfig
-from siamfc_jax.data.synthetic import SyntheticConfig, write_got10k
+from siamfc_jax.synthetic.config import SyntheticConfig
+from siamfc_jax.synthetic.writer import write_got10k
 from siamfc_jax.tracker import Tracker
 from siamfc_jax.weights import default_weights_path, load_variables
 from tests.conftest import REPO_ROOT, SHARED_ROOT, shared_path

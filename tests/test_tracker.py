@@ -15,9 +15,10 @@ from numpy.lib.stride_tricks import sliding_window_view
 from PIL import Image
 
 from siamfc_jax.config import ModelConfig, TrackerConfig
-from siamfc_jax.data.crops import average_color, crop_and_resize
-from siamfc_jax.data.sequences import open_sequence, read_image
-from siamfc_jax.metrics import evaluate, iou
+from siamfc_jax.evaluation.metrics import evaluate, iou
+from siamfc_jax.pipeline.crops import crop_and_resize
+from siamfc_jax.sequences.frames import average_color, read_image
+from siamfc_jax.sequences.readers import open_sequence
 from siamfc_jax.tracker import (
     BatchTracker,
     Tracker,

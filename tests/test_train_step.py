@@ -25,9 +25,11 @@ from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from siamfc_jax.config import LossConfig, ModelConfig, OptimConfig
-from siamfc_jax.data.crops import average_color, crop_and_resize
-from siamfc_jax.data.synthetic import SyntheticConfig, render_sequence
 from siamfc_jax.interop.torch_weights import flax_to_torch, torch_to_flax
+from siamfc_jax.pipeline.crops import crop_and_resize
+from siamfc_jax.sequences.frames import average_color
+from siamfc_jax.synthetic.config import SyntheticConfig
+from siamfc_jax.synthetic.render import render_sequence
 from siamfc_jax.training.state import lr_schedule, make_optimizer, state_from_variables
 from siamfc_jax.training.step import data_mesh, make_train_step, shard_batch
 from tests.torch_reference import TorchNet, balanced_loss, labels

@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 import pytest
 
-from siamfc_jax.metrics import SUCCESS_THRESHOLDS
+from siamfc_jax.evaluation.metrics import SUCCESS_THRESHOLDS
 from siamfc_jax.visualize import (
     GROUND_TRUTH_COLOR,
     PREDICTION_COLOR,

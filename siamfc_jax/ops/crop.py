@@ -1,6 +1,6 @@
 """Square crops at several sizes around one centre, resized to a fixed side (device, jittable).
 
-This reproduces :func:`siamfc_jax.data.crops.crop_and_resize` (a constant-border square cut from the
+This reproduces :func:`siamfc_jax.pipeline.crops.crop_and_resize` (a constant-border square cut from the
 frame, then ``cv2.resize(..., INTER_LINEAR)`` on uint8) with one gather for all sizes. OpenCV's
 uint8 bilinear resize works in fixed point: each output sample's source position is
 ``(i + 0.5) * size / out - 0.5`` rounded to float32, the two taps per axis get 11-bit weights, rows

@@ -31,15 +31,15 @@ from jax.sharding import PartitionSpec as P
 from tqdm import tqdm
 
 from siamfc_jax.config import TrainConfig
-from siamfc_jax.data.loader import PairLoader
-from siamfc_jax.data.sequences import Sequence
+from siamfc_jax.evaluation.metrics import evaluate
 from siamfc_jax.interop.torch_weights import WeightsError
 from siamfc_jax.io import write_text_atomic
-from siamfc_jax.metrics import evaluate
+from siamfc_jax.pipeline.loader import PairLoader
+from siamfc_jax.pipeline.sources import TrainingData, prepare_training_data
 from siamfc_jax.runtime import describe_devices
+from siamfc_jax.sequences.sequence import Sequence
 from siamfc_jax.tracker import Tracker
 from siamfc_jax.training.checkpoint import Checkpointer, Position
-from siamfc_jax.training.data import TrainingData, prepare_training_data
 from siamfc_jax.training.state import TrainState, create_train_state, lr_schedule, make_optimizer
 from siamfc_jax.training.step import data_mesh, make_peak_error_step, make_train_step, shard_batch
 from siamfc_jax.weights import export_pth, save_weights

@@ -10,7 +10,7 @@
             batch["search"]    # (8, 239, 239, 3) uint8
 
 Batch ``step`` of ``epoch`` holds pairs ``step * batch_size .. (step + 1) * batch_size - 1`` of that
-epoch (:class:`~siamfc_jax.data.pairs.PairSampler`); the last, incomplete batch is dropped, like
+epoch (:class:`~siamfc_jax.pipeline.pairs.PairSampler`); the last, incomplete batch is dropped, like
 siamfc-pytorch's ``drop_last=True``, so every batch can be split evenly over devices when
 ``batch_size`` is a multiple of their count. Batches are therefore the same for a given
 ``(seed, epoch)`` whatever ``workers`` and ``threads`` are: Grain gives worker ``w`` of ``W`` the
@@ -37,7 +37,7 @@ import numpy as np
 from absl import flags
 
 from siamfc_jax.config import PairConfig
-from siamfc_jax.data.pairs import CropSource, PairSampler
+from siamfc_jax.pipeline.pairs import CropSource, PairSampler
 from siamfc_jax.runtime import available_cores
 
 
@@ -90,11 +90,11 @@ class _Batches:
 
 
 class PairLoader:
-    """Global batches of augmented training pairs from a :class:`~siamfc_jax.data.pairs.CropSource`.
+    """Global batches of augmented training pairs from a :class:`~siamfc_jax.pipeline.pairs.CropSource`.
 
     Args:
-        source: curated crops (:class:`~siamfc_jax.data.pairs.CuratedCrops`) or on-the-fly frame
-            crops (:class:`~siamfc_jax.data.pairs.FrameCrops`).
+        source: curated crops (:class:`~siamfc_jax.pipeline.pairs.CuratedCrops`) or on-the-fly frame
+            crops (:class:`~siamfc_jax.pipeline.pairs.FrameCrops`).
         batch_size: pairs per batch (the global batch: the training loop shards it over devices).
         seed: base seed (>= 0); batches depend only on ``(seed, epoch)``, the source and ``config``.
         workers: worker processes; 0 makes batches in this process.

@@ -1,10 +1,10 @@
 """``siamfc_crops``: a TFDS dataset of curated SiamFC training crops (array_record, no TensorFlow).
 
 Every annotated frame of a tracking dataset is cropped once around its target
-(:mod:`siamfc_jax.data.curate`) and stored as one record:
+(:mod:`siamfc_jax.pipeline.curate`) and stored as one record:
 
 - ``crop``: JPEG bytes (OpenCV, quality ``jpeg_quality``) of the (instance_sz, instance_sz, 3) RGB crop,
-  decoded with :func:`siamfc_jax.data.curate.decode_jpeg`; stored as a bytes tensor so neither
+  decoded with :func:`siamfc_jax.pipeline.curate.decode_jpeg`; stored as a bytes tensor so neither
   writing nor reading needs TensorFlow;
 - ``box``: float32 ``[x, y, w, h]``, the target in 1-indexed crop pixels;
 - ``frame_box``: float64 ``[x, y, w, h]``, the target as annotated in the frame (1-indexed pixels);
@@ -25,7 +25,7 @@ are generated, without TensorFlow and without a second copy on disk.
 Configs (``siamfc_crops/<name>``): ``got10k`` (GOT-10k train, + validation from val), ``vid``
 (ImageNet VID 2015 train, + validation from val), ``folder`` (any folder of annotated sequence
 folders, train only): all three read ``manual_dir`` (see MANUAL_DOWNLOAD_INSTRUCTIONS); ``synthetic``
-generates :mod:`siamfc_jax.data.synthetic`'s default set (300 sequences of 60 frames, 320 x 240) into
+generates :mod:`siamfc_jax.synthetic`'s default set (300 sequences of 60 frames, 320 x 240) into
 the download directory and curates it, + a 30-sequence validation split (seed + 1). Other settings are
 new :class:`SiamfcCropsConfig` objects.
 
@@ -36,13 +36,12 @@ starts over after an interruption (the synthetic frames themselves are resumable
 
 Command line::
 
-    python -m siamfc_jax.data.tfds_builder --config got10k --manual-dir /data/GOT-10k \\
+    python -m siamfc_jax.pipeline.tfds_builder --config got10k --manual-dir /data/GOT-10k \\
         [--data-dir ~/tensorflow_datasets] [--workers N]
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import functools
 import itertools
@@ -55,13 +54,14 @@ from typing import Any, ClassVar
 import numpy as np
 import tensorflow_datasets as tfds
 
+from siamfc_jax import cli
 from siamfc_jax.config import PairConfig
-from siamfc_jax.data.curate import CURATION_INTERPOLATION, CuratedSequence, curate_dataset, runs
-from siamfc_jax.data.datasets import GOT10k, ImageNetVID, SequenceDataset, SequenceFolder
-from siamfc_jax.data.pairs import CURATION_FORMAT, CuratedCrops
-from siamfc_jax.data.sequences import DataError
-from siamfc_jax.data.synthetic import SyntheticConfig, config_fingerprint, write_got10k
-from siamfc_jax.runtime import select_platform
+from siamfc_jax.pipeline.curate import CURATION_INTERPOLATION, CuratedSequence, curate_dataset, runs
+from siamfc_jax.pipeline.pairs import CURATION_FORMAT, CuratedCrops
+from siamfc_jax.sequences.datasets import GOT10k, ImageNetVID, SequenceDataset, SequenceFolder
+from siamfc_jax.sequences.frames import DataError
+from siamfc_jax.synthetic.config import SyntheticConfig, config_fingerprint
+from siamfc_jax.synthetic.writer import write_got10k
 
 KINDS = ("got10k", "vid", "folder", "synthetic")
 # Record keys: sequence index in the high bits, frame index in the low ones (unique, ordered).
@@ -330,7 +330,7 @@ def prepare(
     except AssertionError as error:  # TFDS's way of saying that manual_dir is missing or empty
         reason = str(error).split(". Create it", 1)[0]
         raise DataError(
-            f"{reason} (expected layouts: siamfc_jax.data.tfds_builder.MANUAL_DOWNLOAD_INSTRUCTIONS)"
+            f"{reason} (expected layouts: siamfc_jax.pipeline.tfds_builder.MANUAL_DOWNLOAD_INSTRUCTIONS)"
         ) from None
     return builder
 
@@ -349,7 +349,7 @@ def load_curated(
 
     Raises:
         DataError: the directory holds no prepared dataset, or the dataset does not fit (see
-            :class:`~siamfc_jax.data.pairs.CuratedCrops`).
+            :class:`~siamfc_jax.pipeline.pairs.CuratedCrops`).
     """
     directory = Path(dataset.data_dir if isinstance(dataset, tfds.core.DatasetBuilder) else dataset)
     directory = directory.expanduser()
@@ -364,38 +364,34 @@ def load_curated(
     return CuratedCrops(builder.as_data_source(split=split), metadata, split, config)
 
 
-class _ArgumentParser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, not argparse's usage block
-        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    """Command line: prepare a ``siamfc_crops`` config; returns the exit status."""
-    select_platform()
-    parser = _ArgumentParser(
-        prog="python -m siamfc_jax.data.tfds_builder",
-        description="Curate SiamFC training crops into the siamfc_crops TFDS dataset (array_record).",
-    )
-    names = [config.name for config in SiamfcCrops.BUILDER_CONFIGS]
-    parser.add_argument("--config", choices=names, default="synthetic")
-    parser.add_argument("--manual-dir", help="source dataset root (got10k, vid, folder)")
-    parser.add_argument("--data-dir", help="TFDS data directory (default ~/tensorflow_datasets)")
-    parser.add_argument("--workers", type=int, help="curation processes (default: CPU cores)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
-    args = parser.parse_args(argv)
-    if args.config != "synthetic" and args.manual_dir is None:
-        parser.error(f"--config {args.config} needs --manual-dir")
-    try:
+    """Command line: prepare a ``siamfc_crops`` config; returns the exit status (:mod:`siamfc_jax.cli`)."""
+
+    def body() -> int:
+        parser = cli.ArgumentParser(
+            prog="python -m siamfc_jax.pipeline.tfds_builder",
+            description="Curate SiamFC training crops into the siamfc_crops TFDS dataset (array_record).",
+        )
+        names = [config.name for config in SiamfcCrops.BUILDER_CONFIGS]
+        parser.add_argument("--config", choices=names, default="synthetic")
+        parser.add_argument("--manual-dir", help="source dataset root (got10k, vid, folder)")
+        parser.add_argument("--data-dir", help="TFDS data directory (default ~/tensorflow_datasets)")
+        parser.add_argument(
+            "--workers", type=cli.positive_integer, help="curation processes (default: CPU cores)"
+        )
+        parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+        args = parser.parse_args(argv)
+        if args.config != "synthetic" and args.manual_dir is None:
+            raise cli.UsageError(f"argument --manual-dir: --config {args.config} needs it")
         builder = prepare(
             args.config, args.data_dir, args.manual_dir, args.workers, progress=not args.no_progress
         )
-    except (ValueError, OSError) as error:
-        print(f"{parser.prog}: error: {error}", file=sys.stderr)
-        return 1
-    for split, info in builder.info.splits.items():
-        print(f"{split}: {info.num_examples} crops")
-    print(f"prepared in {builder.data_dir}")
-    return 0
+        for split, info in builder.info.splits.items():
+            print(f"{split}: {info.num_examples} crops")
+        print(f"prepared in {builder.data_dir}")
+        return cli.EXIT_OK
+
+    return cli.run(body, (ValueError, OSError))
 
 
 if __name__ == "__main__":

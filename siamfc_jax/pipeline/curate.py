@@ -4,7 +4,7 @@ Host code (NumPy/OpenCV). SiamFC trains on pairs of crops, each centred on the t
 ``context`` of margin around it. siamfc-pytorch cuts these crops from the full frames for every pair it
 draws; here each annotated frame is cropped once, at the search-image size (255 x 255), and stored with
 its box in crop coordinates and whether the frame passes siamfc-pytorch's frame filter. Pairs are then
-made from the stored crops alone (:mod:`siamfc_jax.data.pairs`).
+made from the stored crops alone (:mod:`siamfc_jax.pipeline.pairs`).
 
 Crop geometry (siamfc-pytorch's ``SiamFCTransforms._crop``, in float32 like its code): the box
 ``[x, y, w, h]`` (1-indexed) has 0-indexed centre ``[y - 1 + (h - 1) / 2, x - 1 + (w - 1) / 2]``;
@@ -17,7 +17,7 @@ Deliberate difference: siamfc-pytorch draws the resize interpolation at random p
 the interpolation the tracker crops its search images with at inference, so the network trains on the
 resampling it is tested on. (Area averaging would alias less when shrinking large targets, but it is
 not what the tracker feeds the network.) The random interpolation survives in the random stretch that
-augments every crop (:mod:`siamfc_jax.data.transforms`).
+augments every crop (:mod:`siamfc_jax.pipeline.transforms`).
 """
 
 from __future__ import annotations
@@ -33,10 +33,11 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from siamfc_jax.config import PairConfig
-from siamfc_jax.data.crops import crop_and_resize, crop_window
-from siamfc_jax.data.datasets import SequenceDataset
-from siamfc_jax.data.sequences import DataError, Sequence
+from siamfc_jax.pipeline.crops import crop_and_resize, crop_window
 from siamfc_jax.runtime import available_cores
+from siamfc_jax.sequences.datasets import SequenceDataset
+from siamfc_jax.sequences.frames import DataError, average_color
+from siamfc_jax.sequences.sequence import Sequence
 
 CURATION_INTERPOLATION = cv2.INTER_LINEAR
 
@@ -50,16 +51,6 @@ MIN_ASPECT = 0.25
 MAX_ASPECT = 4.0
 MIN_COVER_FRACTION = 0.3
 
-
-def frame_mean(image: np.ndarray) -> np.ndarray:
-    """Per-channel mean (3,) float64 of an (H, W, 3) image.
-
-    The value of :func:`siamfc_jax.data.crops.average_color` up to floating-point rounding (both
-    differ from the exact channel sum / pixel count by ~1e-14), which changes the uint8 padding colour
-    only for a mean within 1e-14 of a .5 tie; OpenCV's sum is about a hundred times faster than
-    NumPy's strided reduction on a full frame (0.1 ms instead of ~25 ms for 1280 x 720).
-    """
-    return np.array(cv2.mean(image)[: image.shape[2]], dtype=np.float64)
 
 
 def crop_geometry(box: ArrayLike, config: PairConfig = PairConfig()) -> tuple[np.ndarray, float]:
@@ -86,7 +77,7 @@ def box_in_crop(box: ArrayLike, window: tuple[int, int, int], out_size: int) -> 
 
     Args:
         box: ``[x, y, w, h]`` in 1-indexed frame pixels.
-        window: ``(top, left, side)`` from :func:`~siamfc_jax.data.crops.crop_window`.
+        window: ``(top, left, side)`` from :func:`~siamfc_jax.pipeline.crops.crop_window`.
         out_size: side of the resized crop in pixels.
 
     Returns:
@@ -149,7 +140,7 @@ def curate_frame(
         raise ValueError(f"box {list(np.asarray(box, np.float64))} is not finite or has no area")
     center_yx, size = crop_geometry(box, config)
     crop = crop_and_resize(
-        frame, center_yx, size, config.instance_sz, frame_mean(frame), interpolation=interpolation
+        frame, center_yx, size, config.instance_sz, average_color(frame), interpolation=interpolation
     )
     window = crop_window(center_yx, size)
     return CuratedFrame(crop=crop, box=box_in_crop(box, window, config.instance_sz), window=window)

@@ -2,7 +2,7 @@
 
 ``--data`` names the source: ``synthetic`` (the generated world), ``got10k:DIR``, ``vid:DIR`` or
 ``folder:DIR``. Each is curated once into the ``siamfc_crops`` TFDS dataset under ``data_dir``
-(:mod:`siamfc_jax.data.tfds_builder`; later runs reuse it) and read from there.
+(:mod:`siamfc_jax.pipeline.tfds_builder`; later runs reuse it) and read from there.
 """
 
 from __future__ import annotations
@@ -11,11 +11,12 @@ import dataclasses
 from pathlib import Path
 
 from siamfc_jax.config import PairConfig, TrainConfig
-from siamfc_jax.data.datasets import GOT10k, ImageNetVID
-from siamfc_jax.data.pairs import CropSource
-from siamfc_jax.data.sequences import DataError, Sequence
-from siamfc_jax.data.synthetic import SyntheticConfig, config_fingerprint
-from siamfc_jax.data.tfds_builder import SiamfcCropsConfig, load_curated, prepare
+from siamfc_jax.pipeline.pairs import CropSource
+from siamfc_jax.pipeline.tfds_builder import SiamfcCropsConfig, load_curated, prepare
+from siamfc_jax.sequences.datasets import GOT10k, ImageNetVID
+from siamfc_jax.sequences.frames import DataError
+from siamfc_jax.sequences.sequence import Sequence
+from siamfc_jax.synthetic.config import SyntheticConfig, config_fingerprint
 
 DATA_KINDS = ("synthetic", "got10k", "vid", "folder")
 

@@ -1,7 +1,7 @@
 """Training augmentations of a curated crop (siamfc-pytorch's ``SiamFCTransforms``), host NumPy/OpenCV.
 
 Both images of a pair start as an ``instance_sz`` (255) square crop centred on the target
-(:mod:`siamfc_jax.data.curate`). The search image is: random stretch (scale ``1 + U(-0.05, 0.05)``,
+(:mod:`siamfc_jax.pipeline.curate`). The search image is: random stretch (scale ``1 + U(-0.05, 0.05)``,
 a random interpolation), centre crop to ``instance_sz - 8`` (247), random crop to ``instance_sz - 16``
 (239). The exemplar goes through the same steps, with its own random draws, and then a centre crop to
 ``exemplar_sz`` (127). The random crop moves the target by up to 4 pixels either way from the image

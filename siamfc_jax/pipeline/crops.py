@@ -1,7 +1,8 @@
 """Square crops around a target, resized (host, NumPy/OpenCV): siamfc-pytorch's ``crop_and_resize``.
 
 This is the reference that the device crop (:mod:`siamfc_jax.ops.crop`) is tested against, and the
-crop used when curating training pairs. Coordinates are 0-indexed pixels, centres as ``[y, x]``.
+crop used when curating training pairs. The fill colour of pixels outside the frame is
+:func:`siamfc_jax.sequences.frames.average_color`. Coordinates are 0-indexed pixels, centres as ``[y, x]``.
 """
 
 from __future__ import annotations
@@ -9,20 +10,6 @@ from __future__ import annotations
 import cv2
 import numpy as np
 from numpy.typing import ArrayLike
-
-
-def average_color(image: np.ndarray) -> np.ndarray:
-    """Per-channel mean (C,) float64 of an (H, W, C) uint8 image (C <= 4), in grey levels.
-
-    siamfc-pytorch fills the parts of every crop that fall outside the frame with this colour of a
-    sequence's first frame (``np.mean``). OpenCV's sum of uint8 pixels is exact, so one division
-    gives NumPy's mean to the last bit, some hundred times faster on large frames. (``cv2.mean``
-    is not equal: it multiplies by the reciprocal of the count and can be one ulp off.)
-    """
-    if image.ndim != 3 or not 1 <= image.shape[2] <= 4:
-        raise ValueError(f"image must be (H, W, C) with C <= 4, got shape {image.shape}")
-    sums = np.array(cv2.sumElems(image)[: image.shape[2]], dtype=np.float64)
-    return sums / (image.shape[0] * image.shape[1])
 
 
 def crop_window(center_yx: ArrayLike, size: float) -> tuple[int, int, int]:

@@ -1,46 +1,29 @@
-"""The SiamFC tracker: device state and one jitted update per frame, plus host-side tracker classes.
+"""The SiamFC tracker's device half: state and one jitted update per frame (pure, jittable).
 
-Device part (pure, jittable): :func:`init_state` builds a :class:`TrackState` from the first frame and
-box; :func:`update_state` does the whole per-frame step of siamfc-pytorch's ``TrackerSiamFC.update``
-in one compiled call: :func:`search_responses` (search crops at every scale, backbone, correlation
-with the cached exemplar features), then :func:`locate` (bicubic upsampling, scale penalty,
-normalisation, cosine window, peak, new centre and size). :func:`init_states` /
-:func:`update_states` do the same for N targets in one call. Each compiles once per frame size (and
-number of targets).
+:func:`init_state` builds a :class:`TrackState` from the first frame and box; :func:`update_state`
+does the whole per-frame step of siamfc-pytorch's ``TrackerSiamFC.update`` in one compiled call:
+:func:`search_responses` (search crops at every scale, backbone, correlation with the cached
+exemplar features), then :func:`locate` (bicubic upsampling, scale penalty, normalisation, cosine
+window, peak, new centre and size). :func:`init_states` / :func:`update_states` do the same for N
+targets in one call. Each compiles once per frame size (and number of targets).
 
-The response geometry follows the network: :func:`fit_config` sets ``response_sz`` and
-``total_stride`` of a :class:`TrackerConfig` from the backbone (17 and 8 for AlexNetV1, 33 and 4 for
-AlexNetV2), so one config serves every backbone.
-
-Host part: :class:`Tracker` (one target, the GOT-10k toolkit's tracker protocol) and
-:class:`BatchTracker` (N targets sharing a frame, or N videos of one frame size). Per frame only the
-frame goes to the device and the 4-number boxes come back.
-
-Conventions: boxes are 1-indexed ``[x, y, w, h]`` in pixels; on the device the target is a 0-indexed
-centre ``[y, x]`` and a size ``[h, w]``; frames are (H, W, 3) RGB uint8.
+Conventions: boxes are 1-indexed ``[x, y, w, h]`` in pixels; on the device the target is a
+0-indexed centre ``[y, x]`` and a size ``[h, w]``; frames are (H, W, 3) RGB uint8.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
-import os
-import time
-from collections.abc import Iterable, Sequence
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
-import cv2
 import jax
 import jax.numpy as jnp
 import numpy as np
-from numpy.typing import ArrayLike
 
 from siamfc_jax.config import ConfigError, ModelConfig, TrackerConfig
-from siamfc_jax.data.crops import average_color
-from siamfc_jax.data.sequences import read_image
 from siamfc_jax.models import SiamFC, backbone_class, cross_correlate, init_variables
 from siamfc_jax.ops import crop_and_resize, upsample
-from siamfc_jax.weights import default_weights_path, load_variables
 
 
 class TrackState(NamedTuple):
@@ -197,7 +180,7 @@ def init_state(
       image: (H, W, 3) uint8 RGB first frame.
       box: (4,) 1-indexed ``[x, y, w, h]`` in pixels.
       fill: (3,) colour of crop pixels outside the frame, 0–255 (siamfc-pytorch: the first frame's
-        mean colour, :func:`siamfc_jax.data.crops.average_color`), rounded half to even like
+        mean colour, :func:`siamfc_jax.sequences.frames.average_color`), rounded half to even like
         OpenCV's border.
       config: tracker hyper-parameters (static).
       model_config: the network's config (static).
@@ -375,222 +358,3 @@ def update_states(
     """
     update = functools.partial(update_state, config=config, model_config=model_config)
     return jax.vmap(update, in_axes=(None, 0, _image_axis(images)))(variables, states, images)
-
-
-# ---------------------------------------------------------------------------------------------
-# Host classes
-
-Weights = str | os.PathLike | tuple[dict, ModelConfig] | None
-Image = str | os.PathLike | np.ndarray | Any  # Any: a PIL image
-
-
-def _resolve_weights(weights: Weights) -> tuple[dict, ModelConfig]:
-    """Device-resident variables and model config from a path, a pair, or None (packaged weights)."""
-    if weights is None:
-        weights = default_weights_path()
-    if isinstance(weights, str | os.PathLike):
-        variables, model_config = load_variables(weights)
-    elif (
-        isinstance(weights, tuple) and len(weights) == 2 and isinstance(weights[1], ModelConfig)
-    ):
-        variables, model_config = weights
-    else:
-        raise ValueError(
-            "weights must be None, a weights file path or a (variables, ModelConfig) pair, "
-            f"got {type(weights).__name__}"
-        )
-    return jax.device_put(variables), model_config
-
-
-def _to_rgb(image: Image, what: str = "image") -> np.ndarray:
-    """(H, W, 3) RGB uint8 array of a file path (decoded by OpenCV), a PIL image or an array."""
-    if isinstance(image, str | os.PathLike):
-        return read_image(image)
-    if hasattr(image, "convert"):  # a PIL image
-        image = np.asarray(image.convert("RGB"))
-    array = np.asarray(image)
-    if array.ndim != 3 or array.shape[2] != 3 or array.dtype != np.uint8:
-        raise ValueError(f"{what} must be (H, W, 3) RGB uint8, got {array.dtype} {array.shape}")
-    return array
-
-
-def _fill_color(image: np.ndarray) -> np.ndarray:
-    """siamfc-pytorch's border colour: the mean colour, rounded half to even as OpenCV pads uint8.
-
-    Rounded here in float64 so that the float32 the device gets is already a whole grey level.
-    """
-    return np.rint(average_color(image)).astype(np.float32)
-
-
-def _checked_boxes(boxes: ArrayLike, ndim: int, what: str) -> np.ndarray:
-    """``boxes`` as float64, (4,) for ``ndim`` 1 or (N, 4) for 2; finite with positive w and h."""
-    array = np.asarray(boxes, np.float64)
-    if (
-        array.ndim != ndim
-        or array.shape[-1] != 4
-        or array.size == 0
-        or not np.all(np.isfinite(array))
-        or np.any(array[..., 2:] <= 0)
-    ):
-        shape = "(4,)" if ndim == 1 else "(N, 4)"
-        raise ValueError(
-            f"{what} must be {shape} finite 1-indexed [x, y, w, h] with positive w and h, "
-            f"got {array.tolist()}"
-        )
-    return array
-
-
-def _stack_frames(images: Image | Iterable[Image], num_targets: int) -> np.ndarray:
-    """One (H, W, 3) frame shared by the targets, or (N, H, W, 3) per-target frames of one size."""
-    if not isinstance(images, list | tuple) and not (
-        isinstance(images, np.ndarray) and images.ndim == 4
-    ):
-        return _to_rgb(images)
-    frames = [_to_rgb(image, f"frame {index}") for index, image in enumerate(images)]
-    if len(frames) != num_targets:
-        raise ValueError(f"got {len(frames)} frames for {num_targets} targets")
-    shapes = {frame.shape for frame in frames}
-    if len(shapes) != 1:
-        raise ValueError(f"per-target frames must share one size, got {sorted(shapes)}")
-    return np.stack(frames)
-
-
-def _show(image: np.ndarray, boxes: np.ndarray, window: str) -> None:
-    """Draw (N, 4) 1-indexed boxes on an RGB frame in an OpenCV window."""
-    canvas = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
-    for x, y, w, h in np.asarray(boxes, np.float64).reshape(-1, 4):
-        top_left = (round(x - 1), round(y - 1))
-        bottom_right = (round(x - 1 + w), round(y - 1 + h))
-        cv2.rectangle(canvas, top_left, bottom_right, (0, 0, 255), 2)
-    cv2.imshow(window, canvas)
-    cv2.waitKey(1)
-
-
-class _DeviceTracker:
-    """Weights on the device and the configs, shared by :class:`Tracker` and :class:`BatchTracker`."""
-
-    name = "SiamFC-JAX"
-    is_deterministic = True
-
-    def __init__(self, weights: Weights = None, config: TrackerConfig = TrackerConfig()) -> None:
-        self.variables, self.model_config = _resolve_weights(weights)
-        self.config = fit_config(config, self.model_config)
-
-
-class Tracker(_DeviceTracker):
-    """Single-target SiamFC tracker (siamfc-pytorch ``TrackerSiamFC``), GOT-10k toolkit protocol.
-
-    Args:
-      weights: a weights file (siamfc-pytorch ``.pth`` or ours), a ``(variables, ModelConfig)``
-        pair, or None for the packaged default weights
-        (:func:`siamfc_jax.weights.default_weights_path`).
-      config: tracker hyper-parameters; the defaults are siamfc-pytorch's. Stored fitted to the
-        network (:func:`fit_config`), so ``tracker.config`` shows the response geometry in use.
-
-    Raises:
-      ConfigError: ``config`` does not fit the network (see :func:`fit_config`).
-      WeightsError: the weights file is missing or unreadable.
-    """
-
-    _state: TrackState | None = None
-
-    def init(self, image: Image, box: ArrayLike) -> None:
-        """Start tracking the 1-indexed ``[x, y, w, h]`` ``box`` in the first frame ``image``."""
-        frame = _to_rgb(image)
-        box = _checked_boxes(box, 1, "box")
-        self._state = init_state(
-            self.variables,
-            jax.device_put(frame),
-            box.astype(np.float32),
-            _fill_color(frame),
-            config=self.config,
-            model_config=self.model_config,
-        )
-
-    def update(self, image: Image) -> np.ndarray:
-        """Track into the next frame; returns the (4,) float64 box, 1-indexed ``[x, y, w, h]``."""
-        if self._state is None:
-            raise RuntimeError("Tracker.update called before Tracker.init")
-        frame = _to_rgb(image)
-        self._state, box = update_state(
-            self.variables,
-            self._state,
-            jax.device_put(frame),
-            config=self.config,
-            model_config=self.model_config,
-        )
-        return np.asarray(jax.device_get(box), np.float64)
-
-    def track(
-        self, frames: Sequence[Image], box: ArrayLike, visualize: bool = False
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Track through ``frames`` (paths, RGB uint8 arrays or PIL images) from the first ``box``.
-
-        Returns:
-          ``(boxes, times)``: (N, 4) float64 1-indexed ``[x, y, w, h]`` boxes (the first is ``box``)
-          and (N,) seconds spent in ``init``/``update`` per frame (decoding excluded).
-        """
-        boxes = np.zeros((len(frames), 4))
-        times = np.zeros(len(frames))
-        boxes[0] = _checked_boxes(box, 1, "box")
-        for index, frame in enumerate(frames):
-            image = _to_rgb(frame, f"frame {index}")
-            start = time.perf_counter()
-            if index == 0:
-                self.init(image, boxes[0])
-            else:
-                boxes[index] = self.update(image)
-            times[index] = time.perf_counter() - start
-            if visualize:
-                _show(image, boxes[index], self.name)
-        return boxes, times
-
-
-class BatchTracker(_DeviceTracker):
-    """N SiamFC targets tracked in one device call per frame.
-
-    The frames are either one frame shared by all targets (N targets in one video) or N frames of
-    one size (one per target, e.g. N videos stepped together). Each target's boxes equal those of
-    its own :class:`Tracker`.
-
-    Args:
-      weights, config: as for :class:`Tracker`.
-    """
-
-    _states: TrackState | None = None
-    _num_targets: int = 0
-
-    def init(self, images: Image | Iterable[Image], boxes: ArrayLike) -> None:
-        """Start tracking ``boxes`` (N, 4), 1-indexed ``[x, y, w, h]``.
-
-        ``images`` is one frame shared by all targets or a list / (N, H, W, 3) array of N frames.
-        """
-        boxes = _checked_boxes(boxes, 2, "boxes")
-        frames = _stack_frames(images, len(boxes))
-        if frames.ndim == 4:
-            fills = np.stack([_fill_color(frame) for frame in frames])
-        else:
-            fills = np.broadcast_to(_fill_color(frames), (len(boxes), 3))
-        self._states = init_states(
-            self.variables,
-            jax.device_put(frames),
-            boxes.astype(np.float32),
-            fills,
-            config=self.config,
-            model_config=self.model_config,
-        )
-        self._num_targets = len(boxes)
-
-    def update(self, images: Image | Iterable[Image]) -> np.ndarray:
-        """Track every target into its next frame; returns (N, 4) float64 boxes."""
-        if self._states is None:
-            raise RuntimeError("BatchTracker.update called before BatchTracker.init")
-        frames = _stack_frames(images, self._num_targets)
-        self._states, boxes = update_states(
-            self.variables,
-            self._states,
-            jax.device_put(frames),
-            config=self.config,
-            model_config=self.model_config,
-        )
-        return np.asarray(jax.device_get(boxes), np.float64)

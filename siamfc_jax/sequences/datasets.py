@@ -22,13 +22,9 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from siamfc_jax.data.sequences import (
-    DataError,
-    Sequence,
-    is_sequence_dir,
-    open_sequence,
-    read_got10k,
-)
+from siamfc_jax.sequences.frames import DataError
+from siamfc_jax.sequences.readers import is_sequence_dir, open_sequence, read_got10k
+from siamfc_jax.sequences.sequence import Sequence
 
 # Parsing fewer annotation files than this is quick enough not to need a progress bar.
 _PROGRESS_MIN_FILES = 1000

@@ -4,7 +4,7 @@ A :class:`CropSource` gives, per sequence, the frames that pass the frame filter
 ``instance_sz`` crop of any of them. Two sources share that interface:
 
 - :class:`CuratedCrops` reads the crops curated once by the ``siamfc_crops`` TFDS dataset
-  (:mod:`siamfc_jax.data.tfds_builder`): a pair costs two random reads and two 255 x 255 JPEG decodes;
+  (:mod:`siamfc_jax.pipeline.tfds_builder`): a pair costs two random reads and two 255 x 255 JPEG decodes;
 - :class:`FrameCrops` is siamfc-pytorch's on-the-fly path: it decodes the two full frames and crops
   them with an interpolation drawn at random, needing no preparation.
 
@@ -12,7 +12,7 @@ A :class:`CropSource` gives, per sequence, the frames that pass the frame filter
 visits every sequence ``pairs_per_seq`` times in a random order; a sequence with fewer than 2 valid
 frames is replaced by a uniformly drawn other one (siamfc-pytorch redraws until it finds a usable
 sequence, which amounts to the same distribution); the two frames come from :func:`sample_frame_pair`;
-the crops are augmented by :func:`siamfc_jax.data.transforms.augment_pair`.
+the crops are augmented by :func:`siamfc_jax.pipeline.transforms.augment_pair`.
 
 Determinism: every random draw of pair ``index`` of ``epoch`` comes from a generator seeded with
 ``(seed, epoch, index)``, and the epoch's order from one seeded with ``(seed, epoch)``, so a pair does
@@ -30,17 +30,17 @@ import numpy as np
 from PIL import Image
 
 from siamfc_jax.config import PairConfig
-from siamfc_jax.data.crops import crop_and_resize
-from siamfc_jax.data.curate import (
+from siamfc_jax.pipeline.crops import crop_and_resize
+from siamfc_jax.pipeline.curate import (
     crop_geometry,
     decode_jpeg,
     expand_runs,
-    frame_mean,
     valid_frames,
 )
-from siamfc_jax.data.datasets import SequenceDataset
-from siamfc_jax.data.sequences import DataError, Sequence, read_image
-from siamfc_jax.data.transforms import INTERPOLATIONS, augment_pair
+from siamfc_jax.pipeline.transforms import INTERPOLATIONS, augment_pair
+from siamfc_jax.sequences.datasets import SequenceDataset
+from siamfc_jax.sequences.frames import DataError, average_color, read_image
+from siamfc_jax.sequences.sequence import Sequence
 
 # Version of the curated dataset's metadata layout that this module reads.
 CURATION_FORMAT = 1
@@ -254,7 +254,7 @@ class _FrameSequence(SequenceCrops):
         center_yx, size = crop_geometry(self._sequence.boxes[frame], self._config)
         interpolation = INTERPOLATIONS[int(rng.integers(len(INTERPOLATIONS)))]
         return crop_and_resize(
-            image, center_yx, size, self._config.instance_sz, frame_mean(image), interpolation
+            image, center_yx, size, self._config.instance_sz, average_color(image), interpolation
         )
 
 
@@ -264,7 +264,7 @@ class FrameCrops(CropSource):
     Per pair: the sequence's annotation files are read and filtered (the first frame's size comes
     from its file header, where siamfc-pytorch decodes the whole frame), the two frames are decoded,
     and each is cropped with an interpolation drawn from
-    :data:`~siamfc_jax.data.transforms.INTERPOLATIONS` and the frame's mean colour as padding.
+    :data:`~siamfc_jax.pipeline.transforms.INTERPOLATIONS` and the frame's mean colour as padding.
 
     Args:
         dataset: annotated image sequences (GOT-10k, ImageNet VID, a folder of sequences).

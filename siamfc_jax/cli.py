@@ -1,0 +1,147 @@
+"""What every command-line tool of siamfc_jax shares: one-line errors, exit codes, value parsers.
+
+The convention (README, "Errors and exit codes"), the same for ``track.py``, ``train.py``,
+``python -m siamfc_jax.convert``, ``python -m siamfc_jax.synthetic`` and
+``python -m siamfc_jax.pipeline.tfds_builder``:
+
+- a user mistake prints one line ``error: <message>`` on stderr, never a traceback; the message
+  names the argument (``argument --box: …``) or the file (``path/to/file: …``);
+- exit status :data:`EXIT_USAGE` (2) for a bad command line, :data:`EXIT_INPUT` (1) for bad or
+  missing input data, weights or an output that cannot be written, :data:`EXIT_INTERRUPTED` (130)
+  after Ctrl-C, 0 on success.
+
+Host code; nothing here imports JAX.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import re
+import sys
+from collections.abc import Callable
+
+EXIT_OK = 0
+EXIT_INPUT = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+_SEPARATORS = re.compile(r"[,\s]+")
+
+
+class UsageError(Exception):
+    """A bad command line; the message names the argument."""
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """``argparse.ArgumentParser`` whose errors raise :class:`UsageError` instead of printing usage."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        head, _, extra = message.partition(": ")
+        if head == "unrecognized arguments" and any(os.path.exists(word) for word in extra.split()):
+            # The shell expanded an unquoted glob into many file names.
+            message += " (quote a glob pattern: --seq 'frames/*.jpg')"
+        raise UsageError(message)
+
+
+def one_line(message: str) -> str:
+    """``message`` on one line: messages from libraries (PyTorch, OpenCV) may span several."""
+    return " ".join(str(message).split())
+
+
+def fail(message: str, status: int) -> int:
+    """Print ``error: <message>`` as one line on stderr and return ``status``."""
+    print("error: " + one_line(message), file=sys.stderr)
+    return status
+
+
+def run(body: Callable[[], int], input_errors: tuple[type[BaseException], ...]) -> int:
+    """Run a tool's ``body`` and turn the user's mistakes into the convention's line and status.
+
+    Args:
+      body: everything after the platform choice; returns the exit status.
+      input_errors: exception types that mean bad input data, weights or outputs (status 1);
+        :class:`UsageError` gives 2 and Ctrl-C 130.
+    """
+    try:
+        return body()
+    except UsageError as error:
+        return fail(str(error), EXIT_USAGE)
+    except input_errors as error:
+        return fail(str(error), EXIT_INPUT)
+    except KeyboardInterrupt:
+        return fail("interrupted", EXIT_INTERRUPTED)
+
+
+def flag(field_name: str) -> str:
+    """The command-line flag of a config field: ``scale_step`` -> ``--scale-step``."""
+    return "--" + field_name.replace("_", "-")
+
+
+def integer(text: str) -> int:
+    """An integer flag value."""
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+
+
+def positive_integer(text: str) -> int:
+    """An integer flag value >= 1."""
+    value = integer(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+    return value
+
+
+def non_negative_integer(text: str) -> int:
+    """An integer flag value >= 0."""
+    value = integer(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    return value
+
+
+def finite_float(text: str) -> float:
+    """A finite number."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """A finite number > 0."""
+    value = finite_float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
+    return value
+
+
+def parse_box(text: str) -> tuple[float, float, float, float]:
+    """``"x,y,w,h"`` (commas and/or spaces) -> four finite floats, 1-indexed pixels, w and h > 0."""
+    parts = [part for part in _SEPARATORS.split(text.strip()) if part]
+    try:
+        values = tuple(float(part) for part in parts)
+    except ValueError:
+        values = ()
+    if len(values) != 4 or not all(math.isfinite(value) for value in values):
+        raise argparse.ArgumentTypeError(f"expected 4 numbers x,y,w,h (1-indexed pixels), got {text!r}")
+    if values[2] <= 0 or values[3] <= 0:
+        raise argparse.ArgumentTypeError(f"width and height must be > 0, got {text!r}")
+    return values  # type: ignore[return-value]
+
+
+def frame_size(text: str) -> tuple[int, int]:
+    """``"WIDTHxHEIGHT"`` -> (width, height), both >= 1."""
+    try:
+        width, height = (int(value) for value in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT, e.g. 320x240, got {text!r}") from None
+    if width < 1 or height < 1:
+        raise argparse.ArgumentTypeError(f"width and height must be >= 1, got {text!r}")
+    return width, height

@@ -1,0 +1,149 @@
+"""Reports of tracking runs: box files, JSON records, one-line results and summary tables (host)."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Iterable, Mapping
+
+import cv2
+import numpy as np
+
+from siamfc_jax.evaluation.metrics import (
+    PRECISION_THRESHOLD,
+    SUCCESS_THRESHOLDS,
+)
+from siamfc_jax.evaluation.scoring import BOX_DECIMALS, DEFAULT_VIDEO_FPS, STRIP_FRAMES, SequenceResult
+from siamfc_jax.sequences.sequence import Sequence
+from siamfc_jax.tracker import Tracker
+
+
+def run_info(tracker: Tracker, weights: str, device: str) -> dict:
+    """What every output JSON records about the run: device line, weights, backbone, tracker config."""
+    return {
+        "device": device,
+        "weights": weights,
+        "backbone": tracker.model_config.backbone,
+        "config": dataclasses.asdict(tracker.config),
+    }
+
+
+def finite_or_none(value: float | None) -> float | None:
+    return None if value is None or not math.isfinite(value) else value
+
+
+def sequence_record(result: SequenceResult, sequence: Sequence, info: Mapping) -> dict:
+    """The JSON document of one sequence (see the module docstring)."""
+    record = {
+        "sequence": result.name,
+        "source": sequence.source,
+        "frames": result.num_frames,
+        "sequence_frames": len(sequence),
+        "frames_tracked": result.frames_tracked,
+        "interrupted": result.interrupted,
+        "init_box": [float(value) for value in sequence.init_box],
+        "fps": finite_or_none(result.fps),
+        "fps_frames": result.timed_frames,
+        "first_frame_seconds": float(result.times[0]) if len(result.times) else None,
+        "tracking_seconds": float(np.sum(result.times)),
+    }
+    if result.scores is not None:
+        record.update(result.scores)
+        record["precision_threshold_px"] = PRECISION_THRESHOLD
+        record["success_curve"] = {
+            "thresholds": [float(value) for value in SUCCESS_THRESHOLDS],
+            "success": [float(value) for value in result.success_curve],
+        }
+    record.update(info)
+    record["outputs"] = {kind: path.name for kind, path in result.outputs.items()}
+    return record
+
+
+def format_boxes(boxes: np.ndarray) -> str:
+    """Box file text: one ``x,y,w,h`` line per (N, 4) box, 4 decimals, final newline."""
+    return "".join(",".join(f"{value:.{BOX_DECIMALS}f}" for value in box) + "\n" for box in boxes)
+
+
+def format_result(result: SequenceResult) -> str:
+    """One line: ``name: frames, fps, scores``."""
+    fps = "fps n/a (a single frame)" if result.fps is None else f"{result.fps:.2f} fps"
+    head = f"{result.name}: {result.frames_tracked} frames, {fps}"
+    if result.interrupted:
+        return f"{head} (interrupted after {result.frames_tracked} of {result.num_frames} frames)"
+    if result.scores is None:
+        return f"{head} (no ground truth)"
+    scores = result.scores
+    return (
+        f"{head}, AUC {scores['auc']:.3f}, precision@20px {scores['precision']:.3f}, "
+        f"mean IoU {scores['mean_iou']:.3f}"
+    )
+
+
+def video_fps(sequence: Sequence) -> float:
+    """Frame rate for the annotated video: the source video's, else 30 (image sequences)."""
+    if sequence.video is None:
+        return DEFAULT_VIDEO_FPS
+    capture = cv2.VideoCapture(sequence.video)
+    try:
+        fps = capture.get(cv2.CAP_PROP_FPS)
+    finally:
+        capture.release()
+    return fps if math.isfinite(fps) and 0 < fps <= 1000 else DEFAULT_VIDEO_FPS
+
+
+def strip_indices(num_frames: int, count: int = STRIP_FRAMES) -> list[int]:
+    """Up to ``count`` frame indices evenly spread from the first to the last frame."""
+    return sorted({round(value) for value in np.linspace(0, num_frames - 1, count)})
+
+
+def _cell(value: float | None, digits: int) -> str:
+    return "–" if value is None else f"{value:.{digits}f}"
+
+
+def format_table(results: Iterable[SequenceResult], overall: Mapping) -> str:
+    """Markdown table: one row per sequence (name, frames, AUC, precision, mean IoU, fps), then the
+    mean over sequences and the pooled scores."""
+    rows = [
+        "| sequence | frames | AUC | precision@20px | mean IoU | fps |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for result in results:
+        scores = result.scores or {}
+        name = f"{result.name} (interrupted)" if result.interrupted else result.name
+        rows.append(
+            f"| {name} | {result.frames_tracked} | {_cell(scores.get('auc'), 3)} | "
+            f"{_cell(scores.get('precision'), 3)} | {_cell(scores.get('mean_iou'), 3)} | "
+            f"{_cell(result.fps, 1)} |"
+        )
+    rows.append(
+        f"| **mean over {overall['scored_sequences']} sequences** | {overall['frames']} | "
+        f"{_cell(overall['auc'], 3)} | {_cell(overall['precision'], 3)} | "
+        f"{_cell(overall['mean_iou'], 3)} | {_cell(overall['fps'], 1)} |"
+    )
+    pooled = overall["pooled"]
+    if pooled is not None:
+        rows.append(
+            f"| all frames pooled | {pooled['evaluated_frames']} | {_cell(pooled['auc'], 3)} | "
+            f"{_cell(pooled['precision'], 3)} | {_cell(pooled['mean_iou'], 3)} | |"
+        )
+    notes = (
+        "\nAUC: success AUC over 21 IoU thresholds 0, 0.05, …, 1 (OTB). precision@20px: fraction of "
+        "frames with centre error ≤ 20 px. The mean row averages the sequences with ground truth "
+        "(OTB's overall score); the pooled row counts their frames together. fps: tracker time "
+        "after the first frame (which includes compilation); overall: all those frames over all "
+        "that time.\n"
+    )
+    return "\n".join(rows) + "\n" + notes
+
+
+def format_overall(overall: Mapping) -> str:
+    """One line of :func:`~siamfc_jax.evaluation.scoring.summarize`'s figures: sequences, frames,
+    fps and, with ground truth, the mean AUC, precision and IoU over the sequences."""
+    fps = "n/a" if overall["fps"] is None else f"{overall['fps']:.2f}"
+    scores = ""
+    if overall["auc"] is not None:
+        scores = (
+            f", mean AUC {overall['auc']:.3f}, precision@20px {overall['precision']:.3f}, "
+            f"mean IoU {overall['mean_iou']:.3f}"
+        )
+    return f"overall: {overall['sequences']} sequences, {overall['frames']} frames, {fps} fps{scores}"
