@@ -37,6 +37,7 @@ from siamfc_jax.evaluation import (
     run_info,
     run_sequence,
 )
+from siamfc_jax.live import display_problem, format_live_result, is_live_source, run_live
 from siamfc_jax.runtime import cache_dir, describe_devices, enable_compilation_cache, select_platform
 from siamfc_jax.tracker import Tracker
 from siamfc_jax.weights import WeightsError, default_weights_path
@@ -134,7 +135,8 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help=(
             "OTB/GOT-10k/VOT/LaSOT sequence folder, folder of images, video file, quoted glob of "
-            "images, or a folder of sequence folders (evaluated one by one)"
+            "images, a folder of sequence folders (evaluated one by one), or live input: a camera "
+            "index (0) or a stream URL (rtsp://, http://, file://)"
         ),
     )
     parser.add_argument(
@@ -158,6 +160,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--save-video", action="store_true", help="write an annotated <name>.mp4")
     parser.add_argument(
         "--save-strip", action="store_true", help="write <name>_strip.png: 5 annotated frames in a row"
+    )
+    parser.add_argument(
+        "--show",
+        action="store_true",
+        help="live input: show the box and the fps in a window (Esc or q ends)",
     )
     parser.add_argument(
         "--progress",
@@ -244,6 +251,10 @@ def _run(args: argparse.Namespace, config: TrackerConfig) -> int:
     device = describe_devices()
     print(device, flush=True)
     weights = args.weights or default_weights_path()
+    if args.seq is not None and is_live_source(args.seq):
+        return _run_live(args, config, weights, device)
+    if args.show:
+        raise UsageError("argument --show: only for live input (a camera index or a stream URL)")
     save_video, save_strip = args.save_video, args.save_strip
     sequences = None
     if args.seq is None:
@@ -299,6 +310,34 @@ def _run(args: argparse.Namespace, config: TrackerConfig) -> int:
         print(f"  {kind.replace('_', ' ')}: {path.name}")
     if result.interrupted:
         return _fail(f"interrupted; wrote the {result.frames_tracked} frames tracked to {out_dir}", 130)
+    return 0
+
+
+def _run_live(args: argparse.Namespace, config: TrackerConfig, weights: object, device: str) -> int:
+    """Live input (camera or stream, :mod:`siamfc_jax.live`): track until it ends or the user stops."""
+    problem = display_problem()
+    if problem is not None and (args.show or args.box is None):
+        flag = "--show" if args.show else "--box"
+        raise UsageError(f"argument {flag}: {problem}; pass --box X,Y,W,H and leave out --show")
+    try:
+        tracker = Tracker(weights, config)
+    except ConfigError as error:
+        raise UsageError(f"argument {_flag(error.field)}: {error}") from None
+    out_dir = prepare_out_dir(args.out)
+    result = run_live(
+        tracker,
+        args.seq,
+        out_dir,
+        box=args.box,
+        show=args.show,
+        save_video=args.save_video,
+        max_frames=args.max_frames,
+        info=run_info(tracker, str(weights), device),
+    )
+    print(format_live_result(result))
+    print("wrote: " + ", ".join(str(path) for path in result.outputs.values()))
+    if result.interrupted:
+        return _fail(f"interrupted; wrote the {len(result.boxes)} frames tracked to {out_dir}", 130)
     return 0
 
 
