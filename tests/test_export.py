@@ -17,16 +17,18 @@ import subprocess
 import sys
 from pathlib import Path
 
+import jax
 import numpy as np
 import pytest
 
-from siamfc_jax.config import TrackerConfig
+from siamfc_jax.config import ModelConfig, TrackerConfig
 from siamfc_jax.data.crops import average_color, crop_and_resize
 from siamfc_jax.data.sequences import open_sequence
 from siamfc_jax.export import __main__ as export_cli
+from siamfc_jax.export import export_onnx
 from siamfc_jax.export.stablehlo import STATE_FIELDS, frame_fill
 from siamfc_jax.metrics import iou
-from siamfc_jax.models import SiamFC, cross_correlate
+from siamfc_jax.models import SiamFC, cross_correlate, init_variables
 from siamfc_jax.tracker import Tracker, fit_config
 from siamfc_jax.weights import load_variables
 from tests.conftest import REPO_ROOT, in_ci, shared_path
@@ -235,3 +237,33 @@ def test_missing_converter_is_one_line(tmp_path, monkeypatch, capsys, weights):
     assert export_cli.main([str(shared_path(WEIGHTS)), str(tmp_path), "--format", "onnx"]) == 1
     error = capsys.readouterr().err
     assert error.count("\n") == 1 and "jax2onnx" in error and "requirements-export.txt" in error
+
+
+@pytest.mark.slow
+# v2 (stride-1 pooling, 33x33 responses); v3 has only layer kinds v1 already exercises.
+@pytest.mark.parametrize("backbone", ["v2"])
+def test_onnx_export_of_other_backbones(tmp_path, backbone):
+    ort = require("onnxruntime")
+    require("jax2onnx")
+    model_config = ModelConfig(backbone=backbone)
+    variables = init_variables(model_config, jax.random.key(0))
+    export_onnx(variables, model_config, tmp_path)
+    rng = np.random.default_rng(0)
+    exemplar = rng.uniform(0, 255, (1, 127, 127, 3)).astype(np.float32)
+    searches = rng.uniform(0, 255, (3, 255, 255, 3)).astype(np.float32)
+    model = SiamFC(model_config, precision="highest")
+    ours = np.asarray(
+        cross_correlate(
+            model.apply(variables, exemplar, method=SiamFC.embed),
+            model.apply(variables, searches, method=SiamFC.embed),
+            model_config.out_scale,
+            "highest",
+        )[..., 0]
+    )
+    embed = ort.InferenceSession(tmp_path / "embed.onnx", providers=["CPUExecutionProvider"])
+    head = ort.InferenceSession(tmp_path / "head.onnx", providers=["CPUExecutionProvider"])
+    features = {"exemplar_features": embed.run(None, {"images": exemplar})[0]}
+    features["search_features"] = embed.run(None, {"images": searches})[0]
+    theirs = head.run(None, features)[0]
+    assert theirs.shape == ours.shape
+    assert np.abs(theirs - ours).max() / np.abs(ours).max() <= ONNX_RELATIVE_TOLERANCE
