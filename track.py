@@ -27,6 +27,7 @@ from siamfc_jax.config import ConfigError, TrackerConfig
 from siamfc_jax.evaluation.reports import format_overall, format_result, format_table, run_info
 from siamfc_jax.evaluation.runner import run_folder, run_sequence
 from siamfc_jax.evaluation.validation import is_sequence_root, validate_for_tracking
+from siamfc_jax.live import display_problem, format_live_result, is_live_source, run_live
 from siamfc_jax.runtime import describe_devices, enable_compilation_cache, select_platform
 from siamfc_jax.sequences.datasets import SequenceFolder
 from siamfc_jax.sequences.frames import DataError
@@ -71,7 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help=(
             "OTB/GOT-10k/VOT/LaSOT sequence folder, folder of images, video file, quoted glob of "
-            "images, or a folder of sequence folders (evaluated one by one)"
+            "images, a folder of sequence folders (evaluated one by one), or live input: a camera "
+            "index (0) or a stream URL (rtsp://, http://, file://)"
         ),
     )
     parser.add_argument(
@@ -95,6 +97,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--save-video", action="store_true", help="write an annotated <name>.mp4")
     parser.add_argument(
         "--save-strip", action="store_true", help="write <name>_strip.png: 5 annotated frames in a row"
+    )
+    parser.add_argument(
+        "--show",
+        action="store_true",
+        help="live input: show the box and the fps in a window (Esc or q ends)",
     )
     parser.add_argument(
         "--progress",
@@ -170,6 +177,10 @@ def _run(args: argparse.Namespace, config: TrackerConfig) -> int:
     device = describe_devices()
     print(device, flush=True)
     weights = args.weights or default_weights_path()
+    if args.seq is not None and is_live_source(args.seq):
+        return _run_live(args, config, weights, device)
+    if args.show:
+        raise cli.UsageError("argument --show: only for live input (a camera index or a stream URL)")
     save_video, save_strip = args.save_video, args.save_strip
     sequences = None
     if args.seq is None:
@@ -220,6 +231,35 @@ def _run(args: argparse.Namespace, config: TrackerConfig) -> int:
         print(f"  {kind.replace('_', ' ')}: {path.name}")
     if result.interrupted:
         message = f"interrupted; wrote the {result.frames_tracked} frames tracked to {out_dir}"
+        return cli.fail(message, cli.EXIT_INTERRUPTED)
+    return cli.EXIT_OK
+
+
+def _run_live(args: argparse.Namespace, config: TrackerConfig, weights: object, device: str) -> int:
+    """Live input (camera or stream, :mod:`siamfc_jax.live`): track until it ends or the user stops."""
+    problem = display_problem()
+    if problem is not None and (args.show or args.box is None):
+        flag = "--show" if args.show else "--box"
+        raise cli.UsageError(f"argument {flag}: {problem}; pass --box X,Y,W,H and leave out --show")
+    try:
+        tracker = Tracker(weights, config)
+    except ConfigError as error:
+        raise cli.UsageError(f"argument {cli.flag(error.field)}: {error}") from None
+    out_dir = prepare_out_dir(args.out)
+    result = run_live(
+        tracker,
+        args.seq,
+        out_dir,
+        box=args.box,
+        show=args.show,
+        save_video=args.save_video,
+        max_frames=args.max_frames,
+        info=run_info(tracker, str(weights), device),
+    )
+    print(format_live_result(result))
+    print("wrote: " + ", ".join(str(path) for path in result.outputs.values()))
+    if result.interrupted:
+        message = f"interrupted; wrote the {len(result.boxes)} frames tracked to {out_dir}"
         return cli.fail(message, cli.EXIT_INTERRUPTED)
     return cli.EXIT_OK
 

@@ -119,5 +119,10 @@ class BatchNorm(nn.Module):
 
 
 def max_pool(x: jax.Array, window: int, stride: int) -> jax.Array:
-    """``VALID`` max pooling over H and W (PyTorch ``MaxPool2d(window, stride)``, floor mode)."""
-    return lax.reduce_window(x, -jnp.inf, lax.max, (1, window, window, 1), (1, stride, stride, 1), "VALID")
+    """``VALID`` max pooling over H and W (PyTorch ``MaxPool2d(window, stride)``, floor mode).
+
+    Flax's ``max_pool`` lowers to the same ``reduce_window`` as a direct call (identical StableHLO),
+    but converters recognise it: jax2onnx turns it into a 2-D ONNX ``MaxPool``, whereas a raw 4-D
+    ``reduce_window`` becomes a 4-D ``MaxPool`` that onnxruntime rejects ("Unsupported pooling size").
+    """
+    return nn.max_pool(x, window_shape=(window, window), strides=(stride, stride), padding="VALID")

@@ -1,0 +1,27 @@
+"""Track with the StableHLO steps of ``python -m siamfc_jax.export WEIGHTS OUT --format stablehlo``.
+
+Needs JAX, OpenCV and NumPy only (not siamfc_jax). Prints one 1-indexed ``x,y,w,h`` per frame:
+
+    python docs/examples/track_stablehlo.py OUT 'Crossing/img/*.jpg' 205,151,17,50 > boxes.txt
+"""
+
+import glob
+import sys
+from pathlib import Path
+
+import cv2
+import jax
+import numpy as np
+from jax import export
+
+folder, pattern, first_box = sys.argv[1:4]
+init = jax.jit(export.deserialize(Path(folder, "init.jax_exported").read_bytes()).call)
+update = jax.jit(export.deserialize(Path(folder, "update.jax_exported").read_bytes()).call)
+box = np.array(first_box.split(","), np.float32)
+for index, path in enumerate(sorted(glob.glob(pattern))):
+    frame = cv2.cvtColor(cv2.imread(path), cv2.COLOR_BGR2RGB)  # (H, W, 3) uint8 RGB
+    if index == 0:
+        state = init(frame, box)  # (center, target_size, exemplar_crop, search_crop, fill, features)
+    else:
+        *state, box = update(*state, frame)
+    print(",".join(f"{value:.4f}" for value in np.asarray(box)))
