@@ -76,8 +76,9 @@ def test_space_to_depth_layout_by_hand():
 
 @pytest.fixture
 def tune_cache(tmp_path, monkeypatch):
-    """A fresh autotune cache (XDG_CACHE_HOME) and conv's per-process choices forgotten."""
+    """A fresh autotune cache (XDG_CACHE_HOME), measuring on, conv's per-process choices forgotten."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setenv("SIAMFC_JAX_AUTOTUNE", "1")
     conv._chosen_formulation.cache_clear()
     yield tmp_path
     conv._chosen_formulation.cache_clear()
@@ -131,3 +132,13 @@ def test_auto_runs_the_cached_choice_and_skips_small_layers(tune_cache, monkeypa
     # The backward direction is another problem; this small one is not measured but takes "shift".
     small_x, small_k = jnp.zeros((1, 9, 9, 8)), jnp.zeros((3, 3, 8, 8))
     assert convolution_ops(lambda x, k: conv.conv2d(x, k, direction="backward"), small_x, small_k) == 0
+
+
+def test_auto_without_measuring_takes_the_static_choice(tune_cache, monkeypatch):
+    monkeypatch.setenv("SIAMFC_JAX_AUTOTUNE", "0")
+    monkeypatch.setattr(autotune, "measure", lambda *a, **k: pytest.fail("measured with tuning off"))
+    x = jnp.zeros((3, 28, 28, 256), jnp.float32)
+    kernel = jnp.zeros((3, 3, 256, 384), jnp.float32)
+    assert conv.UNTUNED_FORMULATION == "shift"
+    assert convolution_ops(lambda x, k: conv.conv2d(x, k), x, kernel) == 0
+    assert not autotune.cache_path().exists()

@@ -13,7 +13,7 @@ Measuring is bounded: after the first round, candidates more than :data:`DROP_RA
 than the best are dropped, and no new round starts once :data:`TIMING_BUDGET_S` seconds have been
 spent timing one problem (compilation excluded: the chosen program is compiled again, from JAX's
 cache where it is enabled, by the caller). Where the cache folder cannot be written, the answer
-holds for this process only.
+holds for this process only. ``SIAMFC_JAX_AUTOTUNE=0`` turns measuring off (:func:`enabled`).
 """
 
 from __future__ import annotations
@@ -40,6 +40,12 @@ TIMING_BUDGET_S = 1.5
 # Candidates this many times slower than the best after the first round are not timed again.
 DROP_RATIO = 1.5
 FORMAT_VERSION = 1
+
+
+def enabled() -> bool:
+    """False when the environment variable ``SIAMFC_JAX_AUTOTUNE`` is ``0``: callers then use their
+    static choice and nothing is measured or cached."""
+    return os.environ.get("SIAMFC_JAX_AUTOTUNE", "1") != "0"
 
 
 def _cpu_description() -> str:

@@ -23,7 +23,9 @@ to float32 summation order (``tests/test_conv.py``):
 ``"auto"`` runs ``"lax"`` off the CPU. On the CPU it runs, per layer shape and direction (forward for
 tracking, forward plus backward for training), the formulation measured fastest on this machine by
 :mod:`siamfc_jax.ops.autotune` (once, then cached on disk); layers too small to repay a
-measurement take ``"shift"``, the fastest of the three on every layer we measured.
+measurement take ``"shift"``, the fastest of the three on every layer we measured, and so does every
+layer when ``SIAMFC_JAX_AUTOTUNE=0`` turns measuring off (the test suite does, to stay quick and
+independent of the machine's load).
 """
 
 from __future__ import annotations
@@ -198,7 +200,7 @@ def _chosen_formulation(
     is cached on disk by :func:`siamfc_jax.ops.autotune.fastest`.
     """
     macs = conv_macs(x_shape, kernel_shape, stride)
-    if macs < MIN_TUNED_MACS:
+    if macs < MIN_TUNED_MACS or not autotune.enabled():
         return UNTUNED_FORMULATION
     shapes = (jax.ShapeDtypeStruct(x_shape, dtype), jax.ShapeDtypeStruct(kernel_shape, dtype))
     precision_arg = None if precision == "None" else precision
