@@ -118,7 +118,7 @@ def torch_train_step(variables: dict, batch_size: int, exemplar_sz: int, search_
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-        return float(loss)
+        return loss.item()
 
     step()  # first call: allocations, kernel selection
     return step, torch.__version__
@@ -312,7 +312,8 @@ def run(args: argparse.Namespace, child_base: dict[str, str]) -> int:
             key = (result["devices"], row["impl"], row["mode"])
             rates[key] = args.batch_size / step_seconds
             print(f"{result['devices']:>7} | {row['impl']:>6} | {row['mode']:>10} | "
-                  f"{1e3 * step_seconds:>8.1f} | {rates[key]:>8.2f} | {row['compiles']:>8}")
+                  f"{1e3 * step_seconds:>8.1f} | {rates[key]:>8.2f} | "
+                  f"{'-' if row['impl'] == 'torch' else row['compiles']:>8}")
 
     impls = list(results[0]["convolutions"])
     if len(impls) > 1:
