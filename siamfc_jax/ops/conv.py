@@ -10,7 +10,7 @@ to float32 summation order (``tests/test_conv.py``):
     gradients).
 ``"matmul"``
     im2col: the input patches of every output pixel gathered (per group) into one matrix and
-    multiplied by the kernel. On XLA:CPU the gather of ``k² `` shifted slices costs more than the
+    multiplied by the kernel. On XLA:CPU the gather of ``k²`` shifted slices costs more than the
     product.
 ``"shift"``
     only the ``k`` column shifts are gathered, into (n, h, w', k·c); one matrix product per group
@@ -23,7 +23,8 @@ to float32 summation order (``tests/test_conv.py``):
 ``"auto"`` runs ``"lax"`` off the CPU. On the CPU it runs, per layer shape and direction (forward for
 tracking, forward plus backward for training), the formulation measured fastest on this machine by
 :mod:`siamfc_jax.ops.autotune` (once, then cached on disk); layers too small to repay a
-measurement take ``"shift"``, the fastest of the three on every layer we measured, and so does every
+measurement take ``"shift"``, the fastest of the three on every tracking layer we measured (in
+training, ``"matmul"`` won some backward passes), and so does every
 layer when ``SIAMFC_JAX_AUTOTUNE=0`` turns measuring off (the test suite does, to stay quick and
 independent of the machine's load).
 """
