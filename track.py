@@ -50,7 +50,8 @@ _FIELD_HELP = {
     "response_up": "upsampling factor of the response map",
     "total_stride": "network stride in pixels (default: the network's, 8 for AlexNetV1)",
     "precision": "matmul/convolution precision on the device: highest, high or default",
-    "conv_impl": "convolution formulation: auto (matmul on CPU, lax elsewhere), lax or matmul",
+    "conv_impl": "convolution formulation: auto (on CPU the fastest measured per layer, lax elsewhere), "
+    "lax, matmul or shift",
 }
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser; every :class:`TrackerConfig` field has a flag (``--scale-step`` …)."""

@@ -7,15 +7,15 @@ Rows:
 - ``batch N``: N targets in one :func:`~siamfc_jax.tracker.update_states` call per frame (what
   :class:`~siamfc_jax.tracker.BatchTracker` runs). The N targets are N copies of the sequence's
   first box in one shared frame, so every frame goes to the device once for all N;
-- ``torch``: the forward pass of the same network in PyTorch on the CPU (``tests/torch_reference.py``,
-  random weights: speed does not depend on them) on the three 255 x 255 search crops plus the
-  correlation with a cached exemplar, which is all siamfc-pytorch's ``update`` asks of its network.
-  Skipped when PyTorch is not installed.
+- ``torch``: siamfc-pytorch's tracker path per frame on the CPU (:class:`TorchTracker`): OpenCV
+  crops at the three scales, the network of ``tests/torch_reference.py`` with the same weights
+  (backbone on the three 255 x 255 crops, correlation with the cached exemplar), OpenCV bicubic
+  upsampling and the peak search, in NumPy. Skipped when PyTorch is not installed.
 
 Modes:
 
-- ``device``: frames decoded beforehand and already on the device; the time of the update calls
-  alone, with the result of the last frame waited for (the state chains the frames, so each waits
+- ``device``: frames decoded beforehand (and, for ours, already on the device); the time of the
+  update calls alone, with the result of the last frame waited for (the state chains the frames, so each waits
   for the one before);
 - ``end-to-end``: per frame what ``Tracker.update`` does: decode the JPEG with OpenCV, send it to
   the device, update, fetch the box(es).
@@ -32,11 +32,13 @@ with the packaged weights.
 
 Usage::
 
-    python -m benchmarks.track_speed [--frames N] [--batch-sizes 1,8,64] [--conv-impl auto|lax|matmul]
-        [--compare-impl] [--repeats 3] [--sequence DIR --weights FILE]
+    python -m benchmarks.track_speed [--frames N] [--batch-sizes 1,8,64]
+        [--conv-impl auto|lax|matmul|shift] [--compare-impl] [--repeats 3] [--sequence DIR --weights FILE]
 
-The last line printed is ``fps_device=<single> fps_end_to_end=<single> ours_over_torch=<ratio>``
-(single target, first convolution formulation; the ratio compares device fps with torch's).
+The last line printed is ``fps_device=<single> fps_end_to_end=<single> ours_over_torch_device=<ratio>
+ours_over_torch=<ratio>``: single target, first convolution formulation; the ratios divide our fps
+by siamfc-pytorch's, frames decoded beforehand and end to end (``ours_over_torch``: what a user of
+``track.py`` sees).
 """
 
 from __future__ import annotations
@@ -59,7 +61,7 @@ import flax
 import jax
 import numpy as np
 
-from siamfc_jax.interop.torch_weights import WeightsError
+from siamfc_jax.interop.torch_weights import WeightsError, flax_to_torch
 from siamfc_jax.ops import conv
 from siamfc_jax.runtime import available_cores, describe_devices, select_platform
 from siamfc_jax.sequences.frames import DataError, average_color, read_image
@@ -135,9 +137,10 @@ def positive_counts(text: str) -> list[int]:
 
 
 def conv_impls(requested: str, compare: bool) -> list[str]:
-    """The formulations to measure: ``requested`` (``auto`` resolved) first, the other one if ``compare``."""
+    """The formulations to measure: ``requested`` (``auto`` resolved off the CPU) first, then, with
+    ``compare``, every fixed formulation but that one."""
     first = conv.resolve_conv_impl(requested)
-    return [first, *(["matmul" if first == "lax" else "lax"] if compare else [])]
+    return [first, *([impl for impl in conv.FORMULATIONS if impl != first] if compare else [])]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -234,7 +237,7 @@ def check_compilations(weights: str | Path | None, paths: Sequence[str], box: np
 
 
 def load_torch_reference():
-    """``(torch, TorchNet)`` from tests/torch_reference.py, or None without PyTorch."""
+    """``(torch, the tests/torch_reference.py module)``, or None without PyTorch."""
     if importlib.util.find_spec("torch") is None:
         return None
     import torch
@@ -242,33 +245,108 @@ def load_torch_reference():
     spec = importlib.util.spec_from_file_location("torch_reference", REPO / "tests" / "torch_reference.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return torch, module.TorchNet
+    return torch, module
 
 
-def torch_forward(backbone: str, threads: int, exemplar_sz: int, instance_sz: int, scales: int):
-    """``(run, torch version)``, ``run(n)`` the seconds of ``n`` PyTorch forwards of ``scales`` search
-    crops correlated with a cached exemplar; None without PyTorch."""
+class TorchTracker:
+    """siamfc-pytorch's per-frame tracking path, for timing: its crops, network and post-processing.
+
+    The network is ``tests/torch_reference.py``'s with the tracker's weights. :meth:`update` does
+    what siamfc-pytorch's ``TrackerSiamFC.update`` does per frame: for each of the scales, pad the
+    frame with the first frame's mean colour where the search square leaves it
+    (``cv2.copyMakeBorder``), cut the square and ``cv2.resize`` it to 255 (INTER_LINEAR); run the
+    backbone on the stacked crops and correlate them with the cached exemplar features; upsample
+    the responses with ``cv2.resize`` (INTER_CUBIC); penalise, normalise, add the cosine window, take
+    the peak and move the target. Boxes are not compared here (the parity tests do that).
+    """
+
+    def __init__(self, torch, net, config, first_frame: np.ndarray, box: np.ndarray, threads: int):
+        self.torch, self.net, self.config = torch, net, config
+        torch.set_num_threads(threads)
+        x, y, w, h = box
+        self.center = np.array([y - 1 + (h - 1) / 2, x - 1 + (w - 1) / 2])
+        self.size = np.array([h, w], np.float64)
+        context = config.context * self.size.sum()
+        self.exemplar_side = np.sqrt(np.prod(self.size + context))
+        self.search_side = self.exemplar_side * config.instance_sz / config.exemplar_sz
+        self.fill = np.mean(first_frame, axis=(0, 1))
+        half = config.scale_num // 2
+        self.factors = config.scale_step ** np.linspace(-half, half, config.scale_num)
+        self.penalties = np.full(config.scale_num, config.scale_penalty)
+        self.penalties[half] = 1.0
+        hann = np.outer(np.hanning(config.upscale_sz), np.hanning(config.upscale_sz))
+        self.window = hann / hann.sum()
+        exemplar = self._crop(first_frame, self.exemplar_side, config.exemplar_sz)
+        with torch.no_grad():
+            self.kernel = net.backbone(self._tensor([exemplar]))
+
+    def _crop(self, frame: np.ndarray, side: float, out_size: int) -> np.ndarray:
+        side = round(side)
+        top, left = np.round(self.center - (side - 1) / 2).astype(int)
+        bottom, right = top + side, left + side
+        pad = max(0, -top, -left, bottom - frame.shape[0], right - frame.shape[1])
+        if pad:
+            frame = cv2.copyMakeBorder(frame, pad, pad, pad, pad, cv2.BORDER_CONSTANT,
+                                       value=self.fill.tolist())
+        patch = frame[top + pad : bottom + pad, left + pad : right + pad]
+        return cv2.resize(patch, (out_size, out_size), interpolation=cv2.INTER_LINEAR)
+
+    def _tensor(self, crops: list[np.ndarray]):
+        return self.torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).float()
+
+    def update(self, frame: np.ndarray) -> np.ndarray:
+        """Track into ``frame`` (H, W, 3) RGB uint8; returns the 1-indexed [x, y, w, h] box."""
+        config = self.config
+        crops = [self._crop(frame, self.search_side * f, config.instance_sz) for f in self.factors]
+        with self.torch.no_grad():
+            responses = self.net.head(self.kernel, self.net.backbone(self._tensor(crops)))
+        responses = responses.squeeze(1).numpy()
+        up = config.upscale_sz
+        responses = np.stack([cv2.resize(r, (up, up), interpolation=cv2.INTER_CUBIC) for r in responses])
+        responses *= self.penalties[:, None, None]
+        scale_id = int(np.argmax(np.amax(responses, axis=(1, 2))))
+        response = responses[scale_id] - responses[scale_id].min()
+        response /= response.sum() + 1e-16
+        response = (1 - config.window_influence) * response + config.window_influence * self.window
+        peak = np.array(np.unravel_index(response.argmax(), response.shape), np.float64)
+        offset = (peak - (up - 1) / 2) * config.total_stride / config.response_up
+        self.center += offset * self.search_side * self.factors[scale_id] / config.instance_sz
+        scale = (1 - config.scale_lr) + config.scale_lr * self.factors[scale_id]
+        self.size *= scale
+        self.exemplar_side *= scale
+        self.search_side *= scale
+        return np.array([self.center[1] + 1 - (self.size[1] - 1) / 2,
+                         self.center[0] + 1 - (self.size[0] - 1) / 2, self.size[1], self.size[0]])
+
+
+def torch_tracking(tracker: Tracker, first_frame: np.ndarray, box: np.ndarray, threads: int):
+    """``(make, torch version)``: ``make()`` starts a :class:`TorchTracker` on the first frame with
+    ``tracker``'s weights and config; None without PyTorch."""
     loaded = load_torch_reference()
     if loaded is None:
         return None
-    torch, torch_net = loaded
-    torch.set_num_threads(threads)
-    generator = torch.Generator().manual_seed(0)
-    net = torch_net(backbone).eval()
-    exemplar = torch.randint(0, 256, (1, 3, exemplar_sz, exemplar_sz), generator=generator).float()
-    searches = torch.randint(0, 256, (scales, 3, instance_sz, instance_sz), generator=generator).float()
-    with torch.no_grad():
-        kernel = net.backbone(exemplar)
-        net.head(kernel, net.backbone(searches))  # first call: allocations, kernel selection
+    torch, reference = loaded
+    net = reference.TorchNet(tracker.model_config.backbone, tracker.model_config.out_scale).eval()
+    state = {key: torch.from_numpy(np.array(value)) for key, value in flax_to_torch(
+        jax.device_get(tracker.variables)).items()}
+    net.load_state_dict(state)
 
-    def run(count: int) -> float:
-        with torch.no_grad():
-            start = time.perf_counter()
-            for _ in range(count):
-                net.head(kernel, net.backbone(searches))
-            return time.perf_counter() - start
+    def make() -> TorchTracker:
+        return TorchTracker(torch, net, tracker.config, first_frame, box, threads)
 
-    return run, torch.__version__
+    make().update(first_frame)  # first call: allocations, kernel selection
+    return make, torch.__version__
+
+
+def time_torch(make: Callable[[], TorchTracker], frames: Sequence[np.ndarray] | None,
+               paths: Sequence[str]) -> float:
+    """Seconds of the updates on ``frames[1:]`` (decoded beforehand) or, with ``frames`` None, on
+    ``paths[1:]`` decoded by OpenCV per frame; the start on the first frame is not timed."""
+    torch_tracker = make()
+    start = time.perf_counter()
+    for index in range(1, len(paths)):
+        torch_tracker.update(read_image(paths[index]) if frames is None else frames[index])
+    return time.perf_counter() - start
 
 
 # ---------------------------------------------------------------------------------------------
@@ -326,10 +404,8 @@ def run(args: argparse.Namespace) -> int:
     ]
     print(f"compiled {len(programs)} programs ({len(counter)} XLA compilations) in "
           f"{time.perf_counter() - started:.0f} s", flush=True)
-    torch_run = torch_forward(
-        tracker.model_config.backbone, args.torch_threads, tracker.config.exemplar_sz,
-        tracker.config.instance_sz, tracker.config.scale_num,
-    ) if not args.no_torch else None
+    torch_run = None if args.no_torch else torch_tracking(tracker, first, box, args.torch_threads)
+    host_frames = [read_image(path) for path in paths]
 
     seconds: dict[Row, list[float]] = collections.defaultdict(list)
     compiles: dict[Row, int] = collections.Counter()
@@ -347,24 +423,28 @@ def run(args: argparse.Namespace) -> int:
                 print(f"repeat {repeat + 1}/{repeats}: {program.impl:>6} {program.label:>9} "
                       f"{mode:>10} {updates / elapsed:8.2f} fps", flush=True)
         if torch_run is not None:
-            row = Row("torch", f"{args.torch_threads} threads", "forward", 1)
-            seconds[row].append(torch_run[0](updates))
-            print(f"repeat {repeat + 1}/{repeats}: torch forward {updates / seconds[row][-1]:8.2f} fps",
-                  flush=True)
+            for mode in ("device", "end-to-end"):
+                row = Row("torch", "single", mode, 1)
+                seconds[row].append(time_torch(torch_run[0], host_frames if mode == "device" else None,
+                                               paths))
+                print(f"repeat {repeat + 1}/{repeats}:  torch    single {mode:>10} "
+                      f"{updates / seconds[row][-1]:8.2f} fps", flush=True)
 
     print()
     for line in machine_lines():
         print(line)
     if torch_run is not None:
-        print(f"torch {torch_run[1]} (CPU, {args.torch_threads} threads)")
+        print(f"torch {torch_run[1]} (CPU, {args.torch_threads} threads): siamfc-pytorch's tracker path "
+              f"(OpenCV crops at {tracker.config.scale_num} scales, network, OpenCV upsampling, peak) "
+              f"with the same weights and frames")
     print(f"data: {data_note}; {sequence.frame_size[0]}x{sequence.frame_size[1]} frames; "
           f"{updates} timed updates per run, medians of {repeats} runs")
     print(f"batched rows: N copies of the first box in one shared frame; "
           f"{GFLOP_PER_TARGET_FRAME} GFLOP per target-frame")
     print(compile_note)
     convs = ", ".join(f"{p.impl} {p.label}: {p.convolutions}" for p in programs)
-    print(f"convolution ops per update program (lax: 5 backbone + 1 correlation; matmul: the "
-          f"correlation only): {convs}")
+    print(f"convolution ops per update program (lax: 5 backbone + 1 correlation; matmul and shift: "
+          f"the correlation only; auto: those of the formulations chosen): {convs}")
     print()
     header = (f"{'impl':>6} | {'targets':>9} | {'mode':>10} | {'fps':>8} | {'target-frames/s':>15} | "
               f"{'GFLOP/s':>8} | {'compiles':>8}")
@@ -378,21 +458,25 @@ def run(args: argparse.Namespace) -> int:
         print(f"{row.impl:>6} | {row.label:>9} | {row.mode:>10} | {fps[row]:>8.2f} | {rate:>15.2f} | "
               f"{rate * GFLOP_PER_TARGET_FRAME:>8.1f} | {compiled:>8}")
 
-    torch_fps = next((value for row, value in fps.items() if row.impl == "torch"), None)
-    if len(impls) == 2:
+    if len(impls) > 1:
         print()
-        print(f"{impls[1]} / {impls[0]} fps:")
+        print(f"fps of the other formulations / {impls[0]}:")
         for row, value in fps.items():
             if row.impl == impls[0]:
-                other = fps[dataclasses.replace(row, impl=impls[1])]
-                print(f"  {row.label:>9} {row.mode:>10}: {other / value:.2f}")
+                others = ", ".join(f"{impl} {fps[dataclasses.replace(row, impl=impl)] / value:.2f}"
+                                   for impl in impls[1:])
+                print(f"  {row.label:>9} {row.mode:>10}: {others}")
     single_device = fps[Row(impls[0], "single", "device", 1)]
     single_end = fps[Row(impls[0], "single", "end-to-end", 1)]
-    ratio = f"{single_device / torch_fps:.2f}" if torch_fps else "nan"
-    if torch_fps:
+    ratios = {"device": "nan", "end-to-end": "nan"}
+    if torch_run is not None:
         print()
-        print(f"ours ({impls[0]}, single, device) / torch forward: {ratio}")
-    print(f"fps_device={single_device:.2f} fps_end_to_end={single_end:.2f} ours_over_torch={ratio}")
+        for mode in ratios:
+            ours, theirs = fps[Row(impls[0], "single", mode, 1)], fps[Row("torch", "single", mode, 1)]
+            ratios[mode] = f"{ours / theirs:.2f}"
+            print(f"ours ({impls[0]}, single, {mode}) / siamfc-pytorch's tracker path: {ratios[mode]}")
+    print(f"fps_device={single_device:.2f} fps_end_to_end={single_end:.2f} "
+          f"ours_over_torch_device={ratios['device']} ours_over_torch={ratios['end-to-end']}")
     return 0
 
 

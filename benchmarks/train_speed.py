@@ -21,8 +21,13 @@ Usage::
     python -m benchmarks.train_speed [--batch-size 8] [--steps N] [--devices 1,2]
         [--conv-impl auto|lax|matmul] [--compare-impl] [--data-dir DIR] [--sequences 32]
 
-The last line printed is ``pairs_per_s_device=<pairs/s> pairs_per_s_end_to_end=<pairs/s>`` for the
-device count train.py uses by default (all devices of the machine) and the first formulation.
+The 1-device run also times siamfc-pytorch's train step (``torch`` row, :func:`torch_train_step`) on
+the same initial weights, alternating with ours.
+
+The last line printed is ``pairs_per_s_device=<pairs/s> pairs_per_s_end_to_end=<pairs/s> ...
+ours_over_torch=<ratio>``: the rates for the device count train.py uses by default (all devices of the
+machine) and the first formulation; the ratio divides our 1-device device-only pairs/s by
+siamfc-pytorch's.
 """
 
 from __future__ import annotations
@@ -48,14 +53,16 @@ from benchmarks.track_speed import (
     CompileCounter,
     conv_impls,
     convolution_count,
+    load_torch_reference,
     machine_lines,
     positive_counts,
 )
 from siamfc_jax.config import OptimConfig, PairConfig, TrainConfig
+from siamfc_jax.interop.torch_weights import flax_to_torch
 from siamfc_jax.ops.conv import CONV_IMPLS
 from siamfc_jax.pipeline.loader import PairLoader
 from siamfc_jax.pipeline.sources import prepare_training_data
-from siamfc_jax.runtime import describe_devices, select_platform
+from siamfc_jax.runtime import available_cores, describe_devices, select_platform
 from siamfc_jax.sequences.frames import DataError
 from siamfc_jax.training.state import create_train_state, make_optimizer
 from siamfc_jax.training.step import data_mesh, make_train_step, shard_batch
@@ -80,6 +87,41 @@ def training_config(args: argparse.Namespace) -> TrainConfig:
 
 # ---------------------------------------------------------------------------------------------
 # One device count (child process)
+
+
+def torch_train_step(variables: dict, batch_size: int, exemplar_sz: int, search_sz: int, threads: int):
+    """``step()`` running one siamfc-pytorch train step on a fixed random batch, or None without torch.
+
+    The network is ``tests/torch_reference.py``'s with ``variables`` (our initial weights), in
+    train mode; the loss is its balanced logistic loss on siamfc-pytorch's labels (radius 16 px,
+    stride 8); the optimiser is siamfc-pytorch's: SGD, momentum 0.9, weight decay 5e-4 (learning
+    rate 0.01, its first epoch's).
+    """
+    loaded = load_torch_reference()
+    if loaded is None:
+        return None
+    torch, module = loaded
+    torch.set_num_threads(threads)
+    net = module.TorchNet("v1").train()
+    net.load_state_dict({key: torch.from_numpy(np.array(value))
+                         for key, value in flax_to_torch(jax.device_get(variables)).items()})
+    optimizer = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
+    generator = torch.Generator().manual_seed(0)
+    exemplars = torch.randint(0, 256, (batch_size, 3, exemplar_sz, exemplar_sz), generator=generator).float()
+    searches = torch.randint(0, 256, (batch_size, 3, search_sz, search_sz), generator=generator).float()
+    with torch.no_grad():
+        size = net(exemplars[:1], searches[:1]).shape[-1]
+    labels = module.labels(batch_size, size, size)
+
+    def step() -> float:
+        loss = module.balanced_loss(net(exemplars, searches), labels)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        return loss.item()
+
+    step()  # first call: allocations, kernel selection
+    return step, torch.__version__
 
 
 def measure(args: argparse.Namespace) -> dict:
@@ -130,6 +172,12 @@ def measure(args: argparse.Namespace) -> dict:
         jax.block_until_ready(metrics)
     print(f"[{mesh.size} device(s)] compiled {len(impls)} train steps ({len(counter)} XLA compilations)",
           file=sys.stderr, flush=True)
+    torch_step = None
+    if mesh.size == 1 and config.model.backbone == "v1":
+        torch_step = torch_train_step(
+            {"params": state.params, "batch_stats": state.batch_stats}, args.batch_size, exemplar, search,
+            available_cores(),
+        )
 
     seconds: dict[str, list[float]] = collections.defaultdict(list)
     compiles: dict[str, int] = collections.Counter()
@@ -146,9 +194,18 @@ def measure(args: argparse.Namespace) -> dict:
                 seconds[key].append(elapsed)
                 print(f"[{mesh.size} device(s)] repeat {repeat + 1}/{args.repeats}: {impl:>6} {mode:>10} "
                       f"{args.steps * args.batch_size / elapsed:8.2f} pairs/s", file=sys.stderr, flush=True)
+        if torch_step is not None:
+            start = time.perf_counter()
+            for _ in range(args.steps):
+                torch_step[0]()
+            seconds["torch device"].append(time.perf_counter() - start)
+            print(f"[{mesh.size} device(s)] repeat {repeat + 1}/{args.repeats}:  torch     device "
+                  f"{args.steps * args.batch_size / seconds['torch device'][-1]:8.2f} pairs/s",
+                  file=sys.stderr, flush=True)
     return {
         "devices": mesh.size,
         "device_line": describe_devices(),
+        "torch": None if torch_step is None else torch_step[1],
         "convolutions": convolutions,
         "rows": [
             {"impl": key.split()[0], "mode": key.split()[1], "seconds": times, "compiles": compiles[key]}
@@ -255,21 +312,33 @@ def run(args: argparse.Namespace, child_base: dict[str, str]) -> int:
             key = (result["devices"], row["impl"], row["mode"])
             rates[key] = args.batch_size / step_seconds
             print(f"{result['devices']:>7} | {row['impl']:>6} | {row['mode']:>10} | "
-                  f"{1e3 * step_seconds:>8.1f} | {rates[key]:>8.2f} | {row['compiles']:>8}")
+                  f"{1e3 * step_seconds:>8.1f} | {rates[key]:>8.2f} | "
+                  f"{'-' if row['impl'] == 'torch' else row['compiles']:>8}")
 
     impls = list(results[0]["convolutions"])
-    if len(impls) == 2:
+    if len(impls) > 1:
         print()
-        print(f"{impls[1]} / {impls[0]} pairs/s:")
+        print(f"pairs/s of the other formulations / {impls[0]}:")
         for count in device_counts:
             for mode in ("device", "end-to-end"):
-                ratio = rates[count, impls[1], mode] / rates[count, impls[0], mode]
-                print(f"  {count} device(s) {mode:>10}: {ratio:.2f}")
+                others = ", ".join(f"{impl} {rates[count, impl, mode] / rates[count, impls[0], mode]:.2f}"
+                                   for impl in impls[1:])
+                print(f"  {count} device(s) {mode:>10}: {others}")
     summary_count = default_count if default_count in device_counts else device_counts[-1]
     device_rate = rates[summary_count, impls[0], "device"]
     end_rate = rates[summary_count, impls[0], "end-to-end"]
+    torch_rate = rates.get((1, "torch", "device"))
+    ratio = "nan"
+    if torch_rate:
+        torch_version = next(result["torch"] for result in results if result["torch"])
+        ratio = f"{rates[1, impls[0], 'device'] / torch_rate:.2f}"
+        print()
+        print(f"torch {torch_version} (CPU, {available_cores()} threads): siamfc-pytorch's train step "
+              f"(tests/torch_reference.py, balanced loss, SGD momentum 0.9, weight decay 5e-4) on the same "
+              f"initial weights and a random batch")
+        print(f"ours ({impls[0]}, 1 device, device) / siamfc-pytorch's train step: {ratio}")
     print(f"pairs_per_s_device={device_rate:.2f} pairs_per_s_end_to_end={end_rate:.2f} "
-          f"devices={summary_count} conv_impl={impls[0]}")
+          f"devices={summary_count} conv_impl={impls[0]} ours_over_torch={ratio}")
     return 0
 
 

@@ -12,6 +12,8 @@ import math
 from dataclasses import dataclass
 
 BACKBONES = ("v1", "v2", "v3")
+# The convolution formulations of siamfc_jax.ops.conv (which imports this tuple).
+CONV_IMPLS = ("auto", "lax", "matmul", "shift")
 
 
 @dataclass(frozen=True)
@@ -51,8 +53,8 @@ class TrackerConfig:
     ``precision`` is the matmul/convolution precision of the tracker's device computation:
     ``"highest"`` keeps float32 convolutions exact on GPUs (JAX's default there is TF32), which is what
     keeps the boxes equal to siamfc-pytorch's; ``"default"`` lets the GPU use TF32. ``conv_impl``
-    picks the convolution formulation (:mod:`siamfc_jax.ops.conv`; ``"auto"``: matrix products on
-    CPU, ``lax`` convolutions elsewhere).
+    picks the convolution formulation (:mod:`siamfc_jax.ops.conv`; ``"auto"``: on the CPU the one
+    measured fastest per layer on the machine, ``lax`` convolutions elsewhere).
     """
 
     exemplar_sz: int = 127
@@ -106,7 +108,7 @@ class TrackerConfig:
             self.precision,
         )
         _check(
-            self.conv_impl in ("auto", "lax", "matmul"), "conv_impl", "auto, lax or matmul", self.conv_impl
+            self.conv_impl in CONV_IMPLS, "conv_impl", ", ".join(CONV_IMPLS), self.conv_impl
         )
 
     @property

@@ -11,6 +11,10 @@ from siamfc_jax.runtime import select_platform
 
 # As the command-line tools do: the CPU where JAX's CUDA plugin is installed but no GPU is present.
 select_platform()
+# Convolution formulations are not measured in tests ("auto" takes its static choice): the suite
+# stays quick on a cold cache and does not depend on the machine's load. tests/test_conv.py turns
+# measuring on where it tests it.
+os.environ.setdefault("SIAMFC_JAX_AUTOTUNE", "0")
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_ROOT = REPO_ROOT.parent / "shared"

@@ -86,7 +86,7 @@ def test_grouped_convolutions_are_single_feature_group_convs(name):
     assert not any(e.primitive.name == "concatenate" for e in jaxpr.jaxpr.eqns)
 
 
-CONV_IMPLS = pytest.mark.parametrize("impl", ["lax", "matmul"])
+CONV_IMPLS = pytest.mark.parametrize("impl", ["lax", "matmul", "shift"])
 
 
 @CONV_IMPLS

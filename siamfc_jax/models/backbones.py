@@ -50,7 +50,9 @@ class AlexNet(nn.Module):
         ``train=True`` normalises with batch statistics and updates the running averages (call
         ``apply`` with ``mutable=["batch_stats"]``); ``train=False`` uses the running averages.
         Computation runs in ``dtype`` (float32 by default), parameters are kept in ``param_dtype``;
-        ``conv_impl`` picks how convolutions are computed (:mod:`siamfc_jax.ops.conv`).
+        ``conv_impl`` picks how convolutions are computed (:mod:`siamfc_jax.ops.conv`); with
+        ``"auto"``, ``train=True`` takes the formulations fastest forward plus backward (a train
+        step differentiates it) and ``train=False`` those fastest forward.
         """
         x = images.astype(self.dtype)
         for index, block in enumerate(self.blocks, start=1):
@@ -86,6 +88,7 @@ class _ConvBlock(nn.Module):
             self.precision,
             **dtypes,
             impl=self.conv_impl,
+            direction="backward" if train else "forward",
             name="conv",
         )(x)
         if b.norm:

@@ -24,9 +24,10 @@ Dtype = Any
 class Conv2d(nn.Module):
     """``VALID`` convolution with bias, optionally grouped.
 
-    With ``impl="lax"`` (the default off CPU) it is one ``lax.conv_general_dilated`` with
-    ``feature_group_count=groups``; ``"matmul"`` (the default on CPU) computes the same as per-group
-    matrix products (:mod:`siamfc_jax.ops.conv`).
+    ``impl`` picks the formulation (:mod:`siamfc_jax.ops.conv`): ``"lax"`` (what ``"auto"`` runs off
+    the CPU) is one ``lax.conv_general_dilated`` with ``feature_group_count=groups``; ``"matmul"``
+    and ``"shift"`` compute the same as matrix products; ``"auto"`` on the CPU runs the one measured
+    fastest for this layer and ``direction`` (``"backward"``: the call will be differentiated).
 
     Kernel layout is HWIO: ``(k, k, in_features // groups, features)``; output channel ``o`` belongs to
     group ``o // (features // groups)``, as in PyTorch. Parameters are stored in ``param_dtype`` and the
@@ -41,6 +42,7 @@ class Conv2d(nn.Module):
     dtype: Dtype = jnp.float32
     param_dtype: Dtype = jnp.float32
     impl: str = "auto"
+    direction: str = "forward"
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
@@ -64,6 +66,7 @@ class Conv2d(nn.Module):
             self.groups,
             self.precision,
             self.impl,
+            self.direction,
         )
         return y + bias.astype(self.dtype)
 

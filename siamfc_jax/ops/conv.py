@@ -1,36 +1,65 @@
-"""Two formulations of SiamFC's convolutions, chosen per backend.
+"""Formulations of SiamFC's convolutions, and the choice between them per layer.
 
-``"lax"`` runs every convolution as one ``lax.conv_general_dilated`` (grouped ones through
-``feature_group_count``) and the batched correlation head as one ``groups=n`` convolution: the
-natural form, and the fast one on GPUs and TPUs. XLA:CPU lowers these to generic spatial
-convolutions that reach a fraction of its matrix-multiply speed; grouped ones are slower still, and
-the gradient of the ``groups=n`` head takes about 20× its forward pass. ``"matmul"`` computes the
-same sums as matrix products: each convolution gathers its input patches (im2col, per group) and
-multiplies them by the kernel, and the head sums one product per exemplar cell. On a 2-core CPU
-this makes a SiamFC training step about 3× faster (``benchmarks/train_speed.py``).
+All compute PyTorch's ``VALID`` ``Conv2d`` (optionally grouped, no bias) in NHWC / HWIO, and agree up
+to float32 summation order (``tests/test_conv.py``):
 
-``"auto"`` picks ``"matmul"`` on CPU and ``"lax"`` elsewhere. Both give the same numbers up to
-float32 summation order (``tests/test_conv.py``).
+``"lax"``
+    one ``lax.conv_general_dilated`` (grouped ones through ``feature_group_count``): the natural
+    form, and the fast one on GPUs and TPUs. XLA:CPU lowers it to a generic spatial convolution that
+    reaches a fraction of its matrix-multiply speed (grouped ones are slower still, and so are their
+    gradients).
+``"matmul"``
+    im2col: the input patches of every output pixel gathered (per group) into one matrix and
+    multiplied by the kernel. On XLA:CPU the gather of ``k²`` shifted slices costs more than the
+    product.
+``"shift"``
+    only the ``k`` column shifts are gathered, into (n, h, w', k·c); one matrix product per group
+    multiplies them by all ``k`` kernel rows at once, giving (n, h, w', k, o), and the output sums
+    row ``i`` of the kernel's contribution shifted up by ``i`` rows. A strided convolution (conv1:
+    11×11 / 2) first becomes a stride-1 one by space-to-depth (6×6 over 2·2·3 channels, the kernel
+    zero-padded to 12×12, so the extra taps add exact zeros). It gathers ``k`` times less than im2col,
+    and its one product has ``k`` times more columns, which XLA:CPU runs faster.
+
+``"auto"`` runs ``"lax"`` off the CPU. On the CPU it runs, per layer shape and direction (forward for
+tracking, forward plus backward for training), the formulation measured fastest on this machine by
+:mod:`siamfc_jax.ops.autotune` (once, then cached on disk); layers too small to repay a
+measurement take ``"shift"``, the fastest of the three on every tracking layer we measured (in
+training, ``"matmul"`` won some backward passes), and so does every
+layer when ``SIAMFC_JAX_AUTOTUNE=0`` turns measuring off (the test suite does, to stay quick and
+independent of the machine's load).
 """
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from typing import Literal
 
 import jax
 import jax.numpy as jnp
 from jax import lax
 
-ConvImpl = Literal["auto", "lax", "matmul"]
-CONV_IMPLS = ("auto", "lax", "matmul")
+from siamfc_jax.config import CONV_IMPLS
+from siamfc_jax.ops import autotune
+
+ConvImpl = Literal["auto", "lax", "matmul", "shift"]
+FORMULATIONS = CONV_IMPLS[1:]
+Direction = Literal["forward", "backward"]
+DIRECTIONS = ("forward", "backward")
+# The formulation of layers that "auto" does not measure (see the module docstring).
+UNTUNED_FORMULATION = "shift"
+# Layers below this many multiply-adds per call are not worth measuring: the exemplar's layers
+# (run once per sequence) and toy shapes. AlexNetV1's smallest search layer (conv5, 3 scales) has
+# about 0.6 G.
+MIN_TUNED_MACS = 3e8
 
 
 def resolve_conv_impl(impl: str) -> str:
-    """``"lax"`` or ``"matmul"`` for ``impl``; ``"auto"`` follows the default backend."""
+    """``impl`` checked; ``"auto"`` becomes ``"lax"`` off the CPU and stays ``"auto"`` on it."""
     if impl not in CONV_IMPLS:
         raise ValueError(f"conv_impl must be one of {CONV_IMPLS}, got {impl!r}")
-    if impl == "auto":
-        return "matmul" if jax.default_backend() == "cpu" else "lax"
+    if impl == "auto" and jax.default_backend() != "cpu":
+        return "lax"
     return impl
 
 
@@ -41,6 +70,7 @@ def conv2d(
     groups: int = 1,
     precision: lax.PrecisionLike = None,
     impl: str = "auto",
+    direction: Direction = "forward",
 ) -> jax.Array:
     """``VALID`` 2-D convolution, optionally grouped, as PyTorch's ``Conv2d`` without bias.
 
@@ -51,21 +81,37 @@ def conv2d(
       stride: the same stride along H and W.
       groups: number of channel groups.
       precision: matrix-multiply precision (``"highest"`` for exact float32 on GPUs).
-      impl: ``"lax"``, ``"matmul"`` or ``"auto"`` (see the module docstring).
+      impl: ``"lax"``, ``"matmul"``, ``"shift"`` or ``"auto"`` (see the module docstring).
+      direction: what ``"auto"`` chooses for: ``"forward"`` (inference) or ``"backward"`` (the
+        forward pass that will be differentiated, as in a train step).
 
     Returns:
       (N, (H − k) // stride + 1, (W − k) // stride + 1, O).
     """
-    if resolve_conv_impl(impl) == "lax":
-        return lax.conv_general_dilated(
-            x,
-            kernel,
-            window_strides=(stride, stride),
-            padding="VALID",
-            dimension_numbers=("NHWC", "HWIO", "NHWC"),
-            feature_group_count=groups,
-            precision=precision,
+    if direction not in DIRECTIONS:
+        raise ValueError(f"direction must be one of {DIRECTIONS}, got {direction!r}")
+    impl = resolve_conv_impl(impl)
+    if impl == "auto":
+        impl = _chosen_formulation(
+            tuple(x.shape), tuple(kernel.shape), stride, groups, jnp.dtype(x.dtype).name,
+            str(precision), direction,
         )
+    return _FORMULATIONS[impl](x, kernel, stride, groups, precision)
+
+
+def _lax_conv(x, kernel, stride, groups, precision):
+    return lax.conv_general_dilated(
+        x,
+        kernel,
+        window_strides=(stride, stride),
+        padding="VALID",
+        dimension_numbers=("NHWC", "HWIO", "NHWC"),
+        feature_group_count=groups,
+        precision=precision,
+    )
+
+
+def _im2col_conv(x, kernel, stride, groups, precision):
     k, _, group_in, out_features = kernel.shape
     n, h, w, _ = x.shape
     out_h, out_w = (h - k) // stride + 1, (w - k) // stride + 1
@@ -83,6 +129,109 @@ def conv2d(
     return jnp.concatenate(outputs, axis=-1).reshape(n, out_h, out_w, out_features)
 
 
+def space_to_depth(x: jax.Array, kernel: jax.Array, stride: int) -> tuple[jax.Array, jax.Array]:
+    """The stride-1 convolution equal to a ``stride`` one: ``(x', kernel')`` with blocks as channels.
+
+    ``x`` (n, h, w, c) becomes (n, h', w', s·s·c) with ``x'[:, a, b, (p, q, c)] = x[:, s·a + p, s·b + q, c]``
+    (zero rows and columns appended where the blocks pass the edge) and the k×k kernel, zero-padded to
+    ``s·⌈k/s⌉``, becomes ⌈k/s⌉×⌈k/s⌉ over the same channel order. Padded input pixels meet only
+    the zero taps, so a ``VALID`` stride-1 convolution of the pair gives the strided one's output.
+    """
+    s = stride
+    k, _, c, out_features = kernel.shape
+    n, h, w, _ = x.shape
+    out_h, out_w = (h - k) // s + 1, (w - k) // s + 1
+    blocks_k = -(-k // s)
+    blocks_h, blocks_w = out_h + blocks_k - 1, out_w + blocks_k - 1
+    x = jnp.pad(x, ((0, 0), (0, max(0, s * blocks_h - h)), (0, max(0, s * blocks_w - w)), (0, 0)))
+    x = x[:, : s * blocks_h, : s * blocks_w]
+    x = x.reshape(n, blocks_h, s, blocks_w, s, c).transpose(0, 1, 3, 2, 4, 5)
+    x = x.reshape(n, blocks_h, blocks_w, s * s * c)
+    pad = s * blocks_k - k
+    kernel = jnp.pad(kernel, ((0, pad), (0, pad), (0, 0), (0, 0)))
+    kernel = kernel.reshape(blocks_k, s, blocks_k, s, c, out_features).transpose(0, 2, 1, 3, 4, 5)
+    return x, kernel.reshape(blocks_k, blocks_k, s * s * c, out_features)
+
+
+def _shift_conv(x, kernel, stride, groups, precision):
+    if stride > 1:
+        if groups > 1:  # not in any SiamFC backbone; im2col handles it
+            return _im2col_conv(x, kernel, stride, groups, precision)
+        x, kernel = space_to_depth(x, kernel, stride)
+    k, _, group_in, out_features = kernel.shape
+    n, h, w, _ = x.shape
+    out_h, out_w = h - k + 1, w - k + 1
+    group_out = out_features // groups
+    outputs = []
+    for g in range(groups):
+        x_group = x[..., g * group_in : (g + 1) * group_in]
+        columns = jnp.concatenate([x_group[:, :, j : j + out_w] for j in range(k)], axis=-1)
+        # (i, j, c, o) -> rows (j, c) matching the columns, columns (i, o): every kernel row at once.
+        kernel_group = kernel[..., g * group_out : (g + 1) * group_out]
+        kernel_group = kernel_group.transpose(1, 2, 0, 3).reshape(k * group_in, k * group_out)
+        per_row = jnp.dot(columns.reshape(-1, k * group_in), kernel_group, precision=precision)
+        per_row = per_row.reshape(n, h, out_w, k, group_out)
+        outputs.append(sum(per_row[:, i : i + out_h, :, i] for i in range(k)))
+    return jnp.concatenate(outputs, axis=-1) if groups > 1 else outputs[0]
+
+
+_FORMULATIONS: dict[str, Callable] = {"lax": _lax_conv, "matmul": _im2col_conv, "shift": _shift_conv}
+
+
+def conv_macs(x_shape: tuple[int, ...], kernel_shape: tuple[int, ...], stride: int) -> int:
+    """Multiply-adds of :func:`conv2d` on these shapes (the useful work of any formulation)."""
+    k, _, group_in, out_features = kernel_shape
+    n, h, w, _ = x_shape
+    return n * ((h - k) // stride + 1) * ((w - k) // stride + 1) * out_features * k * k * group_in
+
+
+@functools.cache
+def _chosen_formulation(
+    x_shape: tuple[int, ...],
+    kernel_shape: tuple[int, ...],
+    stride: int,
+    groups: int,
+    dtype: str,
+    precision: str,
+    direction: str,
+) -> str:
+    """The formulation ``"auto"`` runs on the CPU for one layer (see the module docstring).
+
+    Cached per process, so one program is traced with one choice per layer; the measurement itself
+    is cached on disk by :func:`siamfc_jax.ops.autotune.fastest`.
+    """
+    macs = conv_macs(x_shape, kernel_shape, stride)
+    if macs < MIN_TUNED_MACS or not autotune.enabled():
+        return UNTUNED_FORMULATION
+    shapes = (jax.ShapeDtypeStruct(x_shape, dtype), jax.ShapeDtypeStruct(kernel_shape, dtype))
+    precision_arg = None if precision == "None" else precision
+
+    def candidate(formulation: str) -> Callable:
+        def forward(x, kernel):
+            return _FORMULATIONS[formulation](x, kernel, stride, groups, precision_arg)
+
+        if direction == "forward":
+            return forward
+
+        def forward_and_backward(x, kernel):
+            # A train step needs both: the kernel's gradient, and the input's for the layers below.
+            output, pullback = jax.vjp(forward, x, kernel)
+            return pullback(output)
+
+        return forward_and_backward
+
+    problem = (
+        f"conv2d {direction} x={'x'.join(map(str, x_shape))} k={'x'.join(map(str, kernel_shape))} "
+        f"stride={stride} groups={groups} {dtype} precision={precision}"
+    )
+    return autotune.fastest(
+        problem,
+        {name: candidate(name) for name in FORMULATIONS},
+        shapes,
+        approximate_gflop=2 * macs * (1 if direction == "forward" else 3) / 1e9,
+    )
+
+
 def correlate(
     exemplar_features: jax.Array,
     search_features: jax.Array,
@@ -94,7 +243,8 @@ def correlate(
     Args:
       exemplar_features: (n, hz, wz, c).
       search_features: (n·k, hx, wx, c); map ``i`` is correlated with exemplar ``i % n``.
-      precision, impl: as for :func:`conv2d`.
+      precision, impl: as for :func:`conv2d`; every ``impl`` but ``"lax"`` sums one product per
+        exemplar cell when there are several exemplars.
 
     Returns:
       (n·k, hx − hz + 1, wx − wz + 1) responses.
@@ -104,7 +254,8 @@ def correlate(
     k = m // n
     out_h, out_w = hx - hz + 1, wx - wz + 1
     # One exemplar (tracking) is an ordinary convolution, which XLA:CPU runs well; only batched
-    # exemplars (training) take the per-cell products.
+    # exemplars (training) take the per-cell products, since the gradient of XLA:CPU's n-group
+    # convolution costs about 20× its forward pass.
     if resolve_conv_impl(impl) == "lax" or n == 1:
         stacked = search_features.reshape(k, n, hx, wx, c).transpose(0, 2, 3, 1, 4).reshape(k, hx, wx, n * c)
         kernels = exemplar_features.transpose(1, 2, 3, 0)  # HWIO: output channel j sees group j
@@ -122,3 +273,4 @@ def correlate(
         for j in range(wz)
     )
     return responses.reshape(m, out_h, out_w)
+

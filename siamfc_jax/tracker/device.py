@@ -77,9 +77,10 @@ def _response_size(config: TrackerConfig, model_config: ModelConfig) -> int:
     def feature_shapes(variables: dict) -> tuple[jax.Array, jax.Array]:
         exemplar = jnp.zeros((1, config.exemplar_sz, config.exemplar_sz, 3), jnp.float32)
         search = jnp.zeros((1, config.instance_sz, config.instance_sz, 3), jnp.float32)
+        # Shapes do not depend on the formulation; "lax" keeps "auto" from measuring these layers.
         return (
-            embed(variables, exemplar, model_config, config.precision, config.conv_impl),
-            embed(variables, search, model_config, config.precision, config.conv_impl),
+            embed(variables, exemplar, model_config, config.precision, "lax"),
+            embed(variables, search, model_config, config.precision, "lax"),
         )
 
     exemplar_features, search_features = jax.eval_shape(feature_shapes, variables)

@@ -1,0 +1,144 @@
+"""Convolution formulations against PyTorch in float64, and the autotune's choice and cache."""
+
+from __future__ import annotations
+
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from siamfc_jax.ops import autotune, conv
+
+# max |ours - torch| / max |torch|: float32 against float64, sums of up to 363 products.
+REL_TOL = 1e-5
+
+# (input NHWC, kernel HWIO, stride, groups): SiamFC's kinds of layer on small inputs, and odd cases
+# (stride 3, sides that leave a remainder, a kernel wider than the stride's blocks).
+CASES = [
+    ((2, 31, 29, 3), (11, 11, 3, 8), 2, 1),
+    ((1, 30, 31, 3), (5, 5, 3, 6), 3, 1),
+    ((2, 13, 12, 8), (5, 5, 4, 6), 1, 2),
+    ((1, 9, 10, 6), (3, 3, 6, 5), 1, 1),
+    ((1, 12, 12, 4), (3, 3, 2, 4), 2, 2),
+]
+
+
+def torch_conv(x: np.ndarray, kernel: np.ndarray, stride: int, groups: int) -> torch.Tensor:
+    """PyTorch's Conv2d in float64, NCHW / OIHW, from NHWC / HWIO arrays."""
+    x_t = torch.from_numpy(x.astype(np.float64).transpose(0, 3, 1, 2)).requires_grad_()
+    k_t = torch.from_numpy(kernel.astype(np.float64).transpose(3, 2, 0, 1)).requires_grad_()
+    return x_t, k_t, F.conv2d(x_t, k_t, stride=stride, groups=groups)
+
+
+def rel_error(ours, ref) -> float:
+    ours, ref = np.asarray(ours, np.float64), np.asarray(ref, np.float64)
+    return float(np.max(np.abs(ours - ref)) / np.max(np.abs(ref)))
+
+
+@pytest.mark.parametrize("impl", conv.FORMULATIONS)
+@pytest.mark.parametrize(("x_shape", "kernel_shape", "stride", "groups"), CASES)
+def test_formulation_matches_torch_forward_and_gradients(impl, x_shape, kernel_shape, stride, groups):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(x_shape).astype(np.float32)
+    kernel = rng.standard_normal(kernel_shape).astype(np.float32)
+    x_t, k_t, ref = torch_conv(x, kernel, stride, groups)
+    cotangent = rng.standard_normal(tuple(ref.shape)).astype(np.float32)  # NCHW
+    ref.backward(torch.from_numpy(cotangent.astype(np.float64)))
+
+    def forward(x, kernel):
+        return conv.conv2d(x, kernel, stride, groups, "highest", impl)
+
+    ours, pullback = jax.vjp(forward, x, kernel)
+    grad_x, grad_k = pullback(jnp.asarray(cotangent.transpose(0, 2, 3, 1)))
+    assert ours.shape == tuple(ref.permute(0, 2, 3, 1).shape)
+    assert rel_error(ours, ref.detach().permute(0, 2, 3, 1).numpy()) <= REL_TOL
+    assert rel_error(grad_x, x_t.grad.permute(0, 2, 3, 1).numpy()) <= REL_TOL
+    assert rel_error(grad_k, k_t.grad.permute(2, 3, 1, 0).numpy()) <= REL_TOL
+
+
+def test_space_to_depth_layout_by_hand():
+    """x'[a, b, (p, q, c)] = x[2a + p, 2b + q, c]; the 3x3 kernel padded to 4x4 splits into 2x2 blocks."""
+    x = np.arange(5 * 5 * 1, dtype=np.float32).reshape(1, 5, 5, 1)
+    kernel = np.arange(9, dtype=np.float32).reshape(3, 3, 1, 1)
+    x_blocks, kernel_blocks = conv.space_to_depth(jnp.asarray(x), jnp.asarray(kernel), 2)
+    # 3x3 / 2 over 5x5 gives 2x2 outputs, reading blocks 0..2 (the last one half padding).
+    assert x_blocks.shape == (1, 3, 3, 4) and kernel_blocks.shape == (2, 2, 4, 1)
+    pixels = x[0, :, :, 0]
+    np.testing.assert_array_equal(x_blocks[0, 1, 0], [pixels[2, 0], pixels[2, 1], pixels[3, 0], pixels[3, 1]])
+    np.testing.assert_array_equal(x_blocks[0, 2, 2], [pixels[4, 4], 0, 0, 0])
+    np.testing.assert_array_equal(kernel_blocks[1, 1, :, 0], [8, 0, 0, 0])
+    np.testing.assert_array_equal(kernel_blocks[0, 1, :, 0], [2, 0, 5, 0])
+
+
+@pytest.fixture
+def tune_cache(tmp_path, monkeypatch):
+    """A fresh autotune cache (XDG_CACHE_HOME), measuring on, conv's per-process choices forgotten."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setenv("SIAMFC_JAX_AUTOTUNE", "1")
+    conv._chosen_formulation.cache_clear()
+    yield tmp_path
+    conv._chosen_formulation.cache_clear()
+
+
+def test_fastest_measures_once_then_reads_the_cache(tune_cache, monkeypatch, capsys):
+    shapes = (jax.ShapeDtypeStruct((256, 256), jnp.float32),)
+    candidates = {
+        "slow": lambda a: jax.lax.fori_loop(0, 50, lambda i, m: jnp.tanh(m @ a), a),
+        "fast": lambda a: jnp.tanh(a),
+    }
+    assert autotune.fastest("toy problem", candidates, shapes) == "fast"
+    printed = capsys.readouterr().err
+    assert printed.count("siamfc_jax autotune: toy problem") == 1 and "-> fast" in printed
+    entries = json.loads(autotune.cache_path().read_text())
+    assert entries["toy problem"]["choice"] == "fast"
+    assert set(entries["toy problem"]["ms"]) == {"slow", "fast"}
+    assert autotune.cache_path().parent == tune_cache / "siamfc_jax" / "autotune"
+
+    def no_measuring(*args, **kwargs):
+        raise AssertionError("measured again")
+
+    monkeypatch.setattr(autotune, "measure", no_measuring)
+    assert autotune.fastest("toy problem", candidates, shapes) == "fast"
+    assert capsys.readouterr().err == ""
+
+
+def test_machine_key_follows_xla_flags(monkeypatch):
+    monkeypatch.delenv("XLA_FLAGS", raising=False)
+    plain = autotune.machine_key()
+    monkeypatch.setenv("XLA_FLAGS", "--xla_cpu_use_onednn=true")
+    assert autotune.machine_key() != plain
+
+
+def convolution_ops(fn, *args) -> int:
+    jaxpr = jax.make_jaxpr(fn)(*args)
+    return sum(e.primitive.name == "conv_general_dilated" for e in jaxpr.jaxpr.eqns)
+
+
+@pytest.mark.skipif(jax.default_backend() != "cpu", reason="auto measures only on the CPU")
+def test_auto_runs_the_cached_choice_and_skips_small_layers(tune_cache, monkeypatch):
+    x = jnp.zeros((3, 28, 28, 256), jnp.float32)
+    kernel = jnp.zeros((3, 3, 256, 384), jnp.float32)
+    assert conv.conv_macs(x.shape, kernel.shape, 1) >= conv.MIN_TUNED_MACS
+    problem = "conv2d forward x=3x28x28x256 k=3x3x256x384 stride=1 groups=1 float32 precision=highest"
+    path = autotune.cache_path()
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({problem: {"choice": "lax", "ms": {}}}))
+    monkeypatch.setattr(autotune, "measure", lambda *a, **k: pytest.fail("measured a cached layer"))
+    assert convolution_ops(lambda x, k: conv.conv2d(x, k, precision="highest"), x, kernel) == 1
+    # The backward direction is another problem; this small one is not measured but takes "shift".
+    small_x, small_k = jnp.zeros((1, 9, 9, 8)), jnp.zeros((3, 3, 8, 8))
+    assert convolution_ops(lambda x, k: conv.conv2d(x, k, direction="backward"), small_x, small_k) == 0
+
+
+def test_auto_without_measuring_takes_the_static_choice(tune_cache, monkeypatch):
+    monkeypatch.setenv("SIAMFC_JAX_AUTOTUNE", "0")
+    monkeypatch.setattr(autotune, "measure", lambda *a, **k: pytest.fail("measured with tuning off"))
+    x = jnp.zeros((3, 28, 28, 256), jnp.float32)
+    kernel = jnp.zeros((3, 3, 256, 384), jnp.float32)
+    assert conv.UNTUNED_FORMULATION == "shift"
+    assert convolution_ops(lambda x, k: conv.conv2d(x, k), x, kernel) == 0
+    assert not autotune.cache_path().exists()
