@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import jax
+import numpy as np
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 from tqdm import tqdm
@@ -174,9 +175,8 @@ def _train(config: TrainConfig, progress: bool, log: Log) -> TrainResult:
     steps_per_epoch = loader.steps_per_epoch
     optimizer = make_optimizer(config.optim, steps_per_epoch)
     replicated = NamedSharding(mesh, P())
-    state = jax.device_put(
-        create_train_state(config.model, optimizer, jax.random.key(config.seed)), replicated
-    )
+    seed = jax.device_put(np.uint32(config.seed))  # the same key as the int's, uploaded explicitly
+    state = jax.device_put(create_train_state(config.model, optimizer, jax.random.key(seed)), replicated)
 
     checkpointer = Checkpointer(workdir, config.keep_checkpoints, run_identity(config))
     position = Position(0, 0, 0)
