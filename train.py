@@ -7,6 +7,7 @@ multi-GPU and multi-host use. Running the same command again resumes from the ne
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from siamfc_jax import cli
@@ -91,6 +92,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--process-id", type=cli.non_negative_integer, help="this process's index (with --distributed)"
     )
+    parser.add_argument(
+        "--collective-timeout",
+        type=cli.positive_integer,
+        default=600,
+        help="seconds a CPU collective waits for the other processes before failing (with "
+        "--distributed; default 600)",
+    )
     return parser.parse_args(argv)
 
 
@@ -140,9 +148,14 @@ def main(argv: list[str] | None = None) -> int:
 
         import jax
 
+        from siamfc_jax.training.distributed import ProcessLost
         from siamfc_jax.training.loop import train
 
         if args.distributed:
+            # Read when the backend starts, after initialize(): a collective whose peers do not
+            # answer (a process died or stalls) fails after this long instead of waiting forever.
+            timeout = f"--xla_cpu_collective_timeout_seconds={args.collective_timeout}"
+            os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {timeout}".strip()
             jax.distributed.initialize(
                 coordinator_address=args.coordinator,
                 num_processes=args.num_processes,
@@ -150,8 +163,17 @@ def main(argv: list[str] | None = None) -> int:
             )
         try:
             result = train(config, progress=not args.no_progress)
-        except KeyboardInterrupt:
-            return cli.fail("aborted without saving", cli.EXIT_INTERRUPTED)
+        except (KeyboardInterrupt, ProcessLost) as error:
+            lost = isinstance(error, ProcessLost)
+            status = cli.EXIT_INPUT if lost else cli.EXIT_INTERRUPTED
+            cli.fail(str(error) if lost else "aborted without saving", status)
+            if args.distributed:
+                # jax.distributed's exit handler waits for every process at a shutdown barrier,
+                # which a lost or aborted process never reaches: leave without it.
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(status)
+            return status
         return cli.EXIT_INTERRUPTED if result.interrupted else cli.EXIT_OK
 
     return cli.run(body, (DataError, WeightsError, SyntheticDataError, ValueError, OSError))

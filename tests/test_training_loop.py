@@ -7,8 +7,10 @@ depend on the sizes.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -21,8 +23,13 @@ import torch
 
 from siamfc_jax.config import ModelConfig, OptimConfig, PairConfig, TrainConfig
 from siamfc_jax.models import SiamFC
+from siamfc_jax.pipeline.sources import prepare_training_data
+from siamfc_jax.pipeline.tfds_builder import SiamfcCrops
+from siamfc_jax.sequences import datasets
 from siamfc_jax.training.loop import train
+from siamfc_jax.training.state import TrainState, epoch_learning_rate, lr_schedule
 from siamfc_jax.weights import load_variables
+from tests.test_datasets import vid_root  # noqa: F401 (a fixture)
 from tests.torch_reference import TorchNet
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -191,7 +198,7 @@ def test_train_cli_ci_schedule_exports_weights_that_pytorch_runs_identically(tmp
 def test_cli_rejects_bad_arguments_in_one_line(tmp):
     for arguments, fragment in (
         (["--backbone", "v9"], "invalid choice"),
-        (["--epochs", "0"], "must be > 0"),
+        (["--epochs", "0"], "expected an integer >= 1"),
         (["--data", "imagenet:/x"], "expected synthetic, got10k:DIR"),
         (["--data", f"got10k:{tmp / 'missing'}"], "missing: no such directory"),
     ):
@@ -205,3 +212,68 @@ def test_cli_rejects_bad_arguments_in_one_line(tmp):
         assert result.returncode == 2, arguments
         assert len(result.stderr.strip().splitlines()) == 1, result.stderr
         assert fragment in result.stderr
+
+
+def test_training_runs_under_transfer_guard_disallow(tmp):
+    """Every transfer of the loop (batches, parameters to the tracker, losses, figures, weights)
+    is explicit: an implicit one, such as ``float()`` of a device value, raises here."""
+    config = small_run(tmp, "guarded", optim=OptimConfig(epochs=1, batch_size=4), val_sequences=1)
+    with jax.transfer_guard("disallow"):
+        result = train(config, progress=False, log=lambda message: None)
+    assert result.step == 3 and {"val/peak_error", "val/auc"} <= set(result.history[-1])
+
+
+def test_validation_reads_no_parameters_back_from_the_device(tmp, monkeypatch):
+    """Validation runs on the parameters where they are: the only parameter-sized read of a whole
+    run (untrained and 2 epochs of validation) is the export of the final weights."""
+    fetched: list[int] = []
+    device_get = jax.device_get
+
+    def recording(tree):
+        fetched.append(sum(np.asarray(leaf).nbytes for leaf in jax.tree.leaves(device_get(tree))))
+        return device_get(tree)
+
+    monkeypatch.setattr(jax, "device_get", recording)
+    result = train(small_run(tmp, "reads", val_sequences=1), progress=False, log=lambda message: None)
+    assert len(result.history) == 3 and "val/auc" in result.history[0]
+    parameter_bytes = sum(leaf.nbytes for leaf in jax.tree.leaves(params_of(Path(result.weights).parent)))
+    assert sum(fetched) < 1.1 * parameter_bytes
+
+
+def test_train_state_holds_only_what_the_step_reads():
+    assert [field.name for field in dataclasses.fields(TrainState)] == ["params", "batch_stats", "opt_state"]
+
+
+def test_logged_learning_rate_is_the_schedule_computed_on_the_host():
+    optim = OptimConfig(epochs=5)
+    schedule = lr_schedule(optim, steps_per_epoch=3)
+    for epoch in range(5):
+        rate = epoch_learning_rate(optim, epoch)
+        assert type(rate) is float
+        assert rate == pytest.approx(float(schedule(3 * epoch + 2)), rel=1e-6)
+
+
+def test_validation_sequences_come_from_the_builders_download_folder(tmp, tmp_path, monkeypatch):
+    """The folder of the generated validation frames is the builder's fact alone: moved there,
+    the sequences follow."""
+    config = small_run(tmp, "unused", val_sequences=1)
+    prepare_training_data(config, workers=1, progress=False)
+    moved = tmp_path / "elsewhere"
+    shutil.copytree(Path(config.data_dir) / "downloads", moved)
+    monkeypatch.setattr(SiamfcCrops, "download_dir", property(lambda builder: moved))
+    data = prepare_training_data(config, workers=1, progress=False)
+    assert len(data.sequences) == 1 and moved in Path(data.sequences[0].frames[0]).parents
+
+
+def test_vid_validation_sequences_use_the_annotation_cache(vid_root, tmp_path, monkeypatch):  # noqa: F811
+    tfds_dir = tmp_path / "tfds"
+    config = small_run(tmp_path, "vid", data=f"vid:{vid_root}", data_dir=str(tfds_dir), val_sequences=1)
+    first = prepare_training_data(config, workers=1, progress=False)
+    assert list((tfds_dir / "downloads").glob("imagenet_vid_val_*.npz"))
+
+    def no_parsing(*args, **kwargs):
+        raise AssertionError("VID's annotations were parsed again")
+
+    monkeypatch.setattr(datasets, "_parse_vid_annotations", no_parsing)
+    again = prepare_training_data(config, workers=1, progress=False)
+    assert [s.name for s in again.sequences] == [s.name for s in first.sequences]

@@ -12,11 +12,10 @@ from pathlib import Path
 
 from siamfc_jax.config import PairConfig, TrainConfig
 from siamfc_jax.pipeline.pairs import CropSource
-from siamfc_jax.pipeline.tfds_builder import SiamfcCropsConfig, load_curated, prepare
-from siamfc_jax.sequences.datasets import GOT10k, ImageNetVID
+from siamfc_jax.pipeline.tfds_builder import SiamfcCrops, SiamfcCropsConfig, load_curated, prepare
 from siamfc_jax.sequences.frames import DataError
 from siamfc_jax.sequences.sequence import Sequence
-from siamfc_jax.synthetic.config import SyntheticConfig, config_fingerprint
+from siamfc_jax.synthetic.config import SyntheticConfig
 
 DATA_KINDS = ("synthetic", "got10k", "vid", "folder")
 
@@ -90,23 +89,16 @@ def prepare_training_data(config: TrainConfig, workers: int | None, progress: bo
     )
     sequences: tuple[Sequence, ...] = ()
     if config.val_sequences:
-        synthetic = SyntheticConfig(num_sequences=config.synthetic_sequences)
-        sequences = _validation_sequences(kind, directory, builder, synthetic, config.val_sequences)
+        sequences = _validation_sequences(builder, directory, config.val_sequences)
     where = "generated" if kind == "synthetic" else str(directory)
     description = f"{kind} ({where}), curated in {builder.data_dir}"
     return TrainingData(train, validation, sequences, description)
 
 
-def _validation_sequences(kind, directory, builder, synthetic: SyntheticConfig, count: int):
-    if kind == "synthetic":
-        # The builder generated the validation frames beside its downloads.
-        data_root = Path(builder.data_dir).parents[2]
-        root = data_root / "downloads" / f"siamfc_synthetic_{config_fingerprint(synthetic)}"
-        dataset = GOT10k(root, "val")
-    elif kind == "got10k" and (directory / "val").is_dir():
-        dataset = GOT10k(directory, "val")
-    elif kind == "vid" and (directory / "Data" / "VID" / "val").is_dir():
-        dataset = ImageNetVID(directory, "val")
-    else:
+def _validation_sequences(builder: SiamfcCrops, directory: Path | None, count: int) -> tuple[Sequence, ...]:
+    """The first ``count`` sequences of the dataset the validation split was curated from (none
+    without one): the same folders, read with the builder's annotation cache."""
+    dataset = builder.source_datasets(directory).get("validation")
+    if dataset is None:
         return ()
     return tuple(dataset[index] for index in range(min(count, len(dataset))))

@@ -56,6 +56,7 @@ import tensorflow_datasets as tfds
 
 from siamfc_jax import cli
 from siamfc_jax.config import PairConfig
+from siamfc_jax.io import exclusive_lock
 from siamfc_jax.pipeline.curate import CURATION_INTERPOLATION, CuratedSequence, curate_dataset, runs
 from siamfc_jax.pipeline.pairs import CURATION_FORMAT, CuratedCrops
 from siamfc_jax.sequences.datasets import GOT10k, ImageNetVID, SequenceDataset, SequenceFolder
@@ -182,12 +183,48 @@ class SiamfcCrops(tfds.core.ShardBasedBuilder):
             metadata=tfds.core.MetadataDict(),
         )
 
+    @property
+    def download_dir(self) -> Path:
+        """Where :func:`prepare` keeps what curation reads besides ``manual_dir``: the generated
+        synthetic frames and ImageNet VID's parsed annotation index."""
+        return Path(self.data_dir_root) / "downloads"
+
+    def source_datasets(self, manual_dir: str | os.PathLike | None = None) -> dict[str, SequenceDataset]:
+        """The sequence datasets the splits are curated from, by split (``train``, ``validation``).
+
+        ``manual_dir`` is the source root of ``got10k``, ``vid`` and ``folder``; ``synthetic`` reads
+        the frames that preparation generated into :attr:`download_dir`.
+        """
+        config = self.builder_config
+        if config.kind == "synthetic":
+            root = self._synthetic_root()
+            datasets: dict[str, SequenceDataset] = {"train": GOT10k(root, "train")}
+            if config.validation_sequences:
+                datasets["validation"] = GOT10k(root, "val")
+            return datasets
+        if manual_dir is None:
+            raise DataError(f"siamfc_crops/{config.name}: the source dataset's root (manual_dir) is needed")
+        root = Path(manual_dir)
+        if config.kind == "got10k":
+            datasets = {"train": GOT10k(root, "train")}
+            if (root / "val").is_dir():
+                datasets["validation"] = GOT10k(root, "val")
+            return datasets
+        if config.kind == "vid":
+            datasets = {"train": ImageNetVID(root, "train", cache_dir=self.download_dir)}
+            if (root / "Data" / "VID" / "val").is_dir():
+                datasets["validation"] = ImageNetVID(root, "val", cache_dir=self.download_dir)
+            return datasets
+        return {"train": SequenceFolder(root)}
+
+    def _synthetic_root(self) -> Path:
+        return self.download_dir / f"siamfc_synthetic_{config_fingerprint(self.builder_config.synthetic)}"
+
     def _sequence_datasets(self, dl_manager: tfds.download.DownloadManager) -> dict[str, SequenceDataset]:
         config = self.builder_config
         if config.kind == "synthetic":
-            root = Path(dl_manager.download_dir) / f"siamfc_synthetic_{config_fingerprint(config.synthetic)}"
+            root = self._synthetic_root()
             write_got10k(root, config.synthetic, "train", workers=self._workers, progress=self._progress)
-            datasets: dict[str, SequenceDataset] = {"train": GOT10k(root, "train")}
             if config.validation_sequences:
                 validation = dataclasses.replace(
                     config.synthetic,
@@ -195,21 +232,8 @@ class SiamfcCrops(tfds.core.ShardBasedBuilder):
                     seed=config.synthetic.seed + 1,
                 )
                 write_got10k(root, validation, "val", workers=self._workers, progress=self._progress)
-                datasets["validation"] = GOT10k(root, "val")
-            return datasets
-        root = Path(dl_manager.manual_dir)
-        if config.kind == "got10k":
-            datasets = {"train": GOT10k(root, "train")}
-            if (root / "val").is_dir():
-                datasets["validation"] = GOT10k(root, "val")
-            return datasets
-        if config.kind == "vid":
-            cache_dir = Path(dl_manager.download_dir)
-            datasets = {"train": ImageNetVID(root, "train", cache_dir=cache_dir)}
-            if (root / "Data" / "VID" / "val").is_dir():
-                datasets["validation"] = ImageNetVID(root, "val", cache_dir=cache_dir)
-            return datasets
-        return {"train": SequenceFolder(root)}
+            return self.source_datasets()
+        return self.source_datasets(dl_manager.manual_dir)  # TFDS checks that it exists
 
     def _shard_iterators_per_split(
         self, dl_manager: tfds.download.DownloadManager
@@ -306,6 +330,11 @@ def prepare(
 ) -> SiamfcCrops:
     """Prepare a ``siamfc_crops`` config (a no-op when it is already prepared) and return its builder.
 
+    Safe for processes that start together on one ``data_dir`` (one host, or hosts sharing a
+    filesystem): they take turns on ``<data_dir>/siamfc_crops/<config>/.prepare.lock``, and TFDS
+    writes a dataset into a temporary folder renamed when complete, so a half-written dataset is
+    never taken for a prepared one.
+
     Args:
         config: a config name of :attr:`SiamfcCrops.BUILDER_CONFIGS` or a :class:`SiamfcCropsConfig`.
         data_dir: TFDS data directory (default: TFDS's, ``~/tensorflow_datasets``).
@@ -316,22 +345,30 @@ def prepare(
     Raises:
         DataError: the source dataset is missing or malformed (the message names the file).
     """
-    builder = SiamfcCrops(
-        config=config,
-        data_dir=None if data_dir is None else os.fspath(data_dir),
-        workers=workers,
-        progress=progress,
-    )
-    download_config = tfds.download.DownloadConfig(
-        manual_dir=None if manual_dir is None else os.fspath(manual_dir)
-    )
-    try:
-        builder.download_and_prepare(download_config=download_config)
-    except AssertionError as error:  # TFDS's way of saying that manual_dir is missing or empty
-        reason = str(error).split(". Create it", 1)[0]
-        raise DataError(
-            f"{reason} (expected layouts: siamfc_jax.pipeline.tfds_builder.MANUAL_DOWNLOAD_INSTRUCTIONS)"
-        ) from None
+    root = Path(data_dir).expanduser() if data_dir is not None else None
+    probe = SiamfcCrops(config=config, data_dir=None if root is None else os.fspath(root))
+    # Processes starting together (a multi-host run on a shared filesystem) take turns: the first
+    # prepares, the others then find the dataset complete. The builder is made under the lock, since
+    # it reads what is prepared when it is made.
+    with exclusive_lock(Path(probe.data_dir).parent / ".prepare.lock"):
+        builder = SiamfcCrops(
+            config=config,
+            data_dir=None if root is None else os.fspath(root),
+            workers=workers,
+            progress=progress,
+        )
+        download_config = tfds.download.DownloadConfig(
+            manual_dir=None if manual_dir is None else os.fspath(manual_dir)
+        )
+        try:
+            builder.download_and_prepare(
+                download_dir=os.fspath(builder.download_dir), download_config=download_config
+            )
+        except AssertionError as error:  # TFDS's way of saying that manual_dir is missing or empty
+            reason = str(error).split(". Create it", 1)[0]
+            raise DataError(
+                f"{reason} (expected layouts: siamfc_jax.pipeline.tfds_builder.MANUAL_DOWNLOAD_INSTRUCTIONS)"
+            ) from None
     return builder
 
 

@@ -7,7 +7,9 @@ import dataclasses
 import json
 import multiprocessing
 import os
+import secrets
 import shutil
+import socket
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
@@ -15,7 +17,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from siamfc_jax.io import write_text_atomic
+from siamfc_jax.io import exclusive_lock, write_text_atomic
 from siamfc_jax.runtime import available_cores
 from siamfc_jax.synthetic.config import (
     ANNOTATION_FILES,
@@ -74,15 +76,19 @@ def sequence_complete(sequence_dir: Path, frame_count: int, fingerprint: str) ->
     return expected <= present and f"\nfingerprint: {fingerprint}\n" in meta
 
 
+def _unique_suffix() -> str:
+    """A temporary-name suffix no other writer uses: host, process and a random token (process ids
+    repeat across hosts sharing a filesystem)."""
+    return f"{TEMP_MARKER}{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(4)}"
+
+
 def write_sequence_dir(
     parent: Path, name: str, config: SyntheticConfig, index: int, fingerprint: str
 ) -> None:
     """Render sequence ``index`` into ``parent/name`` atomically: a temporary folder renamed at the end."""
     rendered = render(config, index)
     final = parent / name
-    temporary = parent / f".{name}{TEMP_MARKER}{os.getpid()}"
-    if temporary.exists():
-        shutil.rmtree(temporary)
+    temporary = parent / f".{name}{_unique_suffix()}"
     temporary.mkdir()
     for frame_name, frame, quality in zip(
         _frame_names(len(rendered.frames)), rendered.frames, rendered.jpeg_quality, strict=True
@@ -98,7 +104,7 @@ def write_sequence_dir(
     (temporary / "cut_by_image.label").write_text(_labels_text(rendered.cut_by_image))
     (temporary / "meta_info.ini").write_text(_meta_info(config, index, rendered, fingerprint))
     if final.exists():  # an incomplete or outdated folder: replace it
-        stale = parent / f".{name}.stale{TEMP_MARKER}{os.getpid()}"
+        stale = parent / f".{name}.stale{_unique_suffix()}"
         os.rename(final, stale)
         shutil.rmtree(stale)
     os.rename(temporary, final)
@@ -179,8 +185,9 @@ def write_got10k(
     ``list.txt`` is complete. A fingerprint of the config (``synthetic_config.json``) guards the folder:
     writing a different config (other than ``num_sequences``) into it raises
     :class:`SyntheticDataError` rather than mixing data, as does writing a subset with a seed that a
-    sibling subset of ``root`` already uses (the subsets would share sequences). Not safe for two
-    writers on the same folder at once.
+    sibling subset of ``root`` already uses (the subsets would share sequences). Writers of the same
+    subset at once (processes of a multi-host run sharing a filesystem) take turns on a lock file,
+    ``root/.<subset>.lock``: the first writes, the next finds the sequences complete.
 
     Args:
         root: dataset root (created if needed).
@@ -197,9 +204,17 @@ def write_got10k(
     if workers is not None and workers < 1:
         raise SyntheticDataError(f"workers must be >= 1, got {workers}")
     subset_dir = Path(root) / subset
+    with exclusive_lock(Path(root) / f".{subset}.lock"):
+        _write_subset(subset_dir, config, workers, progress)
+    return subset_dir
+
+
+def _write_subset(subset_dir: Path, config: SyntheticConfig, workers: int | None, progress: bool) -> None:
+    """:func:`write_got10k`'s work, done while holding the subset's lock."""
+    subset = subset_dir.name
     fingerprint = config_fingerprint(config)
     _claim_subset_dir(subset_dir, config, fingerprint)
-    remove_temporaries(subset_dir)
+    remove_temporaries(subset_dir)  # left by interrupted writers: no other writer holds the lock
 
     count = config.num_sequences
     pending = [
@@ -232,4 +247,3 @@ def write_got10k(
                     future.result()
                     bar.update()
     write_text_atomic(subset_dir / "list.txt", "".join(f"{sequence_name(i)}\n" for i in range(count)))
-    return subset_dir

@@ -1,7 +1,10 @@
 """Training checkpoints with Orbax: the train state plus where in the data stream training stands.
 
 A checkpoint is saved at the end of every epoch, every ``save_every_steps`` steps if set, and on
-Ctrl-C; only the newest ``keep`` are kept. Orbax writes each one into a temporary directory and
+Ctrl-C; only the newest ``keep`` are kept. With several processes (``jax.distributed``) every
+process calls :meth:`Checkpointer.save` and :meth:`Checkpointer.restore` at the same points: Orbax
+has each write its part into ``workdir``, which all hosts must share, with process 0 writing the
+metadata and completing the checkpoint. Orbax writes each one into a temporary directory and
 renames it when complete, so an interrupted save never replaces a good checkpoint. With the
 position (epoch, step within it) the loader regenerates exactly the batches that follow, so a
 resumed run continues with the same losses as an uninterrupted one.
@@ -22,11 +25,15 @@ from siamfc_jax.training.state import TrainState
 @dataclasses.dataclass(frozen=True)
 class Position:
     """Where a checkpoint sits in training: the next batch to train on is step ``step_in_epoch`` of
-    ``epoch``; ``step`` counts all steps so far."""
+    ``epoch``; ``step`` counts all steps so far. ``loss_sum`` and ``seconds`` are the sum of the
+    losses and the training time of the epoch's first ``step_in_epoch`` steps, so that the epoch's
+    figures after a resume cover all its steps (0 at an epoch's start)."""
 
     step: int
     epoch: int
     step_in_epoch: int
+    loss_sum: float = 0.0
+    seconds: float = 0.0
 
 
 class Checkpointer:

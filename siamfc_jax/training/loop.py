@@ -31,17 +31,22 @@ from jax.sharding import PartitionSpec as P
 from tqdm import tqdm
 
 from siamfc_jax.config import TrainConfig
-from siamfc_jax.evaluation.metrics import evaluate
 from siamfc_jax.interop.torch_weights import WeightsError
 from siamfc_jax.io import write_text_atomic
 from siamfc_jax.pipeline.loader import PairLoader
 from siamfc_jax.pipeline.sources import TrainingData, prepare_training_data
 from siamfc_jax.runtime import describe_devices
-from siamfc_jax.sequences.sequence import Sequence
-from siamfc_jax.tracker import Tracker
 from siamfc_jax.training.checkpoint import Checkpointer, Position
-from siamfc_jax.training.state import TrainState, create_train_state, lr_schedule, make_optimizer
-from siamfc_jax.training.step import data_mesh, make_peak_error_step, make_train_step, shard_batch
+from siamfc_jax.training.distributed import (
+    any_process,
+    host_copy,
+    is_collective_failure,
+    lost_process_error,
+    wait_for_all_processes,
+)
+from siamfc_jax.training.evaluators import Evaluator, PeakErrorEvaluator, TrackingEvaluator
+from siamfc_jax.training.state import TrainState, create_train_state, epoch_learning_rate, make_optimizer
+from siamfc_jax.training.step import data_mesh, make_train_step, shard_batch
 from siamfc_jax.weights import export_pth, save_weights
 
 Log = Callable[[str], None]
@@ -74,7 +79,9 @@ def run_identity(config: TrainConfig) -> dict:
 
 
 class _StopRequest:
-    """First Ctrl-C: finish the current step, checkpoint and stop; a second one aborts at once."""
+    """First Ctrl-C: finish the current step, checkpoint and stop; a second one aborts at once.
+
+    Only this process's flag: the loop combines the processes' flags (:func:`any_process`)."""
 
     def __init__(self, log: Log) -> None:
         self.requested = False
@@ -85,7 +92,10 @@ class _StopRequest:
         if self.requested:
             raise KeyboardInterrupt
         self.requested = True
-        self._log("\nstopping after this step (Ctrl-C again to abort without saving)")
+        self._log(
+            "\nstopping after this step (with several processes: at the next log step, checkpoint or "
+            "epoch end, together); Ctrl-C again to abort without saving"
+        )
 
     def __enter__(self) -> _StopRequest:
         if threading.current_thread() is threading.main_thread():
@@ -97,43 +107,52 @@ class _StopRequest:
             signal.signal(signal.SIGINT, self._previous)
 
 
-def _variables(state: TrainState) -> dict:
-    """Host copies of the state's ``{"params", "batch_stats"}``."""
-    return jax.device_get({"params": state.params, "batch_stats": state.batch_stats})
-
-
-def track_validation(variables: dict, config: TrainConfig, sequences: tuple[Sequence, ...]) -> float:
-    """Mean success AUC of tracking ``sequences`` with ``variables`` (frames with ground truth)."""
-    tracker = Tracker((variables, config.model))
-    scores = []
-    for sequence in sequences:
-        boxes, _ = tracker.track(sequence.frames, sequence.init_box)
-        scores.append(evaluate(boxes, sequence.boxes, sequence.absence)["auc"])
-    return float(np.mean(scores))
-
-
-def _validation_batch(data: TrainingData, config: TrainConfig, devices: int) -> dict | None:
-    """A fixed batch of validation pairs (seeded apart from training), or None without one."""
-    if data.validation is None:
-        return None
-    loader_size = min(VALIDATION_BATCH, len(data.validation.names) * config.pairs.pairs_per_seq)
-    loader_size -= loader_size % devices
-    if loader_size == 0:
-        return None
-    loader = PairLoader(data.validation, loader_size, seed=config.seed + 1, config=config.pairs)
-    return next(iter(loader.epoch(0)))
+def _evaluators(data: TrainingData, config: TrainConfig, mesh) -> list[Evaluator]:
+    """Validation of a run: the peak error on a fixed batch of validation pairs (seeded apart from
+    training; each process makes its slice) and the AUC of tracking the validation sequences."""
+    evaluators: list[Evaluator] = []
+    if data.validation is not None:
+        size = min(VALIDATION_BATCH, len(data.validation.names) * config.pairs.pairs_per_seq)
+        size -= size % mesh.size
+        if size:
+            loader = PairLoader(
+                data.validation,
+                size,
+                seed=config.seed + 1,
+                config=config.pairs,
+                process_index=jax.process_index(),
+                process_count=jax.process_count(),
+            )
+            evaluators.append(PeakErrorEvaluator(next(iter(loader.epoch(0))), config.model, mesh))
+    if data.sequences:
+        evaluators.append(TrackingEvaluator(data.sequences, config.model))
+    return evaluators
 
 
 def train(config: TrainConfig, progress: bool = True, log: Log = print) -> TrainResult:
     """Train as ``config`` says, resuming from ``<workdir>/checkpoints`` when it holds a checkpoint.
 
+    With several processes (``jax.distributed`` initialised) every process calls this with the same
+    config; process 0 logs and exports, all of them checkpoint.
+
     Raises:
       DataError: the training data is missing or malformed.
       ValueError: inconsistent settings (e.g. a batch that does not split over the devices, or a
         workdir whose checkpoints belong to other settings).
+      ProcessLost: with several processes, a collective failed (another process died or stalled).
     """
+    try:
+        return _train(config, progress, log)
+    except Exception as error:
+        if is_collective_failure(error):
+            raise lost_process_error(error) from error
+        raise
+
+
+def _train(config: TrainConfig, progress: bool, log: Log) -> TrainResult:
     workdir = Path(config.workdir).expanduser()
     is_main = jax.process_index() == 0
+    single = jax.process_count() == 1
     say = log if is_main else (lambda message: None)
     say(describe_devices())
     mesh = data_mesh()
@@ -142,6 +161,7 @@ def train(config: TrainConfig, progress: bool = True, log: Log = print) -> Train
         raise ValueError(f"--batch-size {batch} does not split evenly over {mesh.size} devices")
 
     data = prepare_training_data(config, workers=config.workers or None, progress=progress and is_main)
+    wait_for_all_processes("siamfc_jax/training_data_ready")
     say(f"data: {data.description}; {len(data.train.names)} training sequences")
     loader = PairLoader(
         data.train,
@@ -154,11 +174,9 @@ def train(config: TrainConfig, progress: bool = True, log: Log = print) -> Train
     )
     steps_per_epoch = loader.steps_per_epoch
     optimizer = make_optimizer(config.optim, steps_per_epoch)
-    schedule = lr_schedule(config.optim, steps_per_epoch)
     replicated = NamedSharding(mesh, P())
-    state = jax.device_put(
-        create_train_state(config.model, optimizer, jax.random.key(config.seed)), replicated
-    )
+    seed = jax.device_put(np.uint32(config.seed))  # the same key as the int's, uploaded explicitly
+    state = jax.device_put(create_train_state(config.model, optimizer, jax.random.key(seed)), replicated)
 
     checkpointer = Checkpointer(workdir, config.keep_checkpoints, run_identity(config))
     position = Position(0, 0, 0)
@@ -177,24 +195,18 @@ def train(config: TrainConfig, progress: bool = True, log: Log = print) -> Train
     train_step = make_train_step(
         config.model, config.loss, optimizer, mesh, config.pairs.exemplar_sz, config.pairs.search_sz
     )
-    peak_error = make_peak_error_step(config.model, mesh)
-    validation_batch = _validation_batch(data, config, mesh.size)
+    evaluators = _evaluators(data, config, mesh)
     writer = _summary_writer(workdir) if is_main else None
 
     def validate(step: int) -> dict:
-        figures = {}
-        if validation_batch is not None:
-            errors = peak_error(_variables(state), shard_batch(validation_batch, mesh))
-            figures["val/peak_error"] = float(np.mean(jax.device_get(errors)))
-        if data.sequences:
-            figures["val/auc"] = track_validation(_variables(state), config, data.sequences)
+        figures = dict(pair for evaluator in evaluators for pair in evaluator.run(state))
         if writer is not None:
             for name, value in figures.items():
                 writer.add_scalar(name, value, step)
             writer.flush()
         return figures
 
-    if position.step == 0 and (validation_batch is not None or data.sequences):
+    if position.step == 0 and evaluators:
         untrained = validate(0)
         say("untrained: " + _format(untrained))
         history.append({"epoch": 0, "step": 0, **untrained})
@@ -205,7 +217,8 @@ def train(config: TrainConfig, progress: bool = True, log: Log = print) -> Train
     with _StopRequest(say) as stop, contextlib.closing(checkpointer):
         batches = _batches(loader, position, epochs)
         for epoch in range(position.epoch, epochs):
-            first = position.step_in_epoch if epoch == position.epoch else 0
+            resumed = epoch == position.epoch
+            first = position.step_in_epoch if resumed else 0
             bar = tqdm(
                 total=steps_per_epoch,
                 initial=first,
@@ -213,72 +226,112 @@ def train(config: TrainConfig, progress: bool = True, log: Log = print) -> Train
                 disable=not (progress and is_main),
                 dynamic_ncols=True,
             )
-            losses, started = [], time.perf_counter()
-            interval_start, interval_steps = started, 0
+            # The epoch's loss and time so far, from the checkpoint when it resumes mid-epoch.
+            totals = _EpochTotals(steps_per_epoch)
+            if resumed:
+                totals.loss_sum, totals.seconds = position.loss_sum, position.seconds
+            lr = epoch_learning_rate(config.optim, epoch)
+            interval_start, interval_steps = totals.started, 0
             for step_in_epoch in range(first, steps_per_epoch):
                 state, metrics = train_step(state, shard_batch(next(batches), mesh))
                 step += 1
                 interval_steps += 1
-                losses.append(metrics["loss"])
+                totals.pending.append(metrics["loss"])
                 bar.update(1)
-                if step % config.log_every_steps == 0 or step_in_epoch + 1 == steps_per_epoch:
-                    loss = float(losses[-1])  # waits for the step: the rate below is real
+                last = step_in_epoch + 1 == steps_per_epoch
+                logged = step % config.log_every_steps == 0 or last
+                saving = bool(config.save_every_steps) and step % config.save_every_steps == 0
+                if logged:
+                    loss = totals.collect()  # waits for the step: the rate below is real
                     now = time.perf_counter()
                     rate = interval_steps * batch / max(now - interval_start, 1e-9)
                     interval_start, interval_steps = now, 0
-                    lr = float(schedule(step - 1))
                     bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.2e}", pairs_s=f"{rate:.1f}")
                     if writer is not None:
                         writer.add_scalar("train/loss", loss, step)
                         writer.add_scalar("train/lr", lr, step)
                         writer.add_scalar("train/pairs_per_s", rate, step)
-                if config.save_every_steps and step % config.save_every_steps == 0:
-                    checkpointer.save(state, _position(step, epoch, step_in_epoch + 1, steps_per_epoch))
-                if stop.requested:
+                if saving:
+                    checkpointer.save(state, totals.position(step, epoch, step_in_epoch + 1))
+                # With several processes all of them stop at the same step: they agree on it where
+                # they all pause anyway (a log step, a checkpoint, the epoch's end).
+                if (single or logged or saving) and any_process(stop.requested):
                     interrupted = True
                     break
             bar.close()
-            if interrupted:
-                checkpointer.save(state, _position(step, epoch, step_in_epoch + 1, steps_per_epoch))
+            if interrupted and not last:
+                checkpointer.save(state, totals.position(step, epoch, step_in_epoch + 1))
                 say(
                     f"interrupted: checkpoint at step {step} in {checkpointer.directory}; "
                     "run the same command again to resume"
                 )
                 break
-            epoch_loss = float(np.mean(jax.device_get(losses))) if losses else float("nan")
-            elapsed = time.perf_counter() - started
+            totals.collect()
+            seconds = totals.elapsed()
+            epoch_loss = totals.loss_sum / steps_per_epoch
             figures = validate(step)
             record = {
                 "epoch": epoch + 1,
                 "step": step,
                 "train/loss": epoch_loss,
                 **figures,
-                "seconds": round(elapsed, 1),
+                "seconds": round(seconds, 1),
             }
             history.append(record)
             say(
                 f"epoch {epoch + 1}/{epochs}: loss {epoch_loss:.4f}, "
                 + _format(figures)
-                + f", {len(losses) * batch / max(elapsed, 1e-9):.1f} pairs/s"
+                + f", {steps_per_epoch * batch / max(seconds, 1e-9):.1f} pairs/s"
             )
             checkpointer.save(state, Position(step, epoch + 1, 0))
             if is_main:
                 write_text_atomic(history_path, json.dumps(history, indent=1) + "\n")
+            if interrupted:
+                say(
+                    f"interrupted: checkpoint at step {step} in {checkpointer.directory}; "
+                    "run the same command again to resume"
+                )
+                break
 
     if writer is not None:
         writer.close()
     completed = sum(1 for record in history if record["epoch"] > 0)
+    interrupted = interrupted and step < epochs * steps_per_epoch
     result = TrainResult(step, completed, interrupted, history)
     if not interrupted and is_main:
         result.weights, result.pth = _export(state, config, workdir, say)
     return result
 
 
-def _position(step: int, epoch: int, next_step: int, steps_per_epoch: int) -> Position:
-    """The position after ``next_step`` steps of ``epoch`` (rolling over at the epoch's end)."""
-    if next_step >= steps_per_epoch:
-        return Position(step, epoch + 1, 0)
-    return Position(step, epoch, next_step)
+@dataclasses.dataclass
+class _EpochTotals:
+    """An epoch's loss sum and training seconds: those of the steps before this run's first (from
+    the checkpoint) plus this run's; the losses not yet read from the device wait in ``pending``."""
+
+    steps_per_epoch: int
+    loss_sum: float = 0.0
+    seconds: float = 0.0
+    pending: list = dataclasses.field(default_factory=list)
+    started: float = dataclasses.field(default_factory=time.perf_counter)
+
+    def collect(self) -> float:
+        """Add the pending losses to the sum, in step order; returns the newest loss."""
+        losses = [float(loss) for loss in host_copy(self.pending)]
+        self.pending = []
+        for loss in losses:
+            self.loss_sum += loss
+        return losses[-1] if losses else float("nan")
+
+    def elapsed(self) -> float:
+        """Training seconds of the epoch so far."""
+        return self.seconds + time.perf_counter() - self.started
+
+    def position(self, step: int, epoch: int, next_step: int) -> Position:
+        """The checkpoint position after ``next_step`` steps of ``epoch`` (rolling over at its end)."""
+        if next_step >= self.steps_per_epoch:
+            return Position(step, epoch + 1, 0)
+        self.collect()
+        return Position(step, epoch, next_step, self.loss_sum, self.elapsed())
 
 
 def _batches(loader: PairLoader, position: Position, epochs: int) -> Iterator[dict]:
@@ -305,7 +358,7 @@ def _summary_writer(workdir: Path):
 
 def _export(state: TrainState, config: TrainConfig, workdir: Path, say: Log) -> tuple[Path, Path | None]:
     """Write ``final.msgpack`` (ours) and ``final.pth`` (siamfc-pytorch) into the workdir."""
-    variables = _variables(state)
+    variables = host_copy({"params": state.params, "batch_stats": state.batch_stats})
     weights = workdir / "final.msgpack"
     save_weights(weights, variables, config.model)
     pth: Path | None = workdir / "final.pth"

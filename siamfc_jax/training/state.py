@@ -16,28 +16,40 @@ from siamfc_jax.models import init_variables
 
 @flax.struct.dataclass
 class TrainState:
-    """Everything a training step reads and writes; a pytree, replicated over devices."""
+    """Everything a training step reads and writes; a pytree, replicated over devices.
 
-    step: jax.Array
+    The step count lives on the host (the loop's and the checkpoint's ``Position``) and in the
+    optimiser state's own counter, which drives the learning-rate schedule.
+    """
+
     params: Any
     batch_stats: Any
     opt_state: optax.OptState
 
 
+def epoch_learning_rate(config: OptimConfig, epoch: int | jax.Array) -> float | jax.Array:
+    """Learning rate of (0-based) ``epoch``: ``initial_lr · γ^epoch``, γ = (ultimate/initial)^(1/epochs).
+
+    A Python ``int`` gives a Python float computed on the host (the loop logs it without touching a
+    device); an array gives an array.
+    """
+    gamma = (config.ultimate_lr / config.initial_lr) ** (1.0 / config.epochs)
+    return config.initial_lr * gamma**epoch
+
+
 def lr_schedule(config: OptimConfig, steps_per_epoch: int) -> optax.Schedule:
-    """Learning rate per step: ``initial_lr · γ^epoch``, γ = (ultimate/initial)^(1/epochs).
+    """Learning rate per step: :func:`epoch_learning_rate` of the step's epoch.
 
     Constant within an epoch and decaying per epoch, as PyTorch's ``ExponentialLR`` stepped once at
     the start of every epoch: epoch 0 trains at ``initial_lr`` and the last at
     ``initial_lr · γ^(epochs-1)``.
     """
-    gamma = (config.ultimate_lr / config.initial_lr) ** (1.0 / config.epochs)
 
     def schedule(step: jax.Array) -> jax.Array:
         # ``float`` is JAX's default float type: float32, or float64 when x64 is enabled, so that
         # float64 runs reproduce PyTorch's double-precision learning rate exactly.
         epoch = jnp.asarray(step // max(steps_per_epoch, 1), dtype=float)
-        return config.initial_lr * gamma**epoch
+        return epoch_learning_rate(config, epoch)
 
     return schedule
 
@@ -71,7 +83,6 @@ def state_from_variables(variables: dict, optimizer: optax.GradientTransformatio
     """A state at step 0 starting from given ``{"params", "batch_stats"}`` (e.g. pretrained weights)."""
     params = jax.tree.map(jnp.asarray, variables["params"])
     return TrainState(
-        step=jnp.zeros((), jnp.int32),
         params=params,
         batch_stats=jax.tree.map(jnp.asarray, variables["batch_stats"]),
         opt_state=optimizer.init(params),

@@ -151,7 +151,6 @@ def _train_step(state: TrainState, batch: Batch, spec: _StepSpec):
         loss = jax.lax.pmean(loss, DATA_AXIS)
         param_updates, opt_state = spec.optimizer.update(grads, state.opt_state, state.params)
         new_state = state.replace(
-            step=state.step + 1,
             params=optax.apply_updates(state.params, param_updates),
             batch_stats=updates["batch_stats"],
             opt_state=opt_state,
