@@ -66,7 +66,7 @@ def test_todays_command_lines_keep_their_meaning(capsys):
     assert shown["optim"] == {
         "epochs": 3, "batch_size": 64, "initial_lr": 0.02, "ultimate_lr": 1e-6,
         "weight_decay": 0.0, "momentum": 0.9,
-    }  # fmt: skip
+    }
     assert shown["pairs"]["pairs_per_seq"] == 2
     assert (shown["workdir"], shown["data_dir"], shown["synthetic_sequences"]) == ("w", "d", 9)
     assert (shown["val_sequences"], shown["seed"], shown["workers"]) == (0, 4, 2)
