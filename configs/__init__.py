@@ -9,7 +9,7 @@ Each module's docstring holds the exact command, its wall time and the success A
 ``synthetic``   the synthetic world, 6 epochs: what ``python train.py`` runs (the packaged weights)
 ``got10k``      siamfc-pytorch's recipe on GOT-10k
 ``vid``         siamfc-pytorch's recipe on ImageNet VID 2015
-``ci``          a tiny synthetic run for tests: smaller crops, one epoch
+``ci``          a tiny synthetic run for tests: smaller crops, 2 short epochs
 ==============  ===========================================================================
 
 ``python train.py --config NAME`` runs one; any field can be changed from the command line by its
@@ -46,16 +46,12 @@ def config_for_data(data: str) -> str:
     return _BY_DATA_KIND.get(data.partition(":")[0], "default")
 
 
-def default_workdir(config: TrainConfig) -> str:
-    """``runs/<backbone>-<data kind>``: where a run writes when no workdir is given."""
-    return f"runs/{config.model.backbone}-{config.data.partition(':')[0]}"
-
-
 def build(name: str | None, changes: Mapping[str, object]) -> TrainConfig:
     """The run's config: ``name`` (or the one ``changes["data"]`` selects) with ``changes`` applied.
 
-    ``changes`` maps dotted field paths to values (:func:`siamfc_jax.config.override`). Without a
-    ``workdir`` change, the workdir is :func:`default_workdir` of the result.
+    ``changes`` maps dotted field paths to values (:func:`siamfc_jax.config.override`). A config's
+    ``workdir`` may name ``{backbone}`` and ``{data}`` (the data kind: ``runs/{backbone}-{data}``
+    gives ``runs/v1-synthetic``), filled in from the result; a ``workdir`` change is taken as given.
 
     Raises:
       ValueError: an unknown config name.
@@ -65,5 +61,7 @@ def build(name: str | None, changes: Mapping[str, object]) -> TrainConfig:
         name = config_for_data(str(changes.get("data", get_config("synthetic").data)))
     config = override(get_config(name), changes)
     if "workdir" not in changes:
-        config = override(config, {"workdir": default_workdir(config)})
+        kind = config.data.partition(":")[0]
+        workdir = config.workdir.format(backbone=config.model.backbone, data=kind)
+        config = override(config, {"workdir": workdir})
     return config

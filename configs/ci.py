@@ -1,12 +1,18 @@
-"""A tiny synthetic run for tests: it exercises every stage of a real run in about a minute on a CPU.
+"""A tiny synthetic run for tests and smoke checks: every stage of a real run, at a small scale.
 
-12 generated sequences of the synthetic world, 103/175 crops (159×159 search images, 8×8
-responses) instead of 127/255, 2 epochs of batch 4, 2 validation sequences; otherwise
-:mod:`configs.synthetic`. Its figures say that the stages run, not that the tracker learns::
+12 generated sequences of the synthetic world (plus its 30 validation sequences), 103/175 crops
+(159×159 search images, 8×8 responses) instead of 127/255, 2 epochs of 6 steps of batch 4, 2
+validation sequences; otherwise :mod:`configs.synthetic`. Its figures say that the stages run, not
+that the tracker learns (2 short sequences make a noisy AUC)::
 
-    python train.py --config ci --workdir runs/ci --data-dir runs/ci/tfds
+    python train.py --config ci --data-dir runs/ci-v1/tfds     # writes runs/ci-v1
 
-Wall time: MEASURE. Expected AUC: MEASURE.
+Wall time: 19 min 48 s from nothing, measured 2026-12-02 on a 2-core AMD EPYC VM shared with other
+jobs (load average about 12), so an idle machine takes a fraction of that (not measured). The run
+is deterministic.
+
+Expected: success AUC on the 2 validation sequences 0.440 untrained, 0.457 after epoch 1, 0.786
+after epoch 2; training loss 0.688 in epoch 1, 0.678 in epoch 2.
 """
 
 from __future__ import annotations
@@ -25,4 +31,5 @@ def get_config() -> TrainConfig:
         synthetic_sequences=12,
         val_sequences=2,
         log_every_steps=2,
+        workdir="runs/ci-{backbone}",
     )

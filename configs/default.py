@@ -15,9 +15,10 @@ Wall time and AUC: not measured (they depend on the data; see :mod:`configs.got1
 
 from __future__ import annotations
 
-from siamfc_jax.config import TrainConfig
+from siamfc_jax.config import TrainConfig, replace
 
 
 def get_config() -> TrainConfig:
-    """siamfc-pytorch's recipe (the defaults of :class:`~siamfc_jax.config.TrainConfig`)."""
-    return TrainConfig()
+    """siamfc-pytorch's recipe (the defaults of :class:`~siamfc_jax.config.TrainConfig`), written to
+    ``runs/<backbone>-<data kind>``."""
+    return replace(TrainConfig(), workdir="runs/{backbone}-{data}")

@@ -88,7 +88,10 @@ def test_every_field_is_a_flag(capsys):
     assert shown["optim"]["epochs"] == 7 and shown["pairs"]["instance_sz"] == 271
     assert shown["pairs"]["color_jitter"] is True and shown["loss"]["neg_weight"] == 0.5
     assert shown["log_every_steps"] == 3
-    assert shown_config(capsys, "--config", "ci", "--no-pairs.color-jitter")["pairs"]["color_jitter"] is False
+    shown = shown_config(capsys, "--config", "ci", "--no-pairs.color-jitter", "--backbone", "v3")
+    assert shown["pairs"]["color_jitter"] is False and shown["workdir"] == "runs/ci-v3"
+    # A workdir given on the command line is taken as it is, braces included.
+    assert shown_config(capsys, "--workdir", "runs/{backbone}")["workdir"] == "runs/{backbone}"
 
 
 @pytest.mark.parametrize(

@@ -121,7 +121,7 @@ def frame_scores(
     return iou(pred[valid], gt[valid]), center_error(pred[valid], gt[valid])
 
 
-def summary(ious: ArrayLike, errors: ArrayLike) -> dict[str, float | int]:
+def summarize_frames(ious: ArrayLike, errors: ArrayLike) -> dict[str, float | int]:
     """``auc``, ``precision`` (at 20 px), ``mean_iou`` and ``frames`` of per-frame (E,) scores."""
     values = np.asarray(ious, dtype=np.float64)
     return {
@@ -153,4 +153,4 @@ def evaluate(
     Raises:
         ValueError: shapes differ, or no frame has usable ground truth.
     """
-    return summary(*frame_scores(pred_boxes, gt_boxes, absent))
+    return summarize_frames(*frame_scores(pred_boxes, gt_boxes, absent))

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from siamfc_jax.evaluation.metrics import frame_scores, success_curve, summary
+from siamfc_jax.evaluation.metrics import frame_scores, success_curve, summarize_frames
 from siamfc_jax.sequences.sequence import Sequence
 
 # Frames left out of the speed measurement: frame 0 (init, warm-up and compilation).
@@ -116,8 +116,8 @@ def score(sequence: Sequence, boxes: np.ndarray) -> tuple[dict | None, np.ndarra
 
 
 def _scores(ious: np.ndarray, errors: np.ndarray) -> dict:
-    """:func:`~siamfc_jax.evaluation.metrics.summary`, its frame count named ``evaluated_frames``."""
-    scores = summary(ious, errors)
+    """:func:`~siamfc_jax.evaluation.metrics.summarize_frames`, its frame count named ``evaluated_frames``."""
+    scores = summarize_frames(ious, errors)
     scores["evaluated_frames"] = scores.pop("frames")
     return scores
 
