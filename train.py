@@ -1,84 +1,91 @@
-"""Train SiamFC: ``python train.py --backbone v1 [--data synthetic|got10k:DIR|vid:DIR|folder:DIR]``.
+"""Train SiamFC: ``python train.py [--config NAME] [--FIELD VALUE ...]``.
 
-Thin command line over :func:`siamfc_jax.training.loop.train`; see README.md for the schedules,
-multi-GPU and multi-host use. Running the same command again resumes from the newest checkpoint.
+Thin command line over :func:`siamfc_jax.training.loop.train`. A run is a named config from
+``configs/`` (``synthetic``, ``got10k``, ``vid``, ``default``, ``ci``; each module's docstring holds
+its command, wall time and expected AUC). Every field of the config is a flag named by its dotted
+path (``--optim.epochs 3``, ``--pairs.instance-sz 271``, ``--pairs.color-jitter``, ``--seed 1``);
+the short flags of earlier releases (``--backbone``, ``--epochs``, ``--batch-size``, ``--lr``,
+``--final-lr``, ``--weight-decay``, ``--pairs-per-seq``) are other names of the same flags. Without
+``--config`` the config follows ``--data``: ``python train.py --backbone v1`` trains on the synthetic
+world (:mod:`configs.synthetic`), ``--data got10k:DIR`` with siamfc-pytorch's recipe. See README.md
+for multi-GPU and multi-host use. Running the same command again resumes from the newest checkpoint.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import os
 import sys
 
+import configs
 from siamfc_jax import cli
-from siamfc_jax.config import (
-    BACKBONES,
-    SYNTHETIC_SCHEDULE,
-    LossConfig,
-    ModelConfig,
-    OptimConfig,
-    PairConfig,
-    TrainConfig,
-    replace,
-)
-from siamfc_jax.runtime import select_platform
+from siamfc_jax.config import ConfigError, TrainConfig
+from siamfc_jax.runtime import enable_compilation_cache, select_platform
 from siamfc_jax.sequences.frames import DataError
 from siamfc_jax.synthetic.config import SyntheticDataError
 from siamfc_jax.weights import WeightsError
 
+# Spellings kept from the command line before named configs.
+ALIASES = {
+    "model.backbone": ("--backbone",),
+    "optim.epochs": ("--epochs",),
+    "optim.batch_size": ("--batch-size",),
+    "optim.initial_lr": ("--lr",),
+    "optim.ultimate_lr": ("--final-lr",),
+    "optim.weight_decay": ("--weight-decay",),
+    "pairs.pairs_per_seq": ("--pairs-per-seq",),
+}
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
+_FIELD_HELP = {
+    "model.backbone": "AlexNet variant: v1, v2 or v3",
+    "model.out_scale": "response scale of the correlation head",
+    "optim.epochs": "number of epochs",
+    "optim.batch_size": "global batch size (divisible by the number of devices)",
+    "optim.initial_lr": "initial learning rate",
+    "optim.ultimate_lr": "learning rate the exponential decay reaches in the last epoch",
+    "optim.weight_decay": "weight decay added to the gradient",
+    "optim.momentum": "SGD momentum",
+    "loss.r_pos": "radius of the positive labels, pixels of the search image",
+    "loss.r_neg": "radius of the ignored band around the positives, pixels",
+    "loss.neg_weight": "relative weight of the negative labels",
+    "pairs.exemplar_sz": "side in pixels of the exemplar crop",
+    "pairs.instance_sz": "side in pixels of the curated search crop",
+    "pairs.context": "context margin around the target, as a fraction of (w + h)",
+    "pairs.pairs_per_seq": "pairs per sequence per epoch",
+    "pairs.max_frame_gap": "largest frame distance between the two images of a pair",
+    "pairs.max_stretch": "largest random stretch of a pair's images",
+    "pairs.color_jitter": "PCA lighting noise on the pairs",
+    "pairs.grayscale_prob": "probability of a grey pair",
+    "data": "synthetic (generated), got10k:DIR, vid:DIR (ILSVRC2015) or folder:DIR",
+    "data_dir": "TFDS directory for the curated crops (default ~/tensorflow_datasets)",
+    "workdir": "checkpoints, logs and final weights (default runs/<backbone>-<data kind>)",
+    "seed": "seed of the initial weights and of the pair stream",
+    "workers": "data loader processes (0: threads)",
+    "synthetic_sequences": "size of the synthetic training set",
+    "val_sequences": "sequences tracked for the validation AUC per epoch (0: none)",
+    "save_every_steps": "extra checkpoints every N steps (0: per epoch only)",
+    "keep_checkpoints": "checkpoints kept",
+    "log_every_steps": "steps between TensorBoard scalars",
+}
+
+
+def build_parser() -> tuple[argparse.ArgumentParser, list[str]]:
+    """The argument parser and the dotted paths of its config flags (one per TrainConfig field)."""
     parser = cli.ArgumentParser(
         prog="python train.py",
         description="Train SiamFC (siamfc-pytorch's recipe) with data-parallel JAX.",
-    )
-    parser.add_argument("--backbone", choices=BACKBONES, default="v1", help="AlexNet variant (default v1)")
-    parser.add_argument(
-        "--data",
-        default="synthetic",
-        help="synthetic (default, generated), got10k:DIR, vid:DIR (ILSVRC2015) or folder:DIR",
+        epilog="Config fields not given keep the value of --config (see configs/ for each run).",
     )
     parser.add_argument(
-        "--data-dir", help="TFDS directory for the curated crops (default ~/tensorflow_datasets)"
+        "--config",
+        choices=configs.NAMES,
+        help="the run (default: from --data: synthetic, got10k or vid; default for folder:DIR)",
     )
     parser.add_argument(
-        "--workdir", help="checkpoints, logs and final weights (default runs/<backbone>-<data>)"
+        "--show-config", action="store_true", help="print the resulting config as JSON and exit"
     )
-    parser.add_argument(
-        "--epochs", type=cli.positive_integer, help=f"default 50; synthetic: {SYNTHETIC_SCHEDULE['epochs']}"
-    )
-    parser.add_argument("--batch-size", type=cli.positive_integer, help="global batch size (default 8)")
-    parser.add_argument("--lr", type=cli.positive_float, help="initial learning rate (default 1e-2)")
-    parser.add_argument(
-        "--final-lr", type=cli.positive_float, help="learning rate the decay aims at (default 1e-5)"
-    )
-    parser.add_argument("--weight-decay", type=cli.finite_float, help="default 5e-4")
-    parser.add_argument(
-        "--pairs-per-seq", type=cli.positive_integer, help="pairs per sequence per epoch (default 1)"
-    )
-    parser.add_argument("--seed", type=cli.non_negative_integer, default=0)
-    parser.add_argument(
-        "--workers",
-        type=cli.non_negative_integer,
-        default=0,
-        help="data loader processes (default 0: threads)",
-    )
-    parser.add_argument(
-        "--synthetic-sequences",
-        type=cli.positive_integer,
-        help="size of the synthetic training set (default 300)",
-    )
-    parser.add_argument(
-        "--val-sequences",
-        type=cli.non_negative_integer,
-        help="sequences tracked for validation AUC per epoch (default 3)",
-    )
-    parser.add_argument(
-        "--save-every-steps",
-        type=cli.non_negative_integer,
-        help="extra checkpoints every N steps (default: per epoch only)",
-    )
-    parser.add_argument("--keep-checkpoints", type=cli.positive_integer, help="checkpoints kept (default 3)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.add_argument(
         "--distributed",
@@ -99,40 +106,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="seconds a CPU collective waits for the other processes before failing (with "
         "--distributed; default 600)",
     )
-    return parser.parse_args(argv)
+    fields = parser.add_argument_group("config fields (default: the value in --config)")
+    paths = cli.add_config_flags(fields, TrainConfig(), _FIELD_HELP, ALIASES)
+    return parser, paths
 
 
-def build_config(args: argparse.Namespace) -> TrainConfig:
-    """A TrainConfig from the flags: siamfc-pytorch's defaults, the synthetic schedule for synthetic data."""
-    schedule = SYNTHETIC_SCHEDULE if args.data == "synthetic" else {}
-    epochs = args.epochs or schedule.get("epochs")
-    pairs_per_seq = args.pairs_per_seq or schedule.get("pairs_per_seq")
-    optim = replace(
-        OptimConfig(),
-        epochs=epochs,
-        batch_size=args.batch_size,
-        initial_lr=args.lr,
-        ultimate_lr=args.final_lr,
-        weight_decay=args.weight_decay,
-    )
-    kind = args.data.partition(":")[0]
-    return replace(
-        TrainConfig(
-            model=ModelConfig(backbone=args.backbone),
-            optim=optim,
-            loss=LossConfig(),
-            pairs=replace(PairConfig(), pairs_per_seq=pairs_per_seq),
-            data=args.data,
-            workdir=args.workdir or f"runs/{args.backbone}-{kind}",
-            seed=args.seed,
-            workers=args.workers,
-        ),
-        data_dir=args.data_dir,
-        synthetic_sequences=args.synthetic_sequences,
-        val_sequences=args.val_sequences,
-        save_every_steps=args.save_every_steps,
-        keep_checkpoints=args.keep_checkpoints,
-    )
+def build_config(args: argparse.Namespace, paths: list[str]) -> TrainConfig:
+    """The TrainConfig of ``--config`` (or the one ``--data`` selects) with the flags given.
+
+    Raises:
+      UsageError: a value its config refuses (the message names the flag).
+    """
+    try:
+        return configs.build(args.config, cli.config_changes(args, paths))
+    except ConfigError as error:
+        raise cli.UsageError(f"argument {cli.flag(error.field)}: {error}") from None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -140,11 +128,13 @@ def main(argv: list[str] | None = None) -> int:
     select_platform()
 
     def body() -> int:
-        args = parse_args(argv)
-        try:
-            config = build_config(args)
-        except ValueError as error:
-            raise cli.UsageError(str(error)) from None
+        parser, paths = build_parser()
+        args = parser.parse_args(argv)
+        config = build_config(args, paths)
+        if args.show_config:
+            print(json.dumps(dataclasses.asdict(config), indent=1))
+            return cli.EXIT_OK
+        enable_compilation_cache()  # before anything compiles: JAX decides on the cache once
 
         import jax
 

@@ -36,7 +36,8 @@ import grain
 import numpy as np
 import tensorflow_datasets as tfds
 
-from benchmarks.track_speed import cpu_model
+from benchmarks.track_speed import cpu_model, positive_counts
+from siamfc_jax import cli
 from siamfc_jax.config import PairConfig
 from siamfc_jax.pipeline.loader import PairLoader
 from siamfc_jax.pipeline.pairs import CropSource, FrameCrops
@@ -48,24 +49,6 @@ from siamfc_jax.synthetic.writer import write_got10k
 
 # Assumed device-only throughput of one H100 training step, pairs per second (not measured here).
 H100_PAIRS_PER_SECOND = (2000, 4000)
-
-
-def _frame_size(text: str) -> tuple[int, int]:
-    try:
-        width, height = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT, got {text!r}") from None
-    return width, height
-
-
-def _worker_counts(text: str) -> list[int]:
-    try:
-        counts = sorted({int(v) for v in text.split(",")})
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
-    if not counts or counts[0] < 1:
-        raise argparse.ArgumentTypeError("worker counts must be >= 1")
-    return counts
 
 
 def synthetic_set(cache_dir: Path, frame_size: tuple[int, int], sequences: int, frames: int) -> Path:
@@ -111,11 +94,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     default_cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "siamfc_jax"
     parser.add_argument("--cache-dir", type=Path, default=default_cache / "data_speed")
-    parser.add_argument("--frame-size", type=_frame_size, default=(1280, 720), help="WIDTHxHEIGHT")
+    parser.add_argument("--frame-size", type=cli.frame_size, default=(1280, 720), help="WIDTHxHEIGHT")
     parser.add_argument("--sequences", type=int, default=24)
     parser.add_argument("--frames", type=int, default=40, help="frames per sequence")
     parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--workers", type=_worker_counts, default=None,
+    parser.add_argument("--workers", type=positive_counts, default=None,
                         help="comma-separated worker-process counts (default: 1, 2 and all cores)")
     parser.add_argument("--seconds", type=float, default=4.0, help="timed seconds per measurement")
     parser.add_argument("--repeats", type=int, default=3)

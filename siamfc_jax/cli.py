@@ -16,11 +16,13 @@ Host code; nothing here imports JAX.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import os
 import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
 
 EXIT_OK = 0
 EXIT_INPUT = 1
@@ -75,8 +77,72 @@ def run(body: Callable[[], int], input_errors: tuple[type[BaseException], ...]) 
 
 
 def flag(field_name: str) -> str:
-    """The command-line flag of a config field: ``scale_step`` -> ``--scale-step``."""
+    """The command-line flag of a config field: ``scale_step`` -> ``--scale-step``, a nested one
+    ``optim.batch_size`` -> ``--optim.batch-size``."""
     return "--" + field_name.replace("_", "-")
+
+
+def _field_parser(annotation: str) -> tuple[Callable[[str], object], str | None]:
+    """Value parser and metavar (None: the field's name) of a config field from its annotation's text."""
+    kind = annotation.removesuffix(" | None")
+    if kind == "int":
+        return integer, "N"
+    if kind == "float":
+        return finite_float, "X"
+    if kind == "str":
+        return str, None
+    raise TypeError(f"no command-line flag for a field of type {annotation}")
+
+
+def add_config_flags(
+    parser: argparse.ArgumentParser | argparse._ArgumentGroup,
+    config: object,
+    help: Mapping[str, str],
+    aliases: Mapping[str, tuple[str, ...]] = MappingProxyType({}),
+    prefix: str = "",
+) -> list[str]:
+    """Add one flag per field of the frozen dataclass ``config``, recursing into nested configs.
+
+    A field ``optim.batch_size`` gets ``--optim.batch-size`` (top-level ``seed``: ``--seed``), plus
+    the spellings in ``aliases`` (``{"optim.batch_size": ("--batch-size",)}``); a bool field gets
+    ``--x``/``--no-x``. Values are only parsed as numbers here: the config's own checks judge them
+    (:func:`siamfc_jax.config.override`). Flags not given leave no attribute on the namespace, so
+    :func:`config_changes` sees only what the user set. ``help`` gives each field's text by path.
+
+    Returns:
+      The dotted paths of the fields, which are also the flags' ``dest``.
+    """
+    paths = []
+    for field in dataclasses.fields(config):  # type: ignore[arg-type]
+        path = prefix + field.name
+        value = getattr(config, field.name)
+        if dataclasses.is_dataclass(value):
+            paths += add_config_flags(parser, value, help, aliases, path + ".")
+            continue
+        names = (flag(path), *aliases.get(path, ()))
+        text = help.get(path, path.replace("_", " "))
+        if str(field.type) == "bool":
+            parser.add_argument(
+                *names, dest=path, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS, help=text
+            )
+        else:
+            parse, metavar = _field_parser(str(field.type))
+            parser.add_argument(
+                *names,
+                dest=path,
+                type=parse,
+                metavar=metavar or field.name.upper(),
+                default=argparse.SUPPRESS,
+                help=text,
+            )
+        paths.append(path)
+    return paths
+
+
+def config_changes(args: argparse.Namespace, paths: list[str]) -> dict[str, object]:
+    """``{path: value}`` of the config flags (from :func:`add_config_flags`) given on the command line."""
+    given = vars(args)
+    return {path: given[path] for path in paths if path in given}
 
 
 def integer(text: str) -> int:

@@ -9,23 +9,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 BACKBONES = ("v1", "v2", "v3")
 # The convolution formulations of siamfc_jax.ops.conv (which imports this tuple).
 CONV_IMPLS = ("auto", "lax", "matmul", "shift")
-
-
-@dataclass(frozen=True)
-class ModelConfig:
-    """The network: which AlexNet variant and the response scale of the correlation head."""
-
-    backbone: str = "v1"
-    out_scale: float = 0.001
-
-    def __post_init__(self) -> None:
-        if self.backbone not in BACKBONES:
-            raise ValueError(f"backbone must be one of {BACKBONES}, got {self.backbone!r}")
 
 
 class ConfigError(ValueError):
@@ -42,8 +32,50 @@ def _check(condition: bool, field: str, requirement: str, value: object) -> None
 
 
 @dataclass(frozen=True)
-class TrackerConfig:
+class ModelConfig:
+    """The network: which AlexNet variant and the response scale of the correlation head."""
+
+    backbone: str = "v1"
+    out_scale: float = 0.001
+
+    def __post_init__(self) -> None:
+        _check(self.backbone in BACKBONES, "backbone", f"one of {BACKBONES}", self.backbone)
+        _check(math.isfinite(self.out_scale), "out_scale", "finite", self.out_scale)
+
+
+@dataclass(frozen=True)
+class CropConfig:
+    """The crop geometry SiamFC trains and tracks with (siamfc-pytorch's defaults).
+
+    A target box ``(w, h)`` with its context margin ``context * (w + h)`` on each axis spans a
+    square of side ``sqrt((w + p) * (h + p))`` (``p`` the margin), which is resized to
+    ``exemplar_sz`` pixels; the search square around it is ``instance_sz / exemplar_sz`` times larger
+    and resized to ``instance_sz``. :class:`TrackerConfig` and :class:`PairConfig` both extend this
+    class, so the three fields, their defaults and their checks are defined here only.
+    """
+
+    exemplar_sz: int = 127
+    instance_sz: int = 255
+    context: float = 0.5
+
+    def __post_init__(self) -> None:
+        _check(self.exemplar_sz >= 1, "exemplar_sz", "a positive number of pixels", self.exemplar_sz)
+        _check(
+            self.instance_sz >= self.exemplar_sz,
+            "instance_sz",
+            f"at least exemplar_sz ({self.exemplar_sz})",
+            self.instance_sz,
+        )
+        _check(
+            math.isfinite(self.context) and self.context >= 0, "context", "finite and >= 0", self.context
+        )
+
+
+@dataclass(frozen=True)
+class TrackerConfig(CropConfig):
     """Inference hyper-parameters of the SiamFC tracker (siamfc-pytorch defaults).
+
+    The crop geometry (``exemplar_sz``, ``instance_sz``, ``context``) comes from :class:`CropConfig`.
 
     ``response_sz`` (side of the raw response map) and ``total_stride`` (pixels of the search image
     per response cell) are properties of the network: left at None they follow the backbone
@@ -57,9 +89,6 @@ class TrackerConfig:
     measured fastest per layer on the machine, ``lax`` convolutions elsewhere).
     """
 
-    exemplar_sz: int = 127
-    instance_sz: int = 255
-    context: float = 0.5
     scale_num: int = 3
     scale_step: float = 1.0375
     scale_lr: float = 0.59
@@ -72,16 +101,7 @@ class TrackerConfig:
     conv_impl: str = "auto"
 
     def __post_init__(self) -> None:
-        _check(self.exemplar_sz >= 1, "exemplar_sz", "a positive number of pixels", self.exemplar_sz)
-        _check(
-            self.instance_sz >= self.exemplar_sz,
-            "instance_sz",
-            f"at least exemplar_sz ({self.exemplar_sz})",
-            self.instance_sz,
-        )
-        _check(
-            math.isfinite(self.context) and self.context >= 0, "context", "finite and >= 0", self.context
-        )
+        super().__post_init__()
         _check(
             self.scale_num >= 1 and self.scale_num % 2 == 1,
             "scale_num",
@@ -127,12 +147,20 @@ class TrackerConfig:
 
 @dataclass(frozen=True)
 class LossConfig:
-    """Label map and balanced logistic loss (radii in pixels of the search image)."""
+    """Label map and balanced logistic loss (radii in pixels of the search image).
+
+    The radii become response cells through the backbone's output stride, a property of the network
+    (``output_stride`` in :mod:`siamfc_jax.models.backbones`), not a setting.
+    """
 
     r_pos: float = 16.0
     r_neg: float = 0.0
-    total_stride: int = 8
     neg_weight: float = 1.0
+
+    def __post_init__(self) -> None:
+        for name in ("r_pos", "r_neg", "neg_weight"):
+            value = getattr(self, name)
+            _check(math.isfinite(value) and value >= 0, name, "finite and >= 0", value)
 
 
 @dataclass(frozen=True)
@@ -146,19 +174,40 @@ class OptimConfig:
     weight_decay: float = 5e-4
     momentum: float = 0.9
 
+    def __post_init__(self) -> None:
+        _check(self.epochs >= 1, "epochs", "a positive integer", self.epochs)
+        _check(self.batch_size >= 1, "batch_size", "a positive integer", self.batch_size)
+        for name in ("initial_lr", "ultimate_lr"):
+            value = getattr(self, name)
+            _check(math.isfinite(value) and value > 0, name, "finite and > 0", value)
+        _check(math.isfinite(self.weight_decay), "weight_decay", "finite", self.weight_decay)
+        _check(0 <= self.momentum < 1, "momentum", "in [0, 1)", self.momentum)
+
 
 @dataclass(frozen=True)
-class PairConfig:
-    """How training pairs are sampled and augmented (siamfc-pytorch's ``Pair`` and transforms)."""
+class PairConfig(CropConfig):
+    """How training pairs are sampled and augmented (siamfc-pytorch's ``Pair`` and transforms).
 
-    exemplar_sz: int = 127
-    instance_sz: int = 255
-    context: float = 0.5
+    The crop geometry (``exemplar_sz``, ``instance_sz``, ``context``) comes from :class:`CropConfig`.
+    """
+
     pairs_per_seq: int = 1
     max_frame_gap: int = 100
     max_stretch: float = 0.05
     color_jitter: bool = False
     grayscale_prob: float = 0.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _check(self.pairs_per_seq >= 1, "pairs_per_seq", "a positive integer", self.pairs_per_seq)
+        _check(self.max_frame_gap >= 1, "max_frame_gap", "a positive integer", self.max_frame_gap)
+        _check(
+            math.isfinite(self.max_stretch) and self.max_stretch >= 0,
+            "max_stretch",
+            "finite and >= 0",
+            self.max_stretch,
+        )
+        _check(0 <= self.grayscale_prob <= 1, "grayscale_prob", "in [0, 1]", self.grayscale_prob)
 
     @property
     def search_sz(self) -> int:
@@ -169,12 +218,6 @@ class PairConfig:
 def replace(config, **changes):
     """``dataclasses.replace`` that ignores ``None`` values, so unset CLI flags keep the defaults."""
     return dataclasses.replace(config, **{k: v for k, v in changes.items() if v is not None})
-
-
-# The short schedule that ``python train.py`` applies to the synthetic world (its default data) where
-# no flag says otherwise: it finishes in about a quarter of an hour on a 2-core CPU. Real datasets
-# keep siamfc-pytorch's defaults (50 epochs, one pair per sequence per epoch).
-SYNTHETIC_SCHEDULE = {"epochs": 6, "pairs_per_seq": 1}
 
 
 @dataclass(frozen=True)
@@ -204,7 +247,37 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         for name in ("seed", "workers", "save_every_steps", "val_sequences"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
-        if self.keep_checkpoints < 1 or self.log_every_steps < 1 or self.synthetic_sequences < 2:
-            raise ValueError("keep_checkpoints and log_every_steps must be >= 1, synthetic_sequences >= 2")
+            _check(getattr(self, name) >= 0, name, "an integer >= 0", getattr(self, name))
+        for name in ("keep_checkpoints", "log_every_steps"):
+            _check(getattr(self, name) >= 1, name, "a positive integer", getattr(self, name))
+        _check(
+            self.synthetic_sequences >= 2, "synthetic_sequences", "at least 2", self.synthetic_sequences
+        )
+
+
+def override(config: Any, changes: Mapping[str, Any]) -> Any:
+    """A copy of the nested frozen dataclass ``config`` with the fields named in ``changes`` set.
+
+    Keys are dotted paths through nested configs, e.g. ``{"optim.epochs": 3, "seed": 1}`` on a
+    :class:`TrainConfig`. Each changed config is rebuilt, so its checks run on the new values.
+
+    Raises:
+      ConfigError: an unknown field, or a value its config refuses; ``field`` is the dotted path.
+    """
+    names = {field.name for field in dataclasses.fields(config)}
+    direct: dict[str, Any] = {}
+    nested: dict[str, dict[str, Any]] = {}
+    for path, value in changes.items():
+        head, dot, rest = path.partition(".")
+        if head not in names or (dot and not dataclasses.is_dataclass(getattr(config, head))):
+            raise ConfigError(path, f"{type(config).__name__} has no field {path!r}")
+        if dot:
+            nested.setdefault(head, {})[rest] = value
+        else:
+            direct[head] = value
+    for head, section_changes in nested.items():
+        try:
+            direct[head] = override(getattr(config, head), section_changes)
+        except ConfigError as error:
+            raise ConfigError(f"{head}.{error.field}", str(error)) from None
+    return dataclasses.replace(config, **direct)

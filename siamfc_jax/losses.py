@@ -9,19 +9,22 @@ import numpy as np
 from siamfc_jax.config import LossConfig
 
 
-def logistic_labels(height: int, width: int, config: LossConfig = LossConfig()) -> np.ndarray:
+def logistic_labels(
+    height: int, width: int, total_stride: int, config: LossConfig = LossConfig()
+) -> np.ndarray:
     """Label map (height, width) float32 for a response centred on the target.
 
-    A cell is positive (1) when its L1 distance from the map centre, in response cells, is at most
-    ``r_pos / total_stride``; cells closer than ``r_neg / total_stride`` but not positive are 0.5 (and
-    get no weight in the loss); the rest are negative (0). With the defaults (r_pos 16 px, r_neg 0,
-    stride 8) a 15×15 training response has 13 positives.
+    ``total_stride`` is the network's pixels of search image per response cell (the backbone's
+    ``output_stride``). A cell is positive (1) when its L1 distance from the map centre, in response
+    cells, is at most ``r_pos / total_stride``; cells closer than ``r_neg / total_stride`` but not
+    positive are 0.5 (and get no weight in the loss); the rest are negative (0). With the defaults
+    (r_pos 16 px, r_neg 0) and stride 8 a 15×15 training response has 13 positives.
     """
     x = np.arange(width) - (width - 1) / 2
     y = np.arange(height) - (height - 1) / 2
     distance = np.abs(x)[None, :] + np.abs(y)[:, None]
-    r_pos = config.r_pos / config.total_stride
-    r_neg = config.r_neg / config.total_stride
+    r_pos = config.r_pos / total_stride
+    r_neg = config.r_neg / total_stride
     labels = np.where(distance <= r_pos, 1.0, np.where(distance < r_neg, 0.5, 0.0))
     return labels.astype(np.float32)
 

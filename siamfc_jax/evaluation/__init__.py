@@ -3,7 +3,8 @@
 - :mod:`~siamfc_jax.evaluation.validation`: whether a path or sequence can be tracked, and why not;
 - :mod:`~siamfc_jax.evaluation.runner`: running a :class:`~siamfc_jax.tracker.Tracker` over
   sequences and folders, writing their files;
-- :mod:`~siamfc_jax.evaluation.metrics`: IoU, centre error, success AUC, precision;
+- :mod:`~siamfc_jax.evaluation.metrics`: IoU, centre error, success AUC, precision, and which
+  frames count (the one definition the runner, the training loop and the benchmarks share);
 - :mod:`~siamfc_jax.evaluation.scoring`: per-sequence results and overall summaries;
 - :mod:`~siamfc_jax.evaluation.reports`: box files, JSON records, one-line results, tables.
 """

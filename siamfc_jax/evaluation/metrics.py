@@ -83,6 +83,55 @@ def precision_at(errors: ArrayLike, threshold: float = PRECISION_THRESHOLD) -> f
     return float(np.mean(values <= threshold))
 
 
+def evaluated_frames(gt_boxes: ArrayLike, absent: ArrayLike | None = None) -> np.ndarray:
+    """(N,) bool: the frames :func:`evaluate` scores.
+
+    A frame counts unless its ground truth is unusable (any NaN, zero or negative width or height:
+    how GOT-10k and LaSOT mark absent targets) or ``absent`` (optional (N,) bool) marks it.
+
+    Raises:
+        ValueError: ``absent`` is not (N,).
+    """
+    gt = _boxes(gt_boxes, "gt_boxes")
+    valid = np.all(np.isfinite(gt), axis=-1) & (gt[..., 2] > 0) & (gt[..., 3] > 0)
+    if absent is not None:
+        absent_flags = np.asarray(absent, dtype=bool)
+        if absent_flags.shape != (len(gt),):
+            raise ValueError(f"absent must be ({len(gt)},), got {absent_flags.shape}")
+        valid &= ~absent_flags
+    return valid
+
+
+def frame_scores(
+    pred_boxes: ArrayLike, gt_boxes: ArrayLike, absent: ArrayLike | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(E,) IoUs and (E,) centre errors in pixels of the E frames :func:`evaluated_frames` keeps.
+
+    Args and Raises: as for :func:`evaluate`.
+    """
+    pred = _boxes(pred_boxes, "pred_boxes")
+    gt = _boxes(gt_boxes, "gt_boxes")
+    if pred.ndim != 2 or pred.shape != gt.shape:
+        raise ValueError(
+            f"pred_boxes and gt_boxes must both be (N, 4), got {pred.shape} and {gt.shape}"
+        )
+    valid = evaluated_frames(gt, absent)
+    if not valid.any():
+        raise ValueError("no frame has a usable ground-truth box")
+    return iou(pred[valid], gt[valid]), center_error(pred[valid], gt[valid])
+
+
+def summarize_frames(ious: ArrayLike, errors: ArrayLike) -> dict[str, float | int]:
+    """``auc``, ``precision`` (at 20 px), ``mean_iou`` and ``frames`` of per-frame (E,) scores."""
+    values = np.asarray(ious, dtype=np.float64)
+    return {
+        "auc": auc(values),
+        "precision": precision_at(errors),
+        "mean_iou": float(np.mean(values)),
+        "frames": len(values),
+    }
+
+
 def evaluate(
     pred_boxes: ArrayLike, gt_boxes: ArrayLike, absent: ArrayLike | None = None
 ) -> dict[str, float | int]:
@@ -104,25 +153,4 @@ def evaluate(
     Raises:
         ValueError: shapes differ, or no frame has usable ground truth.
     """
-    pred = _boxes(pred_boxes, "pred_boxes")
-    gt = _boxes(gt_boxes, "gt_boxes")
-    if pred.ndim != 2 or pred.shape != gt.shape:
-        raise ValueError(
-            f"pred_boxes and gt_boxes must both be (N, 4), got {pred.shape} and {gt.shape}"
-        )
-    valid = np.all(np.isfinite(gt), axis=1) & (gt[:, 2] > 0) & (gt[:, 3] > 0)
-    if absent is not None:
-        absent_flags = np.asarray(absent, dtype=bool)
-        if absent_flags.shape != (len(gt),):
-            raise ValueError(f"absent must be ({len(gt)},), got {absent_flags.shape}")
-        valid &= ~absent_flags
-    if not valid.any():
-        raise ValueError("no frame has a usable ground-truth box")
-    ious = iou(pred[valid], gt[valid])
-    errors = center_error(pred[valid], gt[valid])
-    return {
-        "auc": auc(ious),
-        "precision": precision_at(errors),
-        "mean_iou": float(np.mean(ious)),
-        "frames": int(valid.sum()),
-    }
+    return summarize_frames(*frame_scores(pred_boxes, gt_boxes, absent))

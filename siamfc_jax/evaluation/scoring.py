@@ -14,14 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from siamfc_jax.evaluation.metrics import (
-    auc,
-    center_error,
-    evaluate,
-    iou,
-    precision_at,
-    success_curve,
-)
+from siamfc_jax.evaluation.metrics import frame_scores, success_curve, summarize_frames
 from siamfc_jax.sequences.sequence import Sequence
 
 # Frames left out of the speed measurement: frame 0 (init, warm-up and compilation).
@@ -103,14 +96,6 @@ def tracked_length(sequence: Sequence, max_frames: int | None = None) -> int:
     return total if max_frames is None else min(total, max_frames)
 
 
-def evaluated_mask(truth: np.ndarray, absence: np.ndarray | None) -> np.ndarray:
-    """Frames scored by :func:`~siamfc_jax.evaluation.metrics.evaluate`: usable truth, target present."""
-    mask = np.all(np.isfinite(truth), axis=1) & (truth[:, 2] > 0) & (truth[:, 3] > 0)
-    if absence is not None:
-        mask &= ~absence
-    return mask
-
-
 def score(sequence: Sequence, boxes: np.ndarray) -> tuple[dict | None, np.ndarray | None, np.ndarray | None]:
     """Scores of tracked ``boxes`` (N, 4) against the ground truth of the sequence's first N frames.
 
@@ -124,17 +109,17 @@ def score(sequence: Sequence, boxes: np.ndarray) -> tuple[dict | None, np.ndarra
     truth = sequence.boxes[:count]
     absence = None if sequence.absence is None else sequence.absence[:count]
     try:
-        metrics = evaluate(boxes, truth, absence)
+        ious, errors = frame_scores(boxes, truth, absence)
     except ValueError:  # no usable ground-truth box at all: nothing to score
         return None, None, None
-    mask = evaluated_mask(truth, absence)
-    scores = {
-        "auc": metrics["auc"],
-        "precision": metrics["precision"],
-        "mean_iou": metrics["mean_iou"],
-        "evaluated_frames": metrics["frames"],
-    }
-    return scores, iou(boxes[mask], truth[mask]), center_error(boxes[mask], truth[mask])
+    return _scores(ious, errors), ious, errors
+
+
+def _scores(ious: np.ndarray, errors: np.ndarray) -> dict:
+    """:func:`~siamfc_jax.evaluation.metrics.summarize_frames`, its frame count named ``evaluated_frames``."""
+    scores = summarize_frames(ious, errors)
+    scores["evaluated_frames"] = scores.pop("frames")
+    return scores
 
 
 @dataclass(frozen=True, eq=False)
@@ -175,10 +160,5 @@ def summarize(results: Iterable[SequenceResult]) -> dict:
             overall[key] = float(np.mean([result.scores[key] for result in scored]))
         ious = np.concatenate([result.ious for result in scored])
         errors = np.concatenate([result.center_errors for result in scored])
-        overall["pooled"] = {
-            "auc": auc(ious),
-            "precision": precision_at(errors),
-            "mean_iou": float(np.mean(ious)),
-            "evaluated_frames": len(ious),
-        }
+        overall["pooled"] = _scores(ious, errors)
     return overall

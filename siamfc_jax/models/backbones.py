@@ -31,11 +31,45 @@ class Block:
     pool_stride: int | None = None
 
 
+POOL_WINDOW = 3  # every max pooling of the three backbones is 3×3
+
+
+def _valid_size(side: int, window: int, stride: int) -> int:
+    """Output side of a ``VALID`` window of ``window`` pixels at ``stride`` over ``side`` (0 if none fit)."""
+    return max(0, (side - window) // stride + 1)
+
+
 class AlexNet(nn.Module):
-    """A SiamFC AlexNet defined by its class-level ``blocks``; use the V1/V2/V3 subclasses."""
+    """A SiamFC AlexNet defined by its class-level ``blocks``; use the V1/V2/V3 subclasses.
+
+    ``output_stride`` is the input pixels per feature cell (8 for V1/V3, 4 for V2).
+    """
 
     blocks: ClassVar[tuple[Block, ...]] = ()
     output_stride: ClassVar[int] = 8
+
+    @classmethod
+    def feature_size(cls, side: int) -> int:
+        """Side of the feature map of a ``side``×``side`` image (0 when the image is too small).
+
+        Every convolution and pooling is ``VALID``, as in siamfc-pytorch: 127 → 6 and 255 → 22 for
+        V1/V3, 127 → 17 and 255 → 49 for V2.
+        """
+        for block in cls.blocks:
+            side = _valid_size(side, block.kernel_size, block.stride)
+            if block.pool_stride is not None:
+                side = _valid_size(side, POOL_WINDOW, block.pool_stride)
+        return side
+
+    @classmethod
+    def receptive_field(cls) -> int:
+        """Side in pixels of the smallest image with a 1×1 feature map (87 for V1/V3, 63 for V2)."""
+        side = 1
+        for block in reversed(cls.blocks):
+            if block.pool_stride is not None:
+                side = (side - 1) * block.pool_stride + POOL_WINDOW
+            side = (side - 1) * block.stride + block.kernel_size
+        return side
 
     axis_name: str | None = None
     precision: PrecisionLike = None
@@ -98,7 +132,7 @@ class _ConvBlock(nn.Module):
         if b.relu:
             x = nn.relu(x)
         if b.pool_stride is not None:
-            x = max_pool(x, 3, b.pool_stride)
+            x = max_pool(x, POOL_WINDOW, b.pool_stride)
         return x
 
 

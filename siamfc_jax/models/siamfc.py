@@ -60,8 +60,31 @@ def init_variables(config: ModelConfig, rng: jax.Array, param_dtype: Dtype = jnp
     """Fresh ``{"params", "batch_stats"}`` for ``config``: Xavier-uniform kernels, zero biases, BN identity.
 
     Initialising needs no real image size: the backbone is fully convolutional, so the smallest
-    input that survives all five blocks is used.
+    input that survives all five blocks (its receptive field) is used.
     """
     model = SiamFC(config, dtype=param_dtype, param_dtype=param_dtype)
-    exemplar = jnp.zeros((1, 87, 87, 3), param_dtype)
+    side = backbone_class(config.backbone).receptive_field()
+    exemplar = jnp.zeros((1, side, side, 3), param_dtype)
     return dict(model.init(rng, exemplar, exemplar, train=False))
+
+
+def response_size(config: ModelConfig, exemplar_sz: int, search_sz: int) -> int:
+    """Side of the response map of a square exemplar image over a square search image (pixels).
+
+    The correlation slides the exemplar features over the search features, so the response side is
+    their difference plus one: 17 for AlexNetV1/V3 with 127/255 crops (15 for the 127/239 training
+    search images), 33 for AlexNetV2.
+
+    Raises:
+      ValueError: the exemplar is smaller than the backbone's receptive field, or the search image
+        than the exemplar.
+    """
+    backbone = backbone_class(config.backbone)
+    if exemplar_sz < backbone.receptive_field():
+        raise ValueError(
+            f"exemplar_sz {exemplar_sz} is smaller than the receptive field of backbone "
+            f"{config.backbone} ({backbone.receptive_field()} pixels)"
+        )
+    if search_sz < exemplar_sz:
+        raise ValueError(f"search size {search_sz} is smaller than exemplar_sz {exemplar_sz}")
+    return backbone.feature_size(search_sz) - backbone.feature_size(exemplar_sz) + 1

@@ -13,11 +13,10 @@ from pathlib import Path
 from siamfc_jax.config import PairConfig, TrainConfig
 from siamfc_jax.pipeline.pairs import CropSource
 from siamfc_jax.pipeline.tfds_builder import SiamfcCrops, SiamfcCropsConfig, load_curated, prepare
+from siamfc_jax.sequences.datasets import DATASET_KINDS, parse_dataset_spec
 from siamfc_jax.sequences.frames import DataError
 from siamfc_jax.sequences.sequence import Sequence
 from siamfc_jax.synthetic.config import SyntheticConfig
-
-DATA_KINDS = ("synthetic", "got10k", "vid", "folder")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,16 +30,26 @@ class TrainingData:
 
 
 def parse_data_spec(spec: str) -> tuple[str, Path | None]:
-    """``"synthetic"`` -> ("synthetic", None); ``"got10k:/data/GOT-10k"`` -> ("got10k", path)."""
+    """``"synthetic"`` -> ("synthetic", None); ``"got10k:/data/GOT-10k"`` -> ("got10k", path).
+
+    Datasets are named as :func:`~siamfc_jax.sequences.datasets.open_dataset` names them, without a
+    subset: training reads the train split (and val for validation).
+    """
     kind, _, path = spec.partition(":")
-    if kind not in DATA_KINDS:
-        raise DataError(f"--data {spec!r}: expected synthetic, got10k:DIR, vid:DIR or folder:DIR")
     if kind == "synthetic":
         if path:
             raise DataError(f"--data {spec!r}: synthetic takes no directory")
         return kind, None
-    if not path:
+    if kind in DATASET_KINDS and not path:
         raise DataError(f"--data {spec!r}: {kind} needs a directory, e.g. {kind}:/data/{kind}")
+    try:
+        kind, subset, path = parse_dataset_spec(spec)
+    except DataError:
+        raise DataError(
+            f"--data {spec!r}: expected synthetic, got10k:DIR, vid:DIR or folder:DIR"
+        ) from None
+    if subset:
+        raise DataError(f"--data {spec!r}: training reads the train split; name the root, {kind}:DIR")
     directory = Path(path).expanduser()
     if not directory.is_dir():
         raise DataError(f"{directory}: no such directory (from --data {spec})")

@@ -13,7 +13,6 @@ from __future__ import annotations
 import abc
 import hashlib
 import os
-import tempfile
 import xml.etree.ElementTree as ElementTree
 from collections.abc import Iterator
 from dataclasses import dataclass, fields
@@ -22,6 +21,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from siamfc_jax.io import atomic_path
 from siamfc_jax.sequences.frames import DataError
 from siamfc_jax.sequences.readers import is_sequence_dir, open_sequence, read_got10k
 from siamfc_jax.sequences.sequence import Sequence
@@ -255,23 +255,14 @@ def _load_vid_cache(cache_file: Path, annotation_dir: Path) -> _VIDIndex | None:
 
 
 def _save_vid_cache(cache_file: Path, annotation_dir: Path, index: _VIDIndex) -> None:
-    """Write the index atomically (temporary file in the same folder, then ``os.replace``)."""
-    cache_file.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(
-        dir=cache_file.parent, prefix=cache_file.name, suffix=".tmp"
-    )
-    try:
-        with os.fdopen(descriptor, "wb") as handle:
-            np.savez_compressed(
-                handle,
-                version=np.array(_VID_CACHE_VERSION),
-                annotation_dir=np.array(str(annotation_dir)),
-                **index.arrays(),
-            )
-        os.replace(temporary, cache_file)
-    except BaseException:
-        os.unlink(temporary)
-        raise
+    """Write the index atomically (:func:`siamfc_jax.io.atomic_path`)."""
+    with atomic_path(cache_file) as temporary, open(temporary, "wb") as handle:
+        np.savez_compressed(
+            handle,
+            version=np.array(_VID_CACHE_VERSION),
+            annotation_dir=np.array(str(annotation_dir)),
+            **index.arrays(),
+        )
 
 
 class ImageNetVID(SequenceDataset):
@@ -363,6 +354,20 @@ def open_dataset(spec: str, cache_dir: str | os.PathLike | None = None) -> Seque
     Raises:
         DataError: malformed spec, unknown kind or subset, or a missing folder.
     """
+    kind, subset, directory = parse_dataset_spec(spec)
+    if kind == "got10k":
+        return GOT10k(directory, subset or "train")
+    if kind == "vid":
+        return ImageNetVID(directory, subset or "train", cache_dir=cache_dir)
+    return SequenceFolder(directory)
+
+
+def parse_dataset_spec(spec: str) -> tuple[str, str, str]:
+    """``KIND[/SUBSET]:DIR`` -> ``(kind, subset, DIR)``; ``subset`` is ``""`` when not given.
+
+    Raises:
+        DataError: malformed spec, a kind not in :data:`DATASET_KINDS`, or a subset of a folder.
+    """
     head, colon, directory = spec.partition(":")
     kind, _, subset = head.partition("/")
     if not colon or not directory or kind not in DATASET_KINDS:
@@ -370,10 +375,6 @@ def open_dataset(spec: str, cache_dir: str | os.PathLike | None = None) -> Seque
             f"dataset {spec!r}: expected KIND[/SUBSET]:DIR with KIND one of {DATASET_KINDS}, "
             "e.g. got10k:/data/GOT-10k, vid/val:/data/ILSVRC2015, folder:/data/OTB100"
         )
-    if kind == "got10k":
-        return GOT10k(directory, subset or "train")
-    if kind == "vid":
-        return ImageNetVID(directory, subset or "train", cache_dir=cache_dir)
-    if subset:
+    if kind == "folder" and subset:
         raise DataError(f"dataset {spec!r}: folder datasets have no subset")
-    return SequenceFolder(directory)
+    return kind, subset, directory

@@ -49,7 +49,7 @@ Modules: :mod:`~siamfc_jax.synthetic.config` (what to generate), :mod:`~siamfc_j
 (planning motion, objects, lighting and occlusion), :mod:`~siamfc_jax.synthetic.painting` (textures,
 sprites, compositing), :mod:`~siamfc_jax.synthetic.render` (frames and annotations),
 :mod:`~siamfc_jax.synthetic.writer` (GOT-10k layout on disk), :mod:`~siamfc_jax.synthetic.demo` (the
-demo sequence).
+demo sequence), :mod:`~siamfc_jax.synthetic.__main__` (the command line above).
 """
 
 from siamfc_jax.synthetic.config import SyntheticConfig, SyntheticDataError, config_fingerprint

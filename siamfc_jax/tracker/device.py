@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from siamfc_jax.config import ConfigError, ModelConfig, TrackerConfig
-from siamfc_jax.models import SiamFC, backbone_class, cross_correlate, init_variables
+from siamfc_jax.models import SiamFC, backbone_class, cross_correlate, response_size
 from siamfc_jax.ops import crop_and_resize, upsample
 
 
@@ -66,34 +66,6 @@ def embed(
     return model.apply(variables, images, method=SiamFC.embed)
 
 
-def _response_size(config: TrackerConfig, model_config: ModelConfig) -> int:
-    """Side of the raw response map of an ``exemplar_sz`` exemplar over an ``instance_sz`` search.
-
-    Found by shape inference through :func:`embed`, so it holds for any backbone: the response side
-    is the search features' side minus the exemplar features' side, plus one.
-    """
-    variables = jax.eval_shape(functools.partial(init_variables, model_config), jax.random.key(0))
-
-    def feature_shapes(variables: dict) -> tuple[jax.Array, jax.Array]:
-        exemplar = jnp.zeros((1, config.exemplar_sz, config.exemplar_sz, 3), jnp.float32)
-        search = jnp.zeros((1, config.instance_sz, config.instance_sz, 3), jnp.float32)
-        # Shapes do not depend on the formulation; "lax" keeps "auto" from measuring these layers.
-        return (
-            embed(variables, exemplar, model_config, config.precision, "lax"),
-            embed(variables, search, model_config, config.precision, "lax"),
-        )
-
-    exemplar_features, search_features = jax.eval_shape(feature_shapes, variables)
-    exemplar_side, search_side = exemplar_features.shape[1], search_features.shape[1]
-    if exemplar_side < 1:
-        raise ConfigError(
-            "exemplar_sz",
-            f"exemplar_sz {config.exemplar_sz} is smaller than the receptive field of backbone "
-            f"{model_config.backbone}",
-        )
-    return search_side - exemplar_side + 1
-
-
 @functools.cache
 def fit_config(config: TrackerConfig, model_config: ModelConfig) -> TrackerConfig:
     """``config`` with ``response_sz`` and ``total_stride`` set to those of the network.
@@ -107,9 +79,13 @@ def fit_config(config: TrackerConfig, model_config: ModelConfig) -> TrackerConfi
       ConfigError: ``config`` sets one of them to another value, or the crops are too small for
         the network.
     """
+    try:
+        response_sz = response_size(model_config, config.exemplar_sz, config.instance_sz)
+    except ValueError as error:
+        raise ConfigError("exemplar_sz", str(error)) from None
     derived = {
         "total_stride": backbone_class(model_config.backbone).output_stride,
-        "response_sz": _response_size(config, model_config),
+        "response_sz": response_sz,
     }
     for name, value in derived.items():
         given = getattr(config, name)

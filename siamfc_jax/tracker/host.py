@@ -107,14 +107,11 @@ def _stack_frames(images: Image | Iterable[Image], num_targets: int) -> np.ndarr
     return np.stack(frames)
 
 
-def _show(image: np.ndarray, boxes: np.ndarray, window: str) -> None:
-    """Draw (N, 4) 1-indexed boxes on an RGB frame in an OpenCV window."""
-    canvas = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
-    for x, y, w, h in np.asarray(boxes, np.float64).reshape(-1, 4):
-        top_left = (round(x - 1), round(y - 1))
-        bottom_right = (round(x - 1 + w), round(y - 1 + h))
-        cv2.rectangle(canvas, top_left, bottom_right, (0, 0, 255), 2)
-    cv2.imshow(window, canvas)
+def _show(image: np.ndarray, box: np.ndarray, window: str) -> None:
+    """Show an RGB frame with its tracked 1-indexed box in an OpenCV window."""
+    from siamfc_jax.visualize import draw_tracking  # matplotlib and video writing: only when shown
+
+    cv2.imshow(window, cv2.cvtColor(draw_tracking(image, box), cv2.COLOR_RGB2BGR))
     cv2.waitKey(1)
 
 

@@ -23,7 +23,7 @@ from jax.sharding import PartitionSpec as P
 
 from siamfc_jax.config import LossConfig, ModelConfig
 from siamfc_jax.losses import balanced_logistic_loss, logistic_labels
-from siamfc_jax.models import SiamFC, backbone_class
+from siamfc_jax.models import SiamFC, backbone_class, response_size
 from siamfc_jax.training.state import TrainState
 
 DATA_AXIS = "data"
@@ -36,21 +36,6 @@ def data_mesh(devices: Sequence[jax.Device] | None = None) -> Mesh:
     return Mesh(np.asarray(devices), (DATA_AXIS,))
 
 
-def response_size(model_config: ModelConfig, exemplar_sz: int, search_sz: int) -> int:
-    """Side of the response map for square exemplar and search images (15 for V1, 127 and 239)."""
-    model = SiamFC(model_config)
-    variables = jax.eval_shape(
-        lambda: model.init(jax.random.key(0), jnp.zeros((1, 87, 87, 3)), jnp.zeros((1, 87, 87, 3)))
-    )
-    shape = jax.eval_shape(
-        model.apply,
-        variables,
-        jax.ShapeDtypeStruct((1, exemplar_sz, exemplar_sz, 3), jnp.float32),
-        jax.ShapeDtypeStruct((1, search_sz, search_sz, 3), jnp.float32),
-    ).shape
-    return shape[1]
-
-
 def training_labels(
     model_config: ModelConfig, loss_config: LossConfig, exemplar_sz: int, search_sz: int
 ) -> np.ndarray:
@@ -61,8 +46,7 @@ def training_labels(
     """
     stride = backbone_class(model_config.backbone).output_stride
     size = response_size(model_config, exemplar_sz, search_sz)
-    config = LossConfig(loss_config.r_pos, loss_config.r_neg, stride, loss_config.neg_weight)
-    return logistic_labels(size, size, config)[None, :, :, None]
+    return logistic_labels(size, size, stride, loss_config)[None, :, :, None]
 
 
 def batch_sharding(mesh: Mesh) -> NamedSharding:
