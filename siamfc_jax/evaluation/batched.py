@@ -82,6 +82,7 @@ from siamfc_jax.tracker.device import (
     fit_config,
     hyper_params,
     start_slot,
+    static_config,
     step_slots,
 )
 from siamfc_jax.tracker.host import _fill_color
@@ -170,7 +171,8 @@ def track_jobs(
     Args:
       variables: device-resident ``{"params", "batch_stats"}``.
       model_config: the network's config.
-      config: the static hyper-parameters (the traced ones come from each job's ``hyper``).
+      config: the static hyper-parameters (the traced ones come from each job's ``hyper``;
+        their values here are ignored: :func:`~siamfc_jax.tracker.device.static_config`).
       jobs: the sequences (validated by the caller) and their hyper-parameters.
       slots: how many jobs move together (K).
       max_frames: track only each sequence's first ``max_frames`` frames.
@@ -183,7 +185,7 @@ def track_jobs(
         return
     if slots < 1:
         raise ValueError(f"slots must be >= 1, got {slots}")
-    config = fit_config(config, model_config)
+    config = static_config(fit_config(config, model_config))
     statics = {"config": config, "model_config": model_config}
     num_slots = min(slots, len(jobs))
     height, width = padded_size([job.sequence.frame_size for job in jobs])

@@ -99,6 +99,13 @@ def hyper_params(config: TrackerConfig) -> HyperParams:
     )
 
 
+def static_config(config: TrackerConfig) -> TrackerConfig:
+    """``config`` with the :data:`TRACED_FIELDS` at their defaults: the static argument of
+    :func:`step_slots`, so configs differing only in traced fields share one compiled step."""
+    defaults = TrackerConfig()
+    return dataclasses.replace(config, **{name: getattr(defaults, name) for name in TRACED_FIELDS})
+
+
 class Confidence(NamedTuple):
     """How sure one tracking step is (float32 scalars, per target).
 

@@ -31,7 +31,7 @@ from siamfc_jax.config import ConfigError, ModelConfig, TrackerConfig
 from siamfc_jax.evaluation.batched import Job, track_jobs
 from siamfc_jax.io import write_text_atomic
 from siamfc_jax.sequences.sequence import Sequence
-from siamfc_jax.tracker.device import TRACED_FIELDS, fit_config, hyper_params
+from siamfc_jax.tracker.device import fit_config, hyper_params, static_config
 from siamfc_jax.tune.config_file import config_values, write_config_file
 
 # Fields a search may vary (the network's own geometry and the numerics are not tuned).
@@ -122,14 +122,15 @@ def random_candidates(ranges: dict[str, tuple[float, float]], count: int, seed: 
     return candidates
 
 
+def resolved_values(base: TrackerConfig, values: dict) -> dict:
+    """Every searchable field's value once ``values`` apply to ``base``: candidates that name
+    different fields but mean the same config are the same candidate."""
+    config = dataclasses.replace(base, **values)
+    return {name: getattr(config, name) for name in SEARCHABLE_FIELDS}
+
+
 def candidate_key(values: dict) -> str:
     return json.dumps(values, sort_keys=True)
-
-
-def _static_part(config: TrackerConfig) -> TrackerConfig:
-    """The config with the traced fields at their defaults: candidates sharing it share a step."""
-    defaults = TrackerConfig()
-    return dataclasses.replace(config, **{name: getattr(defaults, name) for name in TRACED_FIELDS})
 
 
 @dataclasses.dataclass
@@ -261,10 +262,12 @@ def run_search(
     configs: dict[str, TrackerConfig] = {}
     for values in candidates:
         try:
-            configs[candidate_key(values)] = fit_config(dataclasses.replace(base, **values), model_config)
+            config = fit_config(dataclasses.replace(base, **values), model_config)
         except ConfigError as error:
             raise SearchError(f"candidate {values}: {error}") from None
-        state.scores.setdefault(candidate_key(values), {"values": values, "sequences": {}})
+        resolved = resolved_values(base, values)
+        configs[candidate_key(resolved)] = config
+        state.scores.setdefault(candidate_key(resolved), {"values": resolved, "sequences": {}})
     todo = [
         (key, sequence)
         for key in configs
@@ -274,7 +277,7 @@ def run_search(
     log(f"{len(configs)} candidates x {len(sequences)} sequences: {len(todo)} runs to do")
     groups: dict[TrackerConfig, list[tuple[str, Sequence]]] = {}
     for key, sequence in todo:
-        groups.setdefault(_static_part(configs[key]), []).append((key, sequence))
+        groups.setdefault(static_config(configs[key]), []).append((key, sequence))
     best = write_outputs(out_dir, state, names, fields, len(configs), base)
     interrupted = False
     try:
@@ -291,7 +294,8 @@ def run_search(
                     best = write_outputs(out_dir, state, names, fields, len(configs), base)
                     summary = summarize_candidate(entry)
                     auc = "–" if summary["auc"] is None else f"{summary['auc']:.4f}"
-                    log(f"candidate {state.scores[key]['values']}: AUC {auc}")
+                    shown = {name: state.scores[key]["values"][name] for name in fields}
+                    log(f"candidate {shown}: AUC {auc}")
     except KeyboardInterrupt:
         interrupted = True
     best = write_outputs(out_dir, state, names, fields, len(configs), base)
