@@ -165,6 +165,7 @@ def track_jobs(
     slots: int,
     max_frames: int | None = None,
     progress: bool = False,
+    warm_up: bool = True,
 ) -> Iterator[JobResult]:
     """Track ``jobs`` in ``slots`` slots; yields each job's result when it finishes (not in order).
 
@@ -177,6 +178,8 @@ def track_jobs(
       slots: how many jobs move together (K).
       max_frames: track only each sequence's first ``max_frames`` frames.
       progress: a tqdm bar over the target-frames.
+      warm_up: compile (and run once on empty slots) before timing the first frame; False when
+        the programs for this padded size and K are known to be compiled (benchmarks).
 
     Raises:
       DataError: a frame cannot be decoded, or changes size within a sequence.
@@ -192,19 +195,19 @@ def track_jobs(
     buffer = np.zeros((num_slots, height, width, 3), np.uint8)
     hyper = jax.tree.map(lambda leaf: np.stack([leaf] * num_slots), jobs[0].hyper)
 
-    # Warm-up on empty slots: compiles both programs before any frame is timed.
     states = empty_slots(num_slots, **statics)
-    states = start_slot(
-        variables,
-        states,
-        np.int32(0),
-        buffer[0],
-        np.array([1, 1, 2, 2], np.float32),
-        np.zeros(3, np.float32),
-        **statics,
-    )
-    states, boxes, _ = step_slots(variables, states, buffer, hyper, **statics)
-    jax.block_until_ready(boxes)
+    if warm_up:  # compiles both programs before any frame is timed
+        states = start_slot(
+            variables,
+            states,
+            np.int32(0),
+            buffer[0],
+            np.array([1, 1, 2, 2], np.float32),
+            np.zeros(3, np.float32),
+            **statics,
+        )
+        states, boxes, _ = step_slots(variables, states, buffer, hyper, **statics)
+        jax.block_until_ready(boxes)
 
     pending = deque(enumerate(jobs))
     active: dict[int, _Slot] = {}
