@@ -24,7 +24,10 @@ from pathlib import Path
 
 from siamfc_jax import cli
 from siamfc_jax.config import ConfigError, TrackerConfig
+from siamfc_jax.evaluation.batched import run_batched
+from siamfc_jax.evaluation.metrics import PROTOCOLS
 from siamfc_jax.evaluation.reports import format_overall, format_result, format_table, run_info
+from siamfc_jax.evaluation.runner import progress_enabled as cli_progress
 from siamfc_jax.evaluation.runner import run_folder, run_sequence
 from siamfc_jax.evaluation.validation import is_sequence_root, validate_for_tracking
 from siamfc_jax.live import display_problem, format_live_result, is_live_source, run_live
@@ -35,6 +38,7 @@ from siamfc_jax.sequences.readers import open_sequence
 from siamfc_jax.synthetic.config import SyntheticDataError
 from siamfc_jax.synthetic.demo import default_demo_dir, ensure_demo_sequence
 from siamfc_jax.tracker import Tracker
+from siamfc_jax.tune.config_file import ConfigFileError, read_config_file
 from siamfc_jax.weights import WeightsError, default_weights_path
 
 _FIELD_HELP = {
@@ -115,6 +119,27 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="where the demo sequence is generated and reused (default: the cache folder)",
     )
+    batched = parser.add_argument_group(
+        "batched runs (siamfc_jax.evaluation.batched; no --save-video / --save-strip)"
+    )
+    batched.add_argument(
+        "--batch", type=cli.positive_integer, metavar="K", help="track K sequences together"
+    )
+    batched.add_argument(
+        "--save-scores",
+        action="store_true",
+        help="write <name>_scores.txt/.png: the response peak per frame, before and after the window",
+    )
+    batched.add_argument(
+        "--protocol",
+        choices=PROTOCOLS,
+        help="also report this benchmark's figures (got10k: also its submission files)",
+    )
+    parser.add_argument(
+        "--config",
+        metavar="FILE",
+        help="tracker settings file (JSON, e.g. tune's best_config.json); flags override it",
+    )
     tracker = parser.add_argument_group("tracker settings (default: siamfc-pytorch's)")
     defaults = TrackerConfig()
     for field in dataclasses.fields(TrackerConfig):
@@ -146,6 +171,11 @@ def tracker_config(args: argparse.Namespace) -> TrackerConfig:
         for field in dataclasses.fields(TrackerConfig)
         if getattr(args, field.name) is not None
     }
+    if args.config is not None:
+        try:
+            changes = {**read_config_file(args.config), **changes}
+        except ConfigFileError as error:
+            raise cli.UsageError(f"argument --config: {error}") from None
     try:
         return TrackerConfig(**changes)
     except ConfigError as error:
@@ -174,6 +204,10 @@ def _run(args: argparse.Namespace, config: TrackerConfig) -> int:
         raise cli.UsageError("argument --box: needs --seq (the demo sequence has its own box)")
     if args.seq is not None and args.demo_dir is not None:
         raise cli.UsageError("argument --demo-dir: only for the demo, which runs without --seq")
+    if (args.batch is not None or args.save_scores or args.protocol is not None) and (
+        args.seq is None or args.save_video or args.save_strip
+    ):
+        raise cli.UsageError("argument --batch/--save-scores/--protocol: need --seq, no video or strip")
     enable_compilation_cache()  # before anything compiles: JAX decides on the cache once
     device = describe_devices()
     print(device, flush=True)
@@ -214,6 +248,19 @@ def _run(args: argparse.Namespace, config: TrackerConfig) -> int:
         "save_strip": save_strip,
         "progress": args.progress,
     }
+
+    if args.batch is not None or args.save_scores or args.protocol is not None:
+        result = run_batched(
+            tracker.variables, tracker.model_config, tracker.config,
+            sequences if sequences is not None else [sequence], out_dir, info=info,
+            slots=args.batch or 1, max_frames=args.max_frames, save_scores=args.save_scores,
+            protocol=args.protocol, progress=cli_progress(args.progress), log=print,
+        )
+        print(format_table(result.results, result.overall), end="")
+        print(format_overall(result.overall))
+        if result.interrupted:
+            return cli.fail(f"interrupted; {out_dir} holds the finished sequences", cli.EXIT_INTERRUPTED)
+        return cli.EXIT_OK
 
     if sequences is not None:
         result = run_folder(tracker, sequences, out_dir, **options, log=print)

@@ -11,15 +11,33 @@ Host code, NumPy only. Boxes are ``[x, y, w, h]`` in pixels with a 1-indexed lef
 
 With these conventions, and every frame counted including the first (whose predicted box is the
 initial box), the numbers match the siamfc-pytorch reference ``summary.json`` of the test material.
+
+Benchmark protocols (:func:`protocol_scores`, :data:`PROTOCOLS`), as the GOT-10k toolkit computes
+them (``got10k.experiments``):
+
+- ``otb``: every frame counts; per sequence the success curve (21 thresholds) and precision at
+  20 px; overall: their means over the sequences (success AUC, precision).
+- ``uav123``: as ``otb``, but frames whose ground truth has a NaN are left out.
+- ``lasot``: as ``uav123`` (absent frames left out too), plus the normalised precision: the
+  centre error divided per axis by the ground truth's width and height (at least 1 px), its
+  curve over 51 thresholds 0, 0.01, …, 0.5 averaged (the area under it), then over sequences.
+- ``got10k``: frame 0 is left out, and so are frames whose target is not visible (``cover`` 0,
+  else ``absence``, else a NaN or empty ground truth); both boxes are clipped to the frame; the
+  IoUs of all sequences' frames are pooled: AO is their mean, SR0.50 and SR0.75 the fractions
+  above 0.5 and 0.75.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import ArrayLike
 
 SUCCESS_THRESHOLDS = np.linspace(0.0, 1.0, 21)
 PRECISION_THRESHOLD = 20.0
+NORMALIZED_PRECISION_THRESHOLDS = np.linspace(0.0, 0.5, 51)
+PROTOCOLS = ("otb", "uav123", "got10k", "lasot")
 
 
 def _boxes(boxes: ArrayLike, name: str) -> np.ndarray:
@@ -154,3 +172,128 @@ def evaluate(
         ValueError: shapes differ, or no frame has usable ground truth.
     """
     return summarize_frames(*frame_scores(pred_boxes, gt_boxes, absent))
+
+
+# ---------------------------------------------------------------------------------------------
+# Benchmark protocols
+
+
+@dataclass(frozen=True, eq=False)
+class Run:
+    """One tracked sequence as a protocol sees it.
+
+    Attributes:
+      pred: (N, 4) tracked boxes, 1-indexed ``[x, y, w, h]``; row 0 is the initial box.
+      truth: (N, 4) ground truth, NaN or empty rows where there is none.
+      absence: optional (N,) bool, True where the target is absent.
+      cover: optional (N,) GOT-10k visible fraction in eighths (0 = not visible).
+      frame_size: ``(width, height)`` in pixels (GOT-10k clips boxes to it).
+    """
+
+    pred: np.ndarray
+    truth: np.ndarray
+    absence: np.ndarray | None = None
+    cover: np.ndarray | None = None
+    frame_size: tuple[int, int] | None = None
+
+
+def clip_to_frame(boxes: ArrayLike, frame_size: tuple[int, int]) -> np.ndarray:
+    """(N, 4) boxes clipped as the GOT-10k toolkit bounds them: ``x`` to ``[0, W]``, ``w`` to
+    ``[0, W - x]`` (likewise ``y``, ``h`` with the height)."""
+    clipped = _boxes(boxes, "boxes").copy()
+    width, height = frame_size
+    clipped[..., 0] = np.clip(clipped[..., 0], 0, width)
+    clipped[..., 1] = np.clip(clipped[..., 1], 0, height)
+    clipped[..., 2] = np.clip(clipped[..., 2], 0, width - clipped[..., 0])
+    clipped[..., 3] = np.clip(clipped[..., 3], 0, height - clipped[..., 1])
+    return clipped
+
+
+def normalized_center_error(pred_boxes: ArrayLike, gt_boxes: ArrayLike) -> np.ndarray:
+    """(N,) centre errors with each axis divided by the ground truth's width / height (>= 1 px)."""
+    gt = _boxes(gt_boxes, "gt_boxes")
+    offsets = centers(pred_boxes) - centers(gt)
+    return np.linalg.norm(offsets / np.maximum(gt[..., 2:], 1.0), axis=-1)
+
+
+def normalized_precision(errors: ArrayLike) -> float:
+    """Area under the normalised precision curve: the mean over
+    :data:`NORMALIZED_PRECISION_THRESHOLDS` of the fraction of ``errors`` at most each threshold."""
+    values = np.asarray(errors, dtype=np.float64).reshape(-1, 1)
+    if values.size == 0:
+        raise ValueError("normalized_precision needs at least one centre error")
+    return float(np.mean(values <= NORMALIZED_PRECISION_THRESHOLDS[None, :]))
+
+
+def protocol_frames(protocol: str, run: Run) -> np.ndarray:
+    """(N,) bool: the frames of ``run`` that ``protocol`` scores (see the module docstring)."""
+    truth = _boxes(run.truth, "truth")
+    count = len(truth)
+    if protocol == "otb":
+        return np.ones(count, bool)
+    finite = np.all(np.isfinite(truth), axis=1)
+    if protocol == "uav123":
+        return finite
+    absent = np.zeros(count, bool) if run.absence is None else np.asarray(run.absence, bool)
+    if protocol == "lasot":
+        return finite & ~absent
+    if protocol == "got10k":
+        if run.cover is not None:
+            visible = np.asarray(run.cover) > 0
+        else:
+            visible = ~absent & (truth[:, 2] > 0) & (truth[:, 3] > 0)
+        mask = finite & visible
+        mask[:1] = False
+        return mask
+    raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
+
+
+def protocol_scores(protocol: str, runs: list[Run]) -> dict[str, float | int]:
+    """The overall figures a benchmark reports for ``runs`` under ``protocol``.
+
+    Returns:
+      ``otb`` / ``uav123``: ``auc``, ``precision``; ``lasot``: those and
+      ``normalized_precision`` (all means over the sequences); ``got10k``: ``ao``, ``sr50``,
+      ``sr75`` over the pooled frames. Always ``sequences`` and ``frames`` (frames scored).
+
+    Raises:
+      ValueError: unknown protocol, or no run has a scored frame.
+    """
+    masks = [protocol_frames(protocol, run) for run in runs]
+    frames = int(sum(mask.sum() for mask in masks))
+    if frames == 0:
+        raise ValueError(f"no frame to score under the {protocol} protocol")
+    if protocol == "got10k":
+        ious = np.concatenate(
+            [
+                iou(
+                    clip_to_frame(_boxes(run.pred, "pred")[mask], run.frame_size),
+                    clip_to_frame(_boxes(run.truth, "truth")[mask], run.frame_size),
+                )
+                if run.frame_size is not None
+                else iou(run.pred[mask], run.truth[mask])
+                for run, mask in zip(runs, masks, strict=True)
+            ]
+        )
+        return {
+            "ao": float(np.mean(ious)),
+            "sr50": float(np.mean(ious > 0.5)),
+            "sr75": float(np.mean(ious > 0.75)),
+            "sequences": len(runs),
+            "frames": frames,
+        }
+    scored = [(run, mask) for run, mask in zip(runs, masks, strict=True) if mask.any()]
+    aucs, precisions, normalized = [], [], []
+    for run, mask in scored:
+        pred, truth = _boxes(run.pred, "pred")[mask], _boxes(run.truth, "truth")[mask]
+        aucs.append(auc(iou(pred, truth)))
+        precisions.append(precision_at(center_error(pred, truth)))
+        normalized.append(normalized_precision(normalized_center_error(pred, truth)))
+    scores: dict[str, float | int] = {
+        "auc": float(np.mean(aucs)),
+        "precision": float(np.mean(precisions)),
+    }
+    if protocol == "lasot":
+        scores["normalized_precision"] = float(np.mean(normalized))
+    scores.update(sequences=len(scored), frames=frames)
+    return scores

@@ -7,6 +7,15 @@ exemplar features), then :func:`locate` (bicubic upsampling, scale penalty, norm
 window, peak, new centre and size). :func:`init_states` / :func:`update_states` do the same for N
 targets in one call. Each compiles once per frame size (and number of targets).
 
+Hyper-parameters as values: the fields of :data:`TRACED_FIELDS` (``scale_step``, ``scale_penalty``,
+``scale_lr``, ``window_influence``) reach the computation only through a :class:`HyperParams`
+built by :func:`hyper_params`. The default functions use it as constants of the compiled program
+(exactly today's program); :func:`step_slots` takes one per target as traced arrays, so a batch of
+targets can track with different hyper-parameters in one compiled step (hyper-parameter search).
+:func:`step_slots` and :func:`start_slot` serve the batched benchmark runner
+(:mod:`siamfc_jax.evaluation.batched`): K targets, each in its own frame of one padded size, each
+started in its slot when the previous one ends; they also return each frame's confidence.
+
 Conventions: boxes are 1-indexed ``[x, y, w, h]`` in pixels; on the device the target is a
 0-indexed centre ``[y, x]`` and a size ``[h, w]``; frames are (H, W, 3) RGB uint8.
 """
@@ -22,7 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from siamfc_jax.config import ConfigError, ModelConfig, TrackerConfig
-from siamfc_jax.models import SiamFC, backbone_class, cross_correlate, response_size
+from siamfc_jax.models import SiamFC, backbone_class, cross_correlate, init_variables, response_size
 from siamfc_jax.ops import crop_and_resize, upsample
 
 
@@ -44,6 +53,71 @@ class TrackState(NamedTuple):
     search_crop: jax.Array
     fill: jax.Array
     exemplar_features: jax.Array
+
+
+# The TrackerConfig fields that may differ between the targets of one compiled step.
+TRACED_FIELDS = ("scale_step", "scale_penalty", "scale_lr", "window_influence")
+
+
+class HyperParams(NamedTuple):
+    """The traced hyper-parameters of one target (float32), as :func:`hyper_params` derives them.
+
+    Each derived value (``1 - window_influence``, the scale factors …) is computed once on the host
+    in float64 and rounded to float32, as the constants of the default program are, so that tracking
+    with these as traced values gives the boxes of the default program.
+
+    Attributes:
+      scale_factors: (S,) search-size factors ``scale_step ** [-S//2 … S//2]``.
+      scale_penalties: (S,) response multipliers: ``scale_penalty``, 1 for the middle scale.
+      window_influence: () weight of the cosine window.
+      response_weight: () ``1 - window_influence``.
+      scale_lr: () learning rate of the target size.
+      size_keep: () ``1 - scale_lr``.
+    """
+
+    scale_factors: np.ndarray | jax.Array
+    scale_penalties: np.ndarray | jax.Array
+    window_influence: np.ndarray | jax.Array
+    response_weight: np.ndarray | jax.Array
+    scale_lr: np.ndarray | jax.Array
+    size_keep: np.ndarray | jax.Array
+
+
+def hyper_params(config: TrackerConfig) -> HyperParams:
+    """The :class:`HyperParams` of ``config`` as float32 NumPy arrays (host; shapes as documented)."""
+
+    def f32(value: float | np.ndarray) -> np.ndarray:
+        return np.asarray(value, np.float32)
+
+    return HyperParams(
+        scale_factors=f32(_scale_factors(config)),
+        scale_penalties=f32(_scale_penalties(config)),
+        window_influence=f32(config.window_influence),
+        response_weight=f32(1 - config.window_influence),
+        scale_lr=f32(config.scale_lr),
+        size_keep=f32(1 - config.scale_lr),
+    )
+
+
+def static_config(config: TrackerConfig) -> TrackerConfig:
+    """``config`` with the :data:`TRACED_FIELDS` at their defaults: the static argument of
+    :func:`step_slots`, so configs differing only in traced fields share one compiled step."""
+    defaults = TrackerConfig()
+    return dataclasses.replace(config, **{name: getattr(defaults, name) for name in TRACED_FIELDS})
+
+
+class Confidence(NamedTuple):
+    """How sure one tracking step is (float32 scalars, per target).
+
+    Attributes:
+      response_peak: the highest value of the upsampled, scale-penalised raw responses (network
+        units): the value that chose the scale, before the cosine window.
+      windowed_peak: the peak of the chosen scale's map after normalisation (to sum 1) and blending
+        with the window: the value that chose the position.
+    """
+
+    response_peak: jax.Array
+    windowed_peak: jax.Array
 
 
 # ---------------------------------------------------------------------------------------------
@@ -182,6 +256,7 @@ def search_responses(
     *,
     config: TrackerConfig,
     model_config: ModelConfig,
+    hyper: HyperParams | None = None,
 ) -> jax.Array:
     """Raw responses of the exemplar over the search crops of ``image`` at every scale (jittable).
 
@@ -190,12 +265,14 @@ def search_responses(
       state: the current :class:`TrackState`.
       image: (H, W, 3) uint8 RGB frame.
       config, model_config: as for :func:`init_state`.
+      hyper: traced hyper-parameters; None takes them from ``config`` as constants.
 
     Returns:
       (S, r, r) float32 responses, S = ``scale_num`` (smallest search square first), r the
       network's response size (``fit_config(config, model_config).response_sz``).
     """
-    factors = jnp.asarray(_scale_factors(config), jnp.float32)
+    hyper = hyper_params(config) if hyper is None else hyper
+    factors = jnp.asarray(hyper.scale_factors, jnp.float32)
     searches = crop_and_resize(
         image, state.center, state.search_crop * factors, config.instance_sz, state.fill
     )
@@ -231,31 +308,53 @@ def locate(
     Raises:
       ValueError: ``responses`` do not have the network's response shape.
     """
+    new_state, box, _ = locate_with_confidence(
+        state, responses, config=config, model_config=model_config
+    )
+    return new_state, box
+
+
+def locate_with_confidence(
+    state: TrackState,
+    responses: jax.Array,
+    *,
+    config: TrackerConfig,
+    model_config: ModelConfig,
+    hyper: HyperParams | None = None,
+) -> tuple[TrackState, jax.Array, Confidence]:
+    """:func:`locate`, also returning the step's :class:`Confidence` (jittable).
+
+    ``hyper``: traced hyper-parameters (:func:`hyper_params`); None takes them from ``config`` as
+    constants, which is what :func:`locate` does.
+    """
     config = fit_config(config, model_config)
     expected = (config.scale_num, config.response_sz, config.response_sz)
     if responses.shape != expected:
         raise ValueError(f"responses must be {expected} for this config, got {responses.shape}")
-    factors = jnp.asarray(_scale_factors(config), jnp.float32)
+    hyper = hyper_params(config) if hyper is None else hyper
+    factors = jnp.asarray(hyper.scale_factors, jnp.float32)
     responses = upsample(responses, config.upscale_sz, config.precision)
-    responses = responses * jnp.asarray(_scale_penalties(config), jnp.float32)[:, None, None]
+    responses = responses * jnp.asarray(hyper.scale_penalties, jnp.float32)[:, None, None]
 
-    scale_id = jnp.argmax(jnp.max(responses, axis=(1, 2)))
+    scale_peaks = jnp.max(responses, axis=(1, 2))
+    scale_id = jnp.argmax(scale_peaks)
     response = responses[scale_id]
     response = response - jnp.min(response)
     response = response / (jnp.sum(response) + 1e-16)
     window = jnp.asarray(_cosine_window(config.upscale_sz), jnp.float32)
-    response = (1 - config.window_influence) * response + config.window_influence * window
+    response = hyper.response_weight * response + hyper.window_influence * window
 
     # Peak (first maximum in row-major order, like np.argmax) relative to the map's centre,
     # mapped back through the upsampling and the network's stride to frame pixels.
-    peak = jnp.stack(jnp.divmod(jnp.argmax(response), config.upscale_sz)).astype(jnp.float32)
+    flat_peak = jnp.argmax(response)
+    peak = jnp.stack(jnp.divmod(flat_peak, config.upscale_sz)).astype(jnp.float32)
     offset_response = peak - (config.upscale_sz - 1) / 2
     offset_search = offset_response * config.total_stride / config.response_up
     factor = factors[scale_id]
     offset_frame = offset_search * state.search_crop * factor / config.instance_sz
     center = state.center + offset_frame
 
-    scale = (1 - config.scale_lr) + config.scale_lr * factor
+    scale = hyper.size_keep + hyper.scale_lr * factor
     target_size = state.target_size * scale
     new_state = state._replace(
         center=center,
@@ -263,7 +362,8 @@ def locate(
         exemplar_crop=state.exemplar_crop * scale,
         search_crop=state.search_crop * scale,
     )
-    return new_state, _center_to_box(center, target_size)
+    confidence = Confidence(scale_peaks[scale_id], response.reshape(-1)[flat_peak])
+    return new_state, _center_to_box(center, target_size), confidence
 
 
 @functools.partial(jax.jit, static_argnames=_STATIC, donate_argnames=("state",))
@@ -335,3 +435,82 @@ def update_states(
     """
     update = functools.partial(update_state, config=config, model_config=model_config)
     return jax.vmap(update, in_axes=(None, 0, _image_axis(images)))(variables, states, images)
+
+
+# ---------------------------------------------------------------------------------------------
+# Slots: K targets, each in its own padded frame, with its own hyper-parameters
+
+
+def empty_slots(
+    num_slots: int, *, config: TrackerConfig, model_config: ModelConfig
+) -> TrackState:
+    """Zero states of ``num_slots`` targets (leading axis K), to be started by :func:`start_slot`."""
+    shapes = jax.eval_shape(
+        functools.partial(init_state, config=config, model_config=model_config),
+        jax.eval_shape(functools.partial(init_variables, model_config), jax.random.key(0)),
+        jax.ShapeDtypeStruct((config.exemplar_sz, config.exemplar_sz, 3), jnp.uint8),
+        jax.ShapeDtypeStruct((4,), jnp.float32),
+        jax.ShapeDtypeStruct((3,), jnp.float32),
+    )
+    return jax.tree.map(lambda leaf: jnp.zeros((num_slots, *leaf.shape), leaf.dtype), shapes)
+
+
+@functools.partial(jax.jit, static_argnames=_STATIC, donate_argnames=("states",))
+def start_slot(
+    variables: dict,
+    states: TrackState,
+    slot: jax.Array,
+    image: jax.Array,
+    box: jax.Array,
+    fill: jax.Array,
+    *,
+    config: TrackerConfig,
+    model_config: ModelConfig,
+) -> TrackState:
+    """``states`` with slot ``slot`` started on a new target (jitted; ``states`` donated).
+
+    Args:
+      states: the K slots' :class:`TrackState` (leading axis K).
+      slot: () int32 index of the slot to start.
+      image: (H, W, 3) uint8 first frame of the target, padded (see :func:`step_slots`).
+      box, fill, config, model_config: as for :func:`init_state`.
+    """
+    started = init_state(variables, image, box, fill, config=config, model_config=model_config)
+    return jax.tree.map(lambda all_slots, new: all_slots.at[slot].set(new), states, started)
+
+
+@functools.partial(jax.jit, static_argnames=_STATIC, donate_argnames=("states",))
+def step_slots(
+    variables: dict,
+    states: TrackState,
+    images: jax.Array,
+    hyper: HyperParams,
+    *,
+    config: TrackerConfig,
+    model_config: ModelConfig,
+) -> tuple[TrackState, jax.Array, Confidence]:
+    """One tracking step of K targets, each with its own frame and hyper-parameters (jitted).
+
+    The frames may be larger than the targets' own frames (a padded buffer shared by sequences of
+    different sizes): where the padding holds each target's fill colour, the crops, and so the
+    boxes, equal those of tracking the unpadded frame, because the crop gives pixels outside the
+    frame that same colour.
+
+    Args:
+      states: the K slots' :class:`TrackState` (leading axis K; donated).
+      images: (K, H, W, 3) uint8 frames, one per slot.
+      hyper: :class:`HyperParams` with a leading axis K on every field (traced).
+      config: the static part of the hyper-parameters (the fields of :data:`TRACED_FIELDS` come
+        from ``hyper``); model_config: the network's config.
+
+    Returns:
+      ``(states, boxes, confidence)``: the new states, (K, 4) float32 boxes (1-indexed
+      ``[x, y, w, h]``) and the :class:`Confidence` with (K,) fields.
+    """
+    statics = {"config": config, "model_config": model_config}
+
+    def step(state: TrackState, image: jax.Array, params: HyperParams):
+        responses = search_responses(variables, state, image, **statics, hyper=params)
+        return locate_with_confidence(state, responses, **statics, hyper=params)
+
+    return jax.vmap(step)(states, images, hyper)
