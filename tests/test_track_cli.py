@@ -22,7 +22,7 @@ import jax
 import numpy as np
 import pytest
 
-import track
+from siamfc_jax.apps import track
 from siamfc_jax.config import ModelConfig, TrackerConfig
 from siamfc_jax.synthetic.config import SyntheticConfig
 from siamfc_jax.synthetic.writer import write_got10k
