@@ -1,6 +1,7 @@
-"""Track objects with SiamFC: ``python track.py [--seq PATH] [--box x,y,w,h] [--weights FILE]``.
+"""Track objects with SiamFC: ``python track.py [--seq PATH] [--box x,y,w,h] [--weights FILE]``
+(installed: ``siamfc-track``).
 
-Thin command line over :mod:`siamfc_jax.evaluation`. ``--seq`` takes a sequence (OTB, GOT-10k,
+The command line over :mod:`siamfc_jax.evaluation`. ``--seq`` takes a sequence (OTB, GOT-10k,
 VOT or LaSOT folder, folder of images, video file, quoted glob of images) or a folder of sequence
 folders (an OTB or GOT-10k val root), which is evaluated sequence by sequence with a summary.
 Without ``--seq`` it runs the demo: a synthetic sequence generated once into a cache folder
@@ -11,8 +12,16 @@ Compiled tracker steps are kept between runs in JAX's persistent compilation cac
 (``$XDG_CACHE_HOME/siamfc_jax/jax``, else ``~/.cache/siamfc_jax/jax``; ``JAX_COMPILATION_CACHE_DIR``
 chooses another folder), so only the first run at a frame size waits for compilation.
 
+``--out`` is checked before anything is tracked: it must be a folder that can be written, and a
+folder holding files of an earlier run of the same sequences is refused unless ``--overwrite``
+(which removes those files first), so results are never silently replaced or mixed. Several
+``--box`` (or ``--boxes FILE``) track several targets together through a
+:class:`~siamfc_jax.tracker.BatchTracker`, one box file and JSON per target.
+
 Exit status: 0 done, 2 bad arguments, 1 unusable data, weights or output folder, 130 interrupted
-(Ctrl-C; what was finished is written). Errors are one line on stderr starting with ``error:``.
+(Ctrl-C; what was finished is written). Errors are one line on stderr starting with ``error:``;
+damage that does not stop the run is a ``warning:`` line and recorded in the JSON. When stderr is
+not a terminal (no progress bars), a plain progress line is printed at least every 10 s.
 """
 
 from __future__ import annotations
@@ -22,10 +31,21 @@ import dataclasses
 import sys
 from pathlib import Path
 
+import numpy as np
+
 from siamfc_jax import cli
 from siamfc_jax.config import ConfigError, TrackerConfig
 from siamfc_jax.evaluation.reports import format_overall, format_result, format_table, run_info
-from siamfc_jax.evaluation.runner import run_folder, run_sequence
+from siamfc_jax.evaluation.runner import (
+    check_target_boxes,
+    claim_outputs,
+    progress_enabled,
+    run_folder,
+    run_sequence,
+    run_targets,
+    target_name,
+)
+from siamfc_jax.evaluation.scoring import SUMMARY_NAME
 from siamfc_jax.evaluation.validation import is_sequence_root, validate_for_tracking
 from siamfc_jax.runtime import describe_devices, enable_compilation_cache, select_platform
 from siamfc_jax.sequences.datasets import SequenceFolder
@@ -33,8 +53,10 @@ from siamfc_jax.sequences.frames import DataError
 from siamfc_jax.sequences.readers import open_sequence
 from siamfc_jax.synthetic.config import SyntheticDataError
 from siamfc_jax.synthetic.demo import default_demo_dir, ensure_demo_sequence
-from siamfc_jax.tracker import Tracker
+from siamfc_jax.tracker import BatchTracker, Tracker
 from siamfc_jax.weights import WeightsError, default_weights_path
+
+HEARTBEAT_SECONDS = 10.0
 
 _FIELD_HELP = {
     "exemplar_sz": "side in pixels of the exemplar crop",
@@ -54,16 +76,18 @@ _FIELD_HELP = {
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser; every :class:`TrackerConfig` field has a flag (``--scale-step`` …)."""
     parser = cli.ArgumentParser(
-        prog="python track.py",
+        prog=cli.program_name("python track.py"),
         description=(
             "Track an object with SiamFC and score it against the ground truth when there is one. "
             "Without --seq: the synthetic demo."
         ),
         epilog=(
             "Outputs in --out: <name>.txt (x,y,w,h per frame, 1-indexed), <name>.json (fps, scores, "
-            "config), <name>_success.png (with ground truth), <name>.mp4 (--save-video), "
-            "<name>_strip.png (--save-strip); for a folder of sequences also summary.json, "
-            "summary.md and summary_success.png. A box starting with '-' needs '=': --box=-3,4,50,60."
+            "config, warnings), <name>_success.png (with ground truth), <name>.mp4 (--save-video, "
+            "H.264), <name>_strip.png (--save-strip); several targets: <name>_target<k>.txt and "
+            ".json each; for a folder of sequences also summary.json, summary.md and "
+            "summary_success.png. A box starting with '-' needs '=': --box=-3,4,50,60. "
+            "Exit status: 0 done, 1 bad data, weights or output, 2 bad arguments, 130 interrupted."
         ),
     )
     parser.add_argument(
@@ -77,8 +101,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--box",
         type=cli.parse_box,
+        action="append",
         metavar="X,Y,W,H",
-        help="initial box in frame 1 (1-indexed pixels); replaces the first ground-truth box",
+        help=(
+            "initial box in frame 1 (1-indexed pixels); replaces the first ground-truth box. "
+            "Repeat it to track several targets together (one output file per target)"
+        ),
+    )
+    parser.add_argument(
+        "--boxes",
+        metavar="FILE",
+        help="initial boxes of several targets, one x,y,w,h per line (# starts a comment)",
     )
     parser.add_argument(
         "--weights",
@@ -86,6 +119,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="siamfc-pytorch .pth or siamfc_jax weights file (default: the packaged weights)",
     )
     parser.add_argument("--out", default="outputs", metavar="DIR", help="output folder (default: outputs)")
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the files of an earlier run of the same sequences in --out (default: refuse)",
+    )
     parser.add_argument(
         "--max-frames",
         type=cli.positive_integer,
@@ -144,56 +182,92 @@ def tracker_config(args: argparse.Namespace) -> TrackerConfig:
         raise cli.UsageError(f"argument {cli.flag(error.field)}: {error}") from None
 
 
-def prepare_out_dir(path: str) -> Path:
-    """Create the output folder ``path`` if needed.
+def read_boxes_file(path: str) -> list[tuple[float, float, float, float]]:
+    """Boxes of ``--boxes FILE``: one ``x,y,w,h`` per line, blank lines and ``#`` comments skipped.
 
     Raises:
-      UsageError: ``path`` is not a folder or cannot be created (the message names ``--out``).
+      DataError: the file cannot be read, a line is not a box, or there is none (the message
+        names the file and line).
     """
-    out_dir = Path(path)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise cli.UsageError(f"argument --out: {out_dir} exists and is not a folder")
     try:
-        out_dir.mkdir(parents=True, exist_ok=True)
+        text = Path(path).read_text()
     except OSError as error:
-        raise cli.UsageError(f"argument --out: cannot create {out_dir} ({error.strerror})") from None
-    return out_dir
+        raise DataError(f"{path}: cannot read the boxes file ({error.strerror})") from None
+    boxes = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        try:
+            boxes.append(cli.parse_box(line))
+        except argparse.ArgumentTypeError as error:
+            raise DataError(f"{path}:{number}: {error}") from None
+    if not boxes:
+        raise DataError(f"{path}: no boxes (one x,y,w,h per line)")
+    return boxes
+
+
+def initial_boxes(args: argparse.Namespace) -> list[tuple[float, float, float, float]]:
+    """The boxes of ``--box`` (repeated) and ``--boxes FILE``, in that order."""
+    boxes = list(args.box or [])
+    if args.boxes is not None:
+        boxes += read_boxes_file(args.boxes)
+    return boxes
 
 
 def _run(args: argparse.Namespace, config: TrackerConfig) -> int:
     """Everything after argument parsing; raises the errors :func:`main` turns into messages."""
-    if args.seq is None and args.box is not None:
-        raise cli.UsageError("argument --box: needs --seq (the demo sequence has its own box)")
+    given = "--box" if args.box else "--boxes"
+    if args.seq is None and (args.box or args.boxes):
+        raise cli.UsageError(f"argument {given}: needs --seq (the demo sequence has its own box)")
     if args.seq is not None and args.demo_dir is not None:
         raise cli.UsageError("argument --demo-dir: only for the demo, which runs without --seq")
+    boxes = initial_boxes(args)
+    with cli.Heartbeat(enabled=not progress_enabled(args.progress), interval=HEARTBEAT_SECONDS) as beat:
+        return _track(args, config, boxes, beat)
+
+
+def _track(args: argparse.Namespace, config: TrackerConfig, boxes: list, beat: cli.Heartbeat) -> int:
     enable_compilation_cache()  # before anything compiles: JAX decides on the cache once
     device = describe_devices()
-    print(device, flush=True)
+    beat.say(device)
     weights = args.weights or default_weights_path()
     save_video, save_strip = args.save_video, args.save_strip
     sequences = None
     if args.seq is None:
         demo_dir = Path(args.demo_dir) if args.demo_dir else default_demo_dir()
-        print(f"demo: synthetic sequence in {demo_dir} (generated on first use, then reused)", flush=True)
+        beat.say(f"demo: synthetic sequence in {demo_dir} (generated on first use, then reused)")
         sequence = open_sequence(ensure_demo_sequence(demo_dir))
         save_video = save_strip = True
     elif is_sequence_root(args.seq):
-        if args.box is not None:
+        if boxes:
+            given = "--box" if args.box else "--boxes"
             raise cli.UsageError(
-                f"argument --box: {args.seq} is a folder of sequences; --box needs one sequence"
+                f"argument {given}: {args.seq} is a folder of sequences; {given} needs one sequence"
             )
         sequences = list(SequenceFolder(args.seq))
         for sequence in sequences:
-            validate_for_tracking(sequence)
+            validate_for_tracking(sequence, max_frames=args.max_frames)
+    elif len(boxes) > 1:
+        sequence = open_sequence(args.seq)
+        check_target_boxes(sequence, np.asarray(boxes, np.float64))
     else:
-        sequence = open_sequence(args.seq, box=args.box)
-    if sequences is None:
-        validate_for_tracking(sequence)
+        sequence = open_sequence(args.seq, box=boxes[0] if boxes else None)
+    if sequences is None and len(boxes) <= 1:
+        validate_for_tracking(sequence, max_frames=args.max_frames)  # its warnings come when tracking
+    kind = BatchTracker if len(boxes) > 1 else Tracker
+    beat.status = "loading the weights"
     try:
-        tracker = Tracker(weights, config)
+        tracker = kind(weights, config)
     except ConfigError as error:
         raise cli.UsageError(f"argument {cli.flag(error.field)}: {error}") from None
-    out_dir = prepare_out_dir(args.out)  # only once the input and the weights are known to be good
+    # Only once the input and the weights are known to be good, and before anything is tracked.
+    names = [sequence.name for sequence in sequences] if sequences is not None else [sequence.name]
+    if sequences is not None and SUMMARY_NAME in names:
+        raise DataError(f"{args.seq}: a sequence named {SUMMARY_NAME!r} would overwrite the summary")
+    out_dir = claim_outputs(
+        args.out, names, overwrite=args.overwrite, summary=sequences is not None, what="argument --out: "
+    )
     info = run_info(tracker, str(weights), device)
     options = {
         "info": info,
@@ -201,10 +275,11 @@ def _run(args: argparse.Namespace, config: TrackerConfig) -> int:
         "save_video": save_video,
         "save_strip": save_strip,
         "progress": args.progress,
+        "status": lambda line: setattr(beat, "status", line),
     }
 
     if sequences is not None:
-        result = run_folder(tracker, sequences, out_dir, **options, log=print)
+        result = run_folder(tracker, sequences, out_dir, **options, log=beat.say)
         print(format_table(result.results, result.overall), end="")
         print(format_overall(result.overall))
         print("wrote: " + ", ".join(str(path) for path in result.outputs.values()) + " (and per sequence)")
@@ -213,11 +288,23 @@ def _run(args: argparse.Namespace, config: TrackerConfig) -> int:
             return cli.fail(message, cli.EXIT_INTERRUPTED)
         return cli.EXIT_OK
 
-    result = run_sequence(tracker, sequence, out_dir, **options)
-    print(format_result(result))
-    print(f"outputs in {out_dir.resolve()}:")
-    for kind, path in result.outputs.items():
-        print(f"  {kind.replace('_', ' ')}: {path.name}")
+    if len(boxes) > 1:
+        results = run_targets(tracker, sequence, np.asarray(boxes, np.float64), out_dir, **options)
+        for result in results:
+            beat.say(format_result(result))
+        beat.say(f"outputs in {out_dir.resolve()}:")
+        for kind_name, path in {**results[0].outputs, "boxes": None, "json": None}.items():
+            if path is not None:
+                beat.say(f"  {kind_name.replace('_', ' ')}: {path.name}")
+        names = ", ".join(f"{target_name(sequence.name, index)}.txt/.json" for index in range(len(boxes)))
+        beat.say(f"  per target: {names}")
+        result = results[0]
+    else:
+        result = run_sequence(tracker, sequence, out_dir, **options)
+        beat.say(format_result(result))
+        beat.say(f"outputs in {out_dir.resolve()}:")
+        for kind_name, path in result.outputs.items():
+            beat.say(f"  {kind_name.replace('_', ' ')}: {path.name}")
     if result.interrupted:
         message = f"interrupted; wrote the {result.frames_tracked} frames tracked to {out_dir}"
         return cli.fail(message, cli.EXIT_INTERRUPTED)

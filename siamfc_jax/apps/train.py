@@ -1,7 +1,10 @@
-"""Train SiamFC: ``python train.py --backbone v1 [--data synthetic|got10k:DIR|vid:DIR|folder:DIR]``.
+"""Train SiamFC: ``python train.py --backbone v1 [--data synthetic|got10k:DIR|vid:DIR|folder:DIR]``
+(installed: ``siamfc-train``).
 
-Thin command line over :func:`siamfc_jax.training.loop.train`; see README.md for the schedules,
-multi-GPU and multi-host use. Running the same command again resumes from the newest checkpoint.
+Command line over :func:`siamfc_jax.training.loop.train`; see README.md for the schedules,
+multi-GPU and multi-host use. Running the same command again resumes from the newest checkpoint
+(or says that the run is finished). The workdir is checked before any work; when stderr is not a
+terminal, a plain progress line is printed at least every 10 s.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from siamfc_jax.config import (
     TrainConfig,
     replace,
 )
+from siamfc_jax.io import check_writable_dir
 from siamfc_jax.runtime import select_platform
 from siamfc_jax.sequences.frames import DataError
 from siamfc_jax.synthetic.config import SyntheticDataError
@@ -28,7 +32,7 @@ from siamfc_jax.weights import WeightsError
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = cli.ArgumentParser(
-        prog="python train.py",
+        prog=cli.program_name("python train.py"),
         description="Train SiamFC (siamfc-pytorch's recipe) with data-parallel JAX.",
     )
     parser.add_argument("--backbone", choices=BACKBONES, default="v1", help="AlexNet variant (default v1)")
@@ -137,6 +141,7 @@ def main(argv: list[str] | None = None) -> int:
             config = build_config(args)
         except ValueError as error:
             raise cli.UsageError(str(error)) from None
+        check_writable_dir(config.workdir, "argument --workdir: ")  # before any work
 
         import jax
 
@@ -148,8 +153,10 @@ def main(argv: list[str] | None = None) -> int:
                 num_processes=args.num_processes,
                 process_id=args.process_id,
             )
+        quiet = args.no_progress or not sys.stderr.isatty()
         try:
-            result = train(config, progress=not args.no_progress)
+            with cli.Heartbeat(enabled=quiet) as beat:
+                result = train(config, progress=not args.no_progress, log=beat.say)
         except KeyboardInterrupt:
             return cli.fail("aborted without saving", cli.EXIT_INTERRUPTED)
         return cli.EXIT_INTERRUPTED if result.interrupted else cli.EXIT_OK

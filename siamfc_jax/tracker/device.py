@@ -161,6 +161,8 @@ def _center_to_box(center: jax.Array, size: jax.Array) -> jax.Array:
 
 
 _STATIC = ("config", "model_config")
+# The largest target side, in frame sides, that the tracker accepts as a first box and keeps.
+MAX_TARGET_TO_FRAME = 2.0
 
 
 @functools.partial(jax.jit, static_argnames=_STATIC)
@@ -234,6 +236,7 @@ def locate(
     *,
     config: TrackerConfig,
     model_config: ModelConfig,
+    frame_shape: tuple[int, ...] | None = None,
 ) -> tuple[TrackState, jax.Array]:
     """The new target position and size from the raw ``responses`` (jittable).
 
@@ -247,6 +250,9 @@ def locate(
       responses: (S, r, r) raw responses, as from :func:`search_responses`.
       config, model_config: as for :func:`init_state`; ``response_sz`` and ``total_stride`` come
         from the network (:func:`fit_config`).
+      frame_shape: the frame's (H, W, ...) (static); when given, the state stays bounded: the
+        centre within one frame beyond each edge, the size between 1 pixel and
+        :data:`MAX_TARGET_TO_FRAME` frames (the scale change is clipped, keeping the aspect).
 
     Returns:
       ``(state, box)``: the new state and the (4,) float32 box, 1-indexed ``[x, y, w, h]`` pixels.
@@ -279,6 +285,11 @@ def locate(
     center = state.center + offset_frame
 
     scale = (1 - config.scale_lr) + config.scale_lr * factor
+    if frame_shape is not None:  # a bound far from any real track, so parity is untouched
+        frame = jnp.asarray(frame_shape[:2], jnp.float32)
+        center = jnp.clip(center, -frame, 2 * frame)
+        largest = jnp.min(MAX_TARGET_TO_FRAME * frame / state.target_size)
+        scale = jnp.clip(scale, jnp.max(1 / state.target_size), largest)
     target_size = state.target_size * scale
     new_state = state._replace(
         center=center,
@@ -313,7 +324,7 @@ def update_state(
     """
     statics = {"config": config, "model_config": model_config}
     responses = search_responses(variables, state, image, **statics)
-    return locate(state, responses, **statics)
+    return locate(state, responses, **statics, frame_shape=image.shape)
 
 
 def _image_axis(images: jax.Array) -> int | None:
