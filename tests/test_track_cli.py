@@ -186,6 +186,15 @@ def runs(tmp_path_factory) -> SimpleNamespace:
             synthetic_env,
         ),
     }
+    # Two targets of one synthetic sequence through BatchTracker: the first from its ground truth.
+    first_box = (paths.folder_root / "SYN_000001" / "groundtruth.txt").read_text().splitlines()[0]
+    paths.targets = tmp / "targets"
+    boxes = ["--box", first_box, "--box", "40,30,60,50", "--max-frames", "3"]
+    second["targets"] = (
+        ["--seq", str(paths.folder_root / "SYN_000001"), *boxes, "--out", str(paths.targets)],
+        tmp,
+        synthetic_env,
+    )
     if has_bag:
         box = (shared / REFERENCE).read_text().splitlines()[0]
         video_args = ["--seq", str(shared / BAG_VIDEO), "--box", box, *weights, *frames]
@@ -239,6 +248,7 @@ def test_parity_bag_video_through_cli(runs):
     assert "auc" not in record  # a video has no ground truth
     assert sorted(path.name for path in out.iterdir()) == ["bag.json", "bag.txt"]
     assert "(no ground truth)" in process.stdout
+    assert record["warnings"] == [] and "mpeg4" not in process.stderr  # a healthy video: no word
 
 
 @pytest.mark.slow
@@ -272,6 +282,9 @@ def test_output_files(runs):
         [float(np.mean(iou(boxes, truth) > t)) for t in np.linspace(0, 1, 21)], abs=1e-12
     )
     assert record["weights"].endswith("siamfc_original_v1.pth") and record["config"]["response_sz"] == 17
+    # The device as printed, without repeating the "device:" label (issue 13).
+    assert f"device: {record['device']}" == process.stdout.splitlines()[0]
+    assert not record["device"].startswith("device") and record["warnings"] == []
     assert printed_auc(process.stdout) == f"{record['auc']:.3f}"
     assert f"{record['fps']:.2f} fps" in process.stdout
 
@@ -304,6 +317,9 @@ def test_demo_without_sequence(runs):
 
     record = json.loads((out / "SYN_DEMO.json").read_text())
     assert printed_auc(process.stdout) == f"{record['auc']:.3f}"
+    # stderr is no terminal: a plain progress line at least every 10 s (the first frame compiles).
+    if record["first_frame_seconds"] > 11:
+        assert re.search(r"^\.\.\. SYN_DEMO: compiling the tracker", process.stdout, re.MULTILINE)
     assert f"{record['fps']:.2f} fps" in process.stdout
     assert record["weights"] == str(default_weights_path())
 
@@ -362,6 +378,25 @@ def test_folder_of_sequences(runs):
     assert f"| **mean over 2 sequences** | 8 | {overall['auc']:.3f} |" in table
     assert f"mean AUC {overall['auc']:.3f}" in process.stdout
     assert (out / "summary_success.png").is_file()
+
+
+@pytest.mark.slow
+def test_several_targets_through_batch_tracker(runs):
+    # Target 1 starts from the ground truth, so its boxes are the single-target run's (the folder
+    # run above), within BatchTracker's tolerance in tests/test_tracker.py (1e-3 px) plus the
+    # files' rounding.
+    process, out = runs.processes["targets"], runs.paths.targets
+    check_succeeded(process)
+    assert sorted(path.name for path in out.iterdir()) == [
+        f"SYN_000001_target{k}.{suffix}" for k in (1, 2) for suffix in ("json", "txt")
+    ]
+    single = read_txt(runs.paths.folder_out / "SYN_000001.txt")[:3]
+    np.testing.assert_allclose(read_txt(out / "SYN_000001_target1.txt"), single, rtol=0, atol=2e-3)
+    second = read_txt(out / "SYN_000001_target2.txt")
+    assert second.shape == (3, 4)
+    np.testing.assert_array_equal(second[0], [40, 30, 60, 50])
+    record = json.loads((out / "SYN_000001_target2.json").read_text())
+    assert record["target"] == 2 and record["frames_tracked"] == 3 and "auc" not in record
 
 
 # ---------------------------------------------------------------------------------------------

@@ -141,7 +141,15 @@ def main(argv: list[str] | None = None) -> int:
             config = build_config(args)
         except ValueError as error:
             raise cli.UsageError(str(error)) from None
-        check_writable_dir(config.workdir, "argument --workdir: ")  # before any work
+        from siamfc_jax.pipeline.sources import parse_data_spec
+
+        try:  # before any work: a malformed --data is a usage error, a missing dataset a data error
+            parse_data_spec(config.data)
+        except DataError as error:
+            if str(error).startswith("--data "):
+                raise cli.UsageError(f"argument {error}") from None
+            raise
+        check_writable_dir(config.workdir, "argument --workdir: ")
 
         import jax
 
