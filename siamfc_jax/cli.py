@@ -21,8 +21,11 @@ import math
 import os
 import re
 import sys
+import threading
+import time
 from collections.abc import Callable, Mapping
-from types import MappingProxyType
+from types import MappingProxyType, TracebackType
+from typing import TextIO
 
 EXIT_OK = 0
 EXIT_INPUT = 1
@@ -45,6 +48,13 @@ class ArgumentParser(argparse.ArgumentParser):
             # The shell expanded an unquoted glob into many file names.
             message += " (quote a glob pattern: --seq 'frames/*.jpg')"
         raise UsageError(message)
+
+
+def program_name(default: str) -> str:
+    """The name a tool is run by, for its usage line: the console script's (``siamfc-track``) when
+    installed, else ``default`` (``python track.py``)."""
+    name = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+    return name if name.startswith("siamfc-") else default
 
 
 def one_line(message: str) -> str:
@@ -211,3 +221,61 @@ def frame_size(text: str) -> tuple[int, int]:
     if width < 1 or height < 1:
         raise argparse.ArgumentTypeError(f"width and height must be >= 1, got {text!r}")
     return width, height
+
+
+class Heartbeat:
+    """Context manager printing a plain progress line at least every ``interval`` seconds.
+
+    For output that is not a terminal (a pipe, a CI log), where progress bars are off and a long
+    compilation or validation would otherwise show nothing: a daemon thread prints
+    ``... <status> (<seconds> s)`` when ``interval`` seconds passed since the last line printed
+    through :meth:`say` or by the thread itself. Disabled, it prints only what :meth:`say` gets.
+
+    Args:
+      enabled: whether to print heartbeat lines (e.g. ``not sys.stdout.isatty()``).
+      interval: seconds of silence before a heartbeat line.
+      stream: where lines go (default: ``sys.stdout`` at the time of printing).
+    """
+
+    def __init__(self, enabled: bool, interval: float = 10.0, stream: TextIO | None = None) -> None:
+        self.enabled = enabled
+        self.interval = interval
+        self.status = "starting"
+        self._stream = stream
+        self._start = self._last = time.monotonic()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _print(self, line: str) -> None:
+        stream = self._stream or sys.stdout
+        with self._lock:
+            print(line, file=stream, flush=True)
+            self._last = time.monotonic()
+
+    def say(self, message: str) -> None:
+        """Print ``message`` (a line of the tool's own output); it also becomes the status."""
+        self.status = message
+        self._print(message)
+
+    def _beat(self) -> None:
+        while not self._stop.wait(min(1.0, self.interval / 4)):
+            now = time.monotonic()
+            if now - self._last >= self.interval:
+                self._print(f"... {self.status} ({now - self._start:.0f} s)")
+
+    def __enter__(self) -> Heartbeat:
+        if self.enabled:
+            self._thread = threading.Thread(target=self._beat, name="heartbeat", daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()

@@ -1,8 +1,10 @@
 """Convert SiamFC weights between siamfc-pytorch ``.pth`` and siamfc_jax's weights file.
 
-Usage: ``python -m siamfc_jax.convert IN OUT``. The direction follows from IN's content: a PyTorch
-file becomes our format, our format becomes a ``.pth`` ``state_dict`` that siamfc-pytorch loads with
-``strict=True``. The backbone (AlexNetV1/V2/V3) is inferred from the weights.
+Usage: ``python -m siamfc_jax.convert IN OUT`` (installed: ``siamfc-convert IN OUT``). IN may be
+either format (recognised from its content); OUT's suffix decides what is written: ``.pth`` (or
+``.pt``) a siamfc-pytorch ``state_dict`` that siamfc-pytorch loads with ``strict=True``,
+``.msgpack`` our format. Any other suffix is refused, so a file never holds a format its name
+denies. The backbone (AlexNetV1/V2/V3) is inferred from the weights.
 """
 
 from __future__ import annotations
@@ -17,17 +19,46 @@ from siamfc_jax.interop.torch_weights import WeightsError
 from siamfc_jax.runtime import select_platform
 from siamfc_jax.weights import export_pth, is_pth, load_variables, save_weights
 
+PTH_SUFFIXES = (".pth", ".pt")
+NATIVE_SUFFIXES = (".msgpack",)
+
+
+def target_format(target: Path) -> str:
+    """``"pth"`` or ``"siamfc_jax"``: the format the suffix of ``target`` asks for.
+
+    Raises:
+      UsageError: the suffix names neither format.
+    """
+    suffix = target.suffix.lower()
+    if suffix in PTH_SUFFIXES:
+        return "pth"
+    if suffix in NATIVE_SUFFIXES:
+        return "siamfc_jax"
+    known = ", ".join(PTH_SUFFIXES + NATIVE_SUFFIXES)
+    raise cli.UsageError(
+        f"argument target: {target}: the suffix decides the format; use {known} "
+        "(.pth/.pt: siamfc-pytorch, .msgpack: siamfc_jax)"
+    )
+
 
 def convert(source: Path, target: Path, float16: bool = False) -> str:
-    """Convert ``source`` into ``target``; returns a one-line description of what was done."""
+    """Convert ``source`` into ``target`` (format from its suffix); returns a one-line description.
+
+    Raises:
+      UsageError: ``target``'s suffix names no format, or ``float16`` with a ``.pth`` target.
+      WeightsError: ``source`` is missing or not weights.
+    """
+    wanted = target_format(target)
+    if float16 and wanted == "pth":
+        raise cli.UsageError("argument --float16: applies to .msgpack outputs only; .pth files are float32")
     variables, config = load_variables(source)
-    if is_pth(source):
-        save_weights(target, variables, config, np.float16 if float16 else np.float32)
-        return f"{source} (siamfc-pytorch, AlexNet{config.backbone.upper()}) -> {target} (siamfc_jax)"
-    if float16:
-        raise WeightsError("--float16 applies to siamfc_jax outputs only; .pth files are float32")
-    export_pth(target, variables)
-    return f"{source} (siamfc_jax, AlexNet{config.backbone.upper()}) -> {target} (siamfc-pytorch .pth)"
+    kind = "siamfc-pytorch" if is_pth(source) else "siamfc_jax"
+    backbone = f"AlexNet{config.backbone.upper()}"
+    if wanted == "pth":
+        export_pth(target, variables)
+        return f"{source} ({kind}, {backbone}) -> {target} (siamfc-pytorch .pth)"
+    save_weights(target, variables, config, np.float16 if float16 else np.float32)
+    return f"{source} ({kind}, {backbone}) -> {target} (siamfc_jax)"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -36,11 +67,14 @@ def main(argv: list[str] | None = None) -> int:
 
     def body() -> int:
         parser = cli.ArgumentParser(
-            prog="python -m siamfc_jax.convert",
-            description="Convert SiamFC weights between siamfc-pytorch .pth and siamfc_jax format.",
+            prog=cli.program_name("python -m siamfc_jax.convert"),
+            description=(
+                "Convert SiamFC weights between siamfc-pytorch .pth and siamfc_jax format; "
+                "the output's suffix (.pth or .msgpack) decides its format."
+            ),
         )
         parser.add_argument("source", type=Path, help="a siamfc-pytorch .pth or a siamfc_jax weights file")
-        parser.add_argument("target", type=Path, help="output path (the other format)")
+        parser.add_argument("target", type=Path, help="output path: .pth (siamfc-pytorch) or .msgpack (ours)")
         parser.add_argument(
             "--float16", action="store_true", help="store siamfc_jax weights as float16 (half the size)"
         )

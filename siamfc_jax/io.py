@@ -1,4 +1,7 @@
-"""Atomic file output: a reader never sees a half-written file, an interrupted write loses nothing."""
+"""Atomic file output: a reader never sees a half-written file, an interrupted write loses nothing.
+
+Errors name the file the caller asked for, never the temporary beside it (:class:`OutputError`).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +11,37 @@ import os
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
+
+
+class OutputError(OSError):
+    """An output that cannot be written; the message names it (the real path, not a temporary)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+def check_writable_dir(directory: str | os.PathLike, what: str = "") -> Path:
+    """Create ``directory`` if needed and check that files can be created in it, before long work.
+
+    Args:
+      directory: the output folder.
+      what: how the user named it (``"argument --out: "``), put before the message.
+
+    Raises:
+      OutputError: it is not a folder, cannot be created, or a file cannot be created in it.
+    """
+    path = Path(directory)
+    if path.exists() and not path.is_dir():
+        raise OutputError(f"{what}{path} exists and is not a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".write-test.{os.getpid()}-{secrets.token_hex(4)}"
+        probe.touch(exist_ok=False)
+        probe.unlink()
+    except OSError as error:
+        reason = error.strerror or str(error)
+        raise OutputError(f"{what}{path}: cannot write into this folder ({reason})") from None
+    return path
 
 
 @contextlib.contextmanager
@@ -20,11 +54,17 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     the format from it; the file is not created here, so it gets the usual permissions.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.{os.getpid()}-{secrets.token_hex(4)}.tmp{path.suffix}")
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         yield tmp
         os.replace(tmp, path)
+    except OutputError:
+        raise
+    except OSError as error:
+        # The temporary's name means nothing to the user: name the output it stands for.
+        reason = error.strerror or str(error)
+        raise OutputError(f"{path}: cannot write ({reason})") from None
     finally:
         tmp.unlink(missing_ok=True)
 

@@ -11,6 +11,7 @@ needs a display, and no global backend is changed for the caller.
 from __future__ import annotations
 
 import contextlib
+import fractions
 import math
 import os
 from collections.abc import Mapping, Sequence
@@ -23,13 +24,15 @@ from matplotlib.figure import Figure
 from numpy.typing import ArrayLike
 
 from siamfc_jax.evaluation.metrics import SUCCESS_THRESHOLDS
-from siamfc_jax.io import atomic_path
+from siamfc_jax.io import OutputError, atomic_path
 
 PREDICTION_COLOR = (255, 48, 48)  # RGB
+# Further targets of a multi-target run, after PREDICTION_COLOR (none of them green).
+TARGET_COLORS = (PREDICTION_COLOR, (48, 96, 255), (255, 200, 0), (220, 48, 220), (0, 210, 230))
 GROUND_TRUTH_COLOR = (48, 220, 48)
-# FFmpeg's MPEG-4 Part 2 encoder: present in OpenCV's pip wheels, unlike an H.264 encoder
-# ("avc1" fails there), and played by common players.
-VIDEO_FOURCC = "mp4v"
+# H.264 in MP4, which browsers play, through PyAV's FFmpeg with libx264 (OpenCV's pip wheels have
+# no H.264 encoder, only MPEG-4 Part 2, which browsers do not play).
+VIDEO_CODEC = "libx264"
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
 _MAX_LABELLED_CURVES = 10
 
@@ -90,7 +93,8 @@ def draw_tracking(
 
     Args:
       image: (H, W, 3) RGB uint8 frame.
-      box: (4,) tracked box, 1-indexed ``[x, y, w, h]``, or None.
+      box: (4,) tracked box, 1-indexed ``[x, y, w, h]``, or (N, 4) boxes of N targets (drawn in
+        :data:`TARGET_COLORS`, in turn), or None.
       ground_truth: (4,) ground-truth box or None; NaN or empty boxes (absent target) are skipped.
       lines: text drawn top-left, one line each, on a dark band for legibility.
       thickness: outline width in pixels (see :func:`draw_box`); None picks
@@ -101,9 +105,11 @@ def draw_tracking(
     """
     canvas = np.ascontiguousarray(image).copy()
     thickness = line_thickness(canvas.shape) if thickness is None else thickness
-    for candidate, color in ((ground_truth, GROUND_TRUTH_COLOR), (box, PREDICTION_COLOR)):
-        if candidate is not None:
-            draw_box(canvas, candidate, color, thickness)
+    if ground_truth is not None:
+        draw_box(canvas, ground_truth, GROUND_TRUTH_COLOR, thickness)
+    if box is not None:
+        for index, target in enumerate(np.asarray(box, np.float64).reshape(-1, 4)):
+            draw_box(canvas, target, TARGET_COLORS[index % len(TARGET_COLORS)], thickness)
     scale = max(0.4, min(canvas.shape[:2]) / 600)
     line_height = round(22 * scale / 0.5)
     for index, text in enumerate(lines):
@@ -118,17 +124,18 @@ def draw_tracking(
 def _even_size(image: np.ndarray) -> np.ndarray:
     """Pad the bottom/right edge with black to even height and width.
 
-    MPEG-4 encoders need even frame sides; OpenCV would otherwise drop the odd last row/column.
+    H.264 in 4:2:0 colour needs even frame sides.
     """
     height, width = image.shape[:2]
     return cv2.copyMakeBorder(image, 0, height % 2, 0, width % 2, cv2.BORDER_CONSTANT, value=0)
 
 
 class AnnotatedVideoWriter:
-    """Context manager writing annotated frames to an MP4 file (``mp4v``), atomically.
+    """Context manager writing annotated frames to an H.264 MP4 file that browsers play, atomically.
 
     The video appears at ``path`` when the ``with`` block ends normally; after an exception the
-    partial file is removed. Frames with an odd side are padded to even sides.
+    partial file is removed. Frames with an odd side are padded to even sides. Encoded by PyAV
+    (FFmpeg's libx264, yuv420p, CRF 20, the index at the front for streaming).
 
     Args:
       path: the ``.mp4`` to write.
@@ -136,7 +143,7 @@ class AnnotatedVideoWriter:
       fps: frame rate stored in the file.
 
     Raises:
-      OSError: OpenCV cannot open an MP4 writer (entering the context).
+      OutputError: the video cannot be created (entering the context).
     """
 
     def __init__(self, path: str | os.PathLike, frame_size: tuple[int, int], fps: float = 30.0) -> None:
@@ -145,17 +152,24 @@ class AnnotatedVideoWriter:
         self.fps = fps
         self.frames_written = 0
         self._stack = contextlib.ExitStack()
-        self._writer: cv2.VideoWriter | None = None
+        self._container = None
+        self._stream = None
 
     def __enter__(self) -> AnnotatedVideoWriter:
+        import av  # PyAV: imported when a video is written, not with this module
+
         temporary = self._stack.enter_context(atomic_path(self.path))
         width, height = self.frame_size
-        size = (width + width % 2, height + height % 2)
-        writer = cv2.VideoWriter(str(temporary), cv2.VideoWriter_fourcc(*VIDEO_FOURCC), self.fps, size)
-        if not writer.isOpened():
+        try:
+            container = av.open(str(temporary), mode="w", format="mp4", options={"movflags": "+faststart"})
+        except (OSError, av.FFmpegError) as error:
             self._stack.close()
-            raise OSError(f"{self.path}: OpenCV cannot write {VIDEO_FOURCC} MP4 video here")
-        self._writer = writer
+            raise OutputError(f"{self.path}: cannot write the video here ({error})") from None
+        stream = container.add_stream(VIDEO_CODEC, rate=fractions.Fraction(self.fps).limit_denominator(1001))
+        stream.width, stream.height = width + width % 2, height + height % 2
+        stream.pix_fmt = "yuv420p"
+        stream.options = {"crf": "20", "preset": "veryfast"}
+        self._container, self._stream = container, stream
         return self
 
     def write(
@@ -166,15 +180,19 @@ class AnnotatedVideoWriter:
         lines: Sequence[str] = (),
     ) -> None:
         """Annotate (see :func:`draw_tracking`) and append one (H, W, 3) RGB uint8 frame."""
-        if self._writer is None:
+        import av
+
+        if self._stream is None:
             raise RuntimeError("AnnotatedVideoWriter.write called outside its with block")
         height, width = image.shape[:2]
         if (width, height) != tuple(self.frame_size):
             raise ValueError(
                 f"frame is {width}x{height}, the video {self.frame_size[0]}x{self.frame_size[1]}"
             )
-        annotated = draw_tracking(image, box, ground_truth, lines)
-        self._writer.write(cv2.cvtColor(_even_size(annotated), cv2.COLOR_RGB2BGR))
+        annotated = _even_size(draw_tracking(image, box, ground_truth, lines))
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(annotated), format="rgb24")
+        for packet in self._stream.encode(frame):
+            self._container.mux(packet)
         self.frames_written += 1
 
     def __exit__(
@@ -183,10 +201,16 @@ class AnnotatedVideoWriter:
         error: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        if self._writer is not None:
-            self._writer.release()
-            self._writer = None
-        self._stack.__exit__(kind, error, traceback)
+        container, stream = self._container, self._stream
+        self._container = self._stream = None
+        try:
+            if container is not None:
+                if kind is None:
+                    for packet in stream.encode(None):  # flush the encoder's delayed frames
+                        container.mux(packet)
+                container.close()
+        finally:
+            self._stack.__exit__(kind, error, traceback)
 
 
 def write_image(path: str | os.PathLike, image: np.ndarray) -> None:
@@ -197,7 +221,7 @@ def write_image(path: str | os.PathLike, image: np.ndarray) -> None:
     """
     with atomic_path(path) as temporary:
         if not cv2.imwrite(str(temporary), cv2.cvtColor(image, cv2.COLOR_RGB2BGR)):
-            raise OSError(f"{path}: OpenCV cannot write this image")
+            raise OutputError(f"{path}: OpenCV cannot write this image")
 
 
 def tracking_strip(
@@ -212,8 +236,9 @@ def tracking_strip(
 
     Args:
       frames: K (H_k, W_k, 3) RGB uint8 frames.
-      boxes: (K, 4) tracked boxes, 1-indexed ``[x, y, w, h]`` in each frame's pixels.
-      ground_truth: (K, 4) ground-truth boxes or None.
+      boxes: K tracked boxes, 1-indexed ``[x, y, w, h]`` in each frame's pixels: (K, 4), or K
+        (N, 4) arrays for N targets.
+      ground_truth: K ground-truth boxes (4,) or None each, or None.
       labels: K texts drawn on the tiles (e.g. frame numbers), or None.
       tile_height: height in pixels of every tile; each annotated frame is resized to it keeping
         its aspect ratio (area interpolation when shrinking, bicubic when enlarging).
@@ -222,14 +247,13 @@ def tracking_strip(
     Returns:
       (tile_height, sum of tile widths + gaps, 3) RGB uint8 image.
     """
-    boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
     if len(frames) == 0 or len(boxes) != len(frames):
         raise ValueError(f"need one box per frame and at least one frame, got {len(frames)} and {len(boxes)}")
-    truth = None if ground_truth is None else np.asarray(ground_truth, np.float64).reshape(-1, 4)
+    truth = [None] * len(frames) if ground_truth is None else list(ground_truth)
     tiles = []
     for index, frame in enumerate(frames):
         lines = () if labels is None else (labels[index],)
-        annotated = draw_tracking(frame, boxes[index], None if truth is None else truth[index], lines)
+        annotated = draw_tracking(frame, boxes[index], truth[index], lines)
         height, width = annotated.shape[:2]
         if height != tile_height:
             new_width = max(1, round(width * tile_height / height))

@@ -204,7 +204,7 @@ def test_run_sequence_files(tmp_path, clock):
     assert record["first_frame_seconds"] == pytest.approx(2 * INIT_SECONDS + UPDATE_SECONDS)
     assert record["precision_threshold_px"] == 20
     assert record["success_curve"]["thresholds"] == pytest.approx(np.arange(21) / 20)
-    assert record["device"] == "device: test" and record["weights"] == "weights.msgpack"
+    assert record["device"] == "test" and record["weights"] == "weights.msgpack"
     assert record["config"]["scale_step"] == 1.0375 and record["backbone"] == "v1"
     assert record["outputs"] == {k: p.name for k, p in result.outputs.items()}
 

@@ -85,13 +85,40 @@ def test_mismatched_keys_are_listed_in_one_error():
 def test_cli_errors_are_one_line(tmp_path, capsys):
     bogus = tmp_path / "bogus.pth"
     bogus.write_bytes(b"not a checkpoint")
-    assert convert.main([str(tmp_path / "missing.pth"), str(tmp_path / "out")]) == 1
-    assert convert.main([str(bogus), str(tmp_path / "out")]) == 1
+    out = tmp_path / "out.msgpack"
+    assert convert.main([str(tmp_path / "missing.pth"), str(out)]) == 1
+    assert convert.main([str(bogus), str(out)]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 2
     assert "missing.pth: weights file not found" in err[0]
     assert "bogus.pth: not a siamfc_jax weights file" in err[1]
-    assert not (tmp_path / "out").exists()
+    assert not out.exists()
+
+
+def test_output_suffix_decides_the_format(tmp_path, capsys):
+    # issue 13: "convert a.pth b.pth" wrote msgpack into b.pth, which torch.load could not read.
+    net = TorchNet("v1")
+    randomize(net, seed=5)
+    source = tmp_path / "a.pth"
+    torch.save(net.state_dict(), source)
+    assert convert.main([str(source), str(tmp_path / "b.pth")]) == 0
+    restored = torch.load(tmp_path / "b.pth", weights_only=True)
+    for key, value in net.state_dict().items():
+        assert torch.equal(restored[key], value), key
+    # ours -> ours at half precision
+    assert convert.main([str(source), str(tmp_path / "c.msgpack")]) == 0
+    assert convert.main([str(tmp_path / "c.msgpack"), str(tmp_path / "d.msgpack"), "--float16"]) == 0
+    kernel = load_variables(tmp_path / "d.msgpack")[0]["params"]["backbone"]["conv1"]["conv"]["kernel"]
+    expected = net.state_dict()["backbone.conv1.0.weight"].numpy().transpose(2, 3, 1, 0)
+    np.testing.assert_array_equal(kernel, expected.astype(np.float16).astype(np.float32))
+    capsys.readouterr()
+    # a suffix naming no format, and --float16 for a .pth, are refused before anything is read
+    assert convert.main([str(source), str(tmp_path / "e.bin")]) == 2
+    assert convert.main([str(tmp_path / "c.msgpack"), str(tmp_path / "f.pth"), "--float16"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith(f"error: argument target: {tmp_path / 'e.bin'}: the suffix decides")
+    assert err[1].startswith("error: argument --float16: applies to .msgpack outputs only")
+    assert not (tmp_path / "e.bin").exists() and not (tmp_path / "f.pth").exists()
 
 
 def test_pth_without_torch_gives_clear_message(tmp_path, monkeypatch):

@@ -77,7 +77,8 @@ def test_image_frames_random_access_and_broken_frame(tmp_path):
     with pytest.raises(IndexError):
         sequence.frame(3)
     write_text(sequence_dir / "00000002.jpg", "truncated")
-    with pytest.raises(DataError, match=r"00000002\.jpg: cannot be decoded.*frame 1 of"):
+    message = r"00000002\.jpg \(frame 2 of 3 of sequence 'seq'\): cannot be decoded"
+    with pytest.raises(DataError, match=message):
         list(sequence.iter_frames())
 
 

@@ -9,11 +9,13 @@ sequences (384x288).
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -22,8 +24,10 @@ import jax
 import numpy as np
 import pytest
 
-import track
+from siamfc_jax import cli
+from siamfc_jax.apps import track
 from siamfc_jax.config import ModelConfig, TrackerConfig
+from siamfc_jax.io import OutputError, write_text_atomic
 from siamfc_jax.synthetic.config import SyntheticConfig
 from siamfc_jax.synthetic.writer import write_got10k
 from siamfc_jax.tracker import Tracker
@@ -182,6 +186,15 @@ def runs(tmp_path_factory) -> SimpleNamespace:
             synthetic_env,
         ),
     }
+    # Two targets of one synthetic sequence through BatchTracker: the first from its ground truth.
+    first_box = (paths.folder_root / "SYN_000001" / "groundtruth.txt").read_text().splitlines()[0]
+    paths.targets = tmp / "targets"
+    boxes = ["--box", first_box, "--box", "40,30,60,50", "--max-frames", "3"]
+    second["targets"] = (
+        ["--seq", str(paths.folder_root / "SYN_000001"), *boxes, "--out", str(paths.targets)],
+        tmp,
+        synthetic_env,
+    )
     if has_bag:
         box = (shared / REFERENCE).read_text().splitlines()[0]
         video_args = ["--seq", str(shared / BAG_VIDEO), "--box", box, *weights, *frames]
@@ -235,6 +248,7 @@ def test_parity_bag_video_through_cli(runs):
     assert "auc" not in record  # a video has no ground truth
     assert sorted(path.name for path in out.iterdir()) == ["bag.json", "bag.txt"]
     assert "(no ground truth)" in process.stdout
+    assert record["warnings"] == [] and "mpeg4" not in process.stderr  # a healthy video: no word
 
 
 @pytest.mark.slow
@@ -268,6 +282,9 @@ def test_output_files(runs):
         [float(np.mean(iou(boxes, truth) > t)) for t in np.linspace(0, 1, 21)], abs=1e-12
     )
     assert record["weights"].endswith("siamfc_original_v1.pth") and record["config"]["response_sz"] == 17
+    # The device as printed, without repeating the "device:" label (issue 13).
+    assert f"device: {record['device']}" == process.stdout.splitlines()[0]
+    assert not record["device"].startswith("device") and record["warnings"] == []
     assert printed_auc(process.stdout) == f"{record['auc']:.3f}"
     assert f"{record['fps']:.2f} fps" in process.stdout
 
@@ -300,6 +317,9 @@ def test_demo_without_sequence(runs):
 
     record = json.loads((out / "SYN_DEMO.json").read_text())
     assert printed_auc(process.stdout) == f"{record['auc']:.3f}"
+    # stderr is no terminal: a plain progress line at least every 10 s (the first frame compiles).
+    if record["first_frame_seconds"] > 11:
+        assert re.search(r"^\.\.\. SYN_DEMO: compiling the tracker", process.stdout, re.MULTILINE)
     assert f"{record['fps']:.2f} fps" in process.stdout
     assert record["weights"] == str(default_weights_path())
 
@@ -360,6 +380,25 @@ def test_folder_of_sequences(runs):
     assert (out / "summary_success.png").is_file()
 
 
+@pytest.mark.slow
+def test_several_targets_through_batch_tracker(runs):
+    # Target 1 starts from the ground truth, so its boxes are the single-target run's (the folder
+    # run above), within BatchTracker's tolerance in tests/test_tracker.py (1e-3 px) plus the
+    # files' rounding.
+    process, out = runs.processes["targets"], runs.paths.targets
+    check_succeeded(process)
+    assert sorted(path.name for path in out.iterdir()) == [
+        f"SYN_000001_target{k}.{suffix}" for k in (1, 2) for suffix in ("json", "txt")
+    ]
+    single = read_txt(runs.paths.folder_out / "SYN_000001.txt")[:3]
+    np.testing.assert_allclose(read_txt(out / "SYN_000001_target1.txt"), single, rtol=0, atol=2e-3)
+    second = read_txt(out / "SYN_000001_target2.txt")
+    assert second.shape == (3, 4)
+    np.testing.assert_array_equal(second[0], [40, 30, 60, 50])
+    record = json.loads((out / "SYN_000001_target2.json").read_text())
+    assert record["target"] == 2 and record["frames_tracked"] == 3 and "auc" not in record
+
+
 # ---------------------------------------------------------------------------------------------
 # Default weights
 
@@ -411,6 +450,8 @@ def bad_inputs(tmp_path) -> SimpleNamespace:
     paths.broken_pth.write_bytes(b"PK\x03\x04 truncated zip")
     paths.file = tmp_path / "a_file"
     paths.file.write_text("x")
+    paths.bad_boxes = tmp_path / "boxes.txt"
+    paths.bad_boxes.write_text("# x,y,w,h\n5,5,10,10\n5,5,10\n")
     # A folder of sequences, one of them with too few ground-truth lines.
     paths.folder = tmp_path / "folder"
     _write_jpegs(paths.folder / "good" / "img", 2)
@@ -445,8 +486,26 @@ BAD_CASES = {
     "response size of another net": (["--seq", "{otb}", "--response-sz", "9"], 2, "argument --response-sz"),
     "infinite scale step": (["--seq", "{otb}", "--scale-step", "inf"], 2, "argument --scale-step"),
     "zero frames": (["--seq", "{otb}", "--max-frames", "0"], 2, "argument --max-frames"),
-    "output is a file": (["--seq", "{otb}", "--out", "{file}"], 2, "argument --out: {file}"),
+    "output is a file": (
+        ["--seq", "{otb}", "--out", "{file}"],
+        1,
+        "argument --out: {file} exists and is not a folder",
+    ),
+    "output below a file": (["--seq", "{otb}", "--out", "{file}/out"], 1, "argument --out: {file}/out:"),
+    "implausible box": (
+        ["--seq", "{frames}", "--box", "1,1,100000,100000"],
+        1,
+        "initial box [1, 1, 100000, 100000] is implausible for the 64x48 first frame",
+    ),
+    "implausible second box": (
+        ["--seq", "{frames}", "--box", "1,1,5,5", "--box", "1,1,500,5"],
+        1,
+        "initial box 2 of 2 [1, 1, 500, 5] is implausible",
+    ),
+    "boxes file with a bad line": (["--seq", "{frames}", "--boxes", "{bad_boxes}"], 1, "{bad_boxes}:3:"),
+    "missing boxes file": (["--seq", "{frames}", "--boxes", "{root}/no.txt"], 1, "{root}/no.txt: cannot"),
     "box for the demo": (["--box", "1,2,3,4"], 2, "argument --box: needs --seq"),
+    "boxes for the demo": (["--boxes", "{bad_boxes}"], 2, "argument --boxes: needs --seq"),
     "demo folder with a sequence": (["--seq", "{otb}", "--demo-dir", "{root}"], 2, "argument --demo-dir"),
     "box for a folder of sequences": (["--seq", "{folder}", "--box", "1,1,5,5"], 2, "argument --box"),
     "unknown option": (["--frobnicate"], 2, "unrecognized arguments: --frobnicate"),
@@ -493,7 +552,7 @@ def test_unreadable_frame_mid_sequence(bad_inputs, capfd, monkeypatch):
     status = track.main(["--seq", str(bad_inputs.otb), "--out", str(out), "--save-video"])
     assert status == 1
     assert capfd.readouterr().err.splitlines() == [
-        f"error: {broken}: cannot be decoded as an image (frame 2 of sequence 'otb')"
+        f"error: {broken} (frame 3 of 3 of sequence 'otb'): cannot be decoded as an image"
     ]
     assert list(out.iterdir()) == []  # frames 0 and 1 were tracked; the partial video is removed
 
@@ -512,3 +571,211 @@ def test_real_process_fails_in_one_line(bad_inputs):
     assert lines[0].startswith(f"error: {bad_inputs.garbage_weights}: not a siamfc_jax weights file")
     assert process.stdout.startswith("device: ")
     assert not (bad_inputs.root / "outputs").exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# issue 13: no lost or silently wrong results (in-process, with stand-in trackers)
+
+
+class StillBatchTracker:
+    """Stands in for BatchTracker in-process: every box stays where it started."""
+
+    model_config = ModelConfig()
+    config = TrackerConfig()
+
+    def __init__(self, weights: object, config: TrackerConfig) -> None:
+        self.boxes = None
+
+    def init(self, frame: np.ndarray, boxes: np.ndarray) -> None:
+        self.boxes = np.asarray(boxes, np.float64)
+
+    def update(self, frame: np.ndarray) -> np.ndarray:
+        return self.boxes
+
+
+class UnusedTracker(StillTracker):
+    """Fails the test if tracking starts."""
+
+    def init(self, frame: np.ndarray, box: np.ndarray) -> None:
+        raise AssertionError("tracking started although the output was refused")
+
+
+@pytest.fixture
+def still(bad_inputs, monkeypatch):
+    """``track.main`` with trackers that never move (no compilation)."""
+    monkeypatch.setattr(track, "Tracker", StillTracker)
+    monkeypatch.setattr(track, "BatchTracker", StillBatchTracker)
+    monkeypatch.setenv("JAX_COMPILATION_CACHE_DIR", str(bad_inputs.root / "jax_cache"))
+    return lambda *arguments: track.main([str(argument) for argument in arguments])
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {path.name: path.read_bytes() for path in sorted(folder.iterdir())}
+
+
+def test_out_with_an_earlier_run_is_refused_and_overwrite_replaces_it_whole(
+    bad_inputs, still, capfd, monkeypatch
+):
+    # issue 13 #1: a second run into the same --out silently overwrote the first and left its
+    # longer video beside the new boxes.
+    out = bad_inputs.root / "out"
+    assert still("--seq", bad_inputs.otb, "--out", out, "--save-video") == 0
+    first = _files(out)
+    assert sorted(first) == ["otb.json", "otb.mp4", "otb.txt", "otb_success.png"]
+    capfd.readouterr()
+    monkeypatch.setattr(track, "Tracker", UnusedTracker)  # refused before tracking
+    assert still("--seq", bad_inputs.otb, "--out", out, "--max-frames", "2") == 1
+    lines = capfd.readouterr().err.splitlines()
+    assert lines == [
+        f"error: argument --out: {out} already holds results of this run's sequences (otb.json, "
+        "otb.mp4, otb.txt, …); pass --overwrite to replace them, or choose another --out"
+    ]
+    assert _files(out) == first
+    monkeypatch.setattr(track, "Tracker", StillTracker)
+    assert still("--seq", bad_inputs.otb, "--out", out, "--max-frames", "2", "--overwrite") == 0
+    assert sorted(_files(out)) == ["otb.json", "otb.txt", "otb_success.png"]  # no stale video
+    assert len((out / "otb.txt").read_text().splitlines()) == 2
+    assert json.loads((out / "otb.json").read_text())["frames"] == 2
+
+
+@pytest.fixture
+def locked_dir(tmp_path):
+    """A folder nobody can create files in (immutable as root, read-only otherwise)."""
+    folder = tmp_path / "locked"
+    folder.mkdir()
+    if subprocess.run(["chattr", "+i", str(folder)], capture_output=True).returncode == 0:
+        yield folder
+        subprocess.run(["chattr", "-i", str(folder)], check=True)
+    elif os.geteuid() != 0:
+        folder.chmod(0o555)
+        yield folder
+        folder.chmod(0o755)
+    else:
+        pytest.skip("no way to make a folder unwritable here (root without chattr)")
+
+
+def test_unwritable_out_is_refused_before_tracking_naming_it(
+    bad_inputs, locked_dir, still, capfd, monkeypatch
+):
+    # issue 13 #2: the error came after tracking the whole sequence and named a hidden temporary.
+    monkeypatch.setattr(track, "Tracker", UnusedTracker)
+    assert still("--seq", bad_inputs.otb, "--out", locked_dir) == 1
+    lines = capfd.readouterr().err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(
+        f"error: argument --out: {locked_dir}: cannot write into this folder ("
+    ), lines
+    # Atomic writes name the output, not their temporary.
+    with pytest.raises(OutputError) as error:
+        write_text_atomic(locked_dir / "cross.txt", "1,2,3,4\n")
+    assert str(error.value).startswith(f"{locked_dir / 'cross.txt'}: cannot write (") and ".tmp" not in str(
+        error.value
+    )
+
+
+def test_truncated_jpeg_mid_sequence_is_a_warning_naming_the_frame(bad_inputs, still, capfd):
+    # issue 13 #4: libjpeg's "Premature end of JPEG file" was the only sign, naming no file.
+    noisy = np.random.default_rng(0).integers(0, 256, (48, 64, 3), dtype=np.uint8)
+    damaged = bad_inputs.otb / "img" / "0002.jpg"
+    assert cv2.imwrite(str(damaged), noisy)
+    data = damaged.read_bytes()
+    damaged.write_bytes(data[: len(data) // 2])
+    out = bad_inputs.root / "out"
+    assert still("--seq", bad_inputs.otb, "--out", out) == 0
+    warning = (
+        f"{damaged} (frame 2 of 3 of sequence 'otb'): decoded with errors: Premature end of JPEG file"
+    )
+    assert capfd.readouterr().err.splitlines() == [f"warning: {warning}"]  # libjpeg's own line is gone
+    assert json.loads((out / "otb.json").read_text())["warnings"] == [warning]
+
+
+def test_frames_changing_size_fail_naming_the_frame(bad_inputs, still, capfd):
+    resized = bad_inputs.otb / "img" / "0003.jpg"
+    assert cv2.imwrite(str(resized), np.zeros((40, 50, 3), np.uint8))
+    out = bad_inputs.root / "out"
+    assert still("--seq", bad_inputs.otb, "--out", out) == 1
+    assert capfd.readouterr().err.splitlines() == [
+        f"error: {resized} (frame 3 of 3 of sequence 'otb'): the frame is 50x40, frame 1 is 64x48; "
+        "a sequence must keep one frame size"
+    ]
+    assert list(out.iterdir()) == []
+
+
+def test_truncated_video_is_a_warning_and_ffmpeg_stays_quiet(bad_inputs, still, capfd):
+    video = bad_inputs.root / "clip.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 48))
+    rng = np.random.default_rng(1)
+    for _ in range(30):
+        writer.write(rng.integers(0, 256, (48, 64, 3), dtype=np.uint8))
+    writer.release()
+    data = video.read_bytes()
+    video.write_bytes(data[: len(data) * 6 // 10])
+    out = bad_inputs.root / "out"
+    assert still("--seq", video, "--box", "5,5,20,20", "--out", out) == 0
+    lines = capfd.readouterr().err.splitlines()
+    record = json.loads((out / "clip.json").read_text())
+    decoded = record["frames"]
+    assert 0 < decoded < 30
+    first = (
+        f"{video}: the container announces 30 frames but only the first {decoded} can be decoded "
+        "(a truncated or damaged file?); the sequence ends there"
+    )
+    assert record["warnings"][0] == first and lines[0] == f"warning: {first}"
+    # FFmpeg's own complaints ("[mjpeg @ 0x…] overread 8") only inside our warning lines
+    assert all(line.startswith(f"warning: {video}") for line in lines), lines
+    assert len(lines) == len(record["warnings"])
+
+
+def test_short_ground_truth_is_tracked_with_max_frames_or_a_box(bad_inputs, still, capfd):
+    # 3 frames, 2 ground-truth boxes: enough for --max-frames 2; with --box all 3 frames are
+    # tracked and the 2 with ground truth scored, with a warning.
+    out = bad_inputs.root / "out"
+    assert still("--seq", bad_inputs.short_truth, "--max-frames", "2", "--out", out) == 0
+    record = json.loads((out / "short.json").read_text())
+    assert record["evaluated_frames"] == 2 and record["warnings"] == []
+    assert still("--seq", bad_inputs.short_truth, "--box", "10,10,21,20", "--out", out, "--overwrite") == 0
+    record = json.loads((out / "short.json").read_text())
+    assert record["frames"] == 3 and record["evaluated_frames"] == 2
+    annotation = bad_inputs.short_truth / "groundtruth_rect.txt"
+    assert record["warnings"] == [
+        f"{annotation}: 2 ground-truth boxes for 3 frames in {bad_inputs.short_truth}: frames 3-3 are "
+        "tracked but not scored"
+    ]
+    assert capfd.readouterr().err.splitlines() == ["warning: " + record["warnings"][0]]
+
+
+def test_several_boxes_write_one_file_per_target(bad_inputs, still, capfd):
+    boxes = bad_inputs.root / "targets.txt"
+    boxes.write_text("# third target\n30 20 9 9\n")
+    out = bad_inputs.root / "out"
+    arguments = ["--seq", bad_inputs.frames, "--box", "5,5,10,10", "--box", "20,10,8,8"]
+    assert still(*arguments, "--boxes", boxes, "--out", out, "--save-video") == 0
+    expected = [[5, 5, 10, 10], [20, 10, 8, 8], [30, 20, 9, 9]]
+    names = [f"frames_target{k}" for k in (1, 2, 3)]
+    assert sorted(path.name for path in out.iterdir()) == sorted(
+        ["frames.mp4"] + [f"{name}{suffix}" for name in names for suffix in (".json", ".txt")]
+    )
+    for target, (name, box) in enumerate(zip(names, expected, strict=True), start=1):
+        np.testing.assert_array_equal(read_txt(out / f"{name}.txt"), [box] * 3)
+        record = json.loads((out / f"{name}.json").read_text())
+        assert record["target"] == target and record["init_box"] == box
+        assert record["sequence_name"] == "frames"
+    assert count_video_frames(out / "frames.mp4") == (3, 64, 48)
+    # The same run again is refused: target files count as results.
+    assert still(*arguments, "--out", out) == 1
+    assert "already holds results" in capfd.readouterr().err
+
+
+def test_heartbeat_prints_a_plain_line_at_least_every_interval():
+    stream = io.StringIO()
+    with cli.Heartbeat(enabled=True, interval=0.05, stream=stream) as beat:
+        beat.say("device: cpu")
+        beat.status = "bag: compiling the tracker"
+        time.sleep(0.6)
+    lines = stream.getvalue().splitlines()
+    assert lines[0] == "device: cpu" and len(lines) >= 4, lines
+    assert all(re.fullmatch(r"\.\.\. bag: compiling the tracker \(\d+ s\)", line) for line in lines[1:])
+    quiet = io.StringIO()
+    with cli.Heartbeat(enabled=False, interval=0.05, stream=quiet) as beat:
+        beat.say("only this")
+        time.sleep(0.2)
+    assert quiet.getvalue() == "only this\n"

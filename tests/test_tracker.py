@@ -26,6 +26,7 @@ from siamfc_jax.tracker import (
     embed,
     fit_config,
     init_state,
+    locate,
     update_state,
 )
 from siamfc_jax.weights import load_variables
@@ -284,3 +285,49 @@ def test_user_errors_are_clear(weights: tuple) -> None:
     batch = BatchTracker(weights)
     with pytest.raises(ValueError, match="2 frames for 3 targets"):
         batch.init([np.zeros((50, 60, 3), np.uint8)] * 2, np.ones((3, 4)))
+
+
+def test_empty_image_implausible_box_and_resized_frames_are_refused(weights: tuple) -> None:
+    # issue 13: a 0x0x3 image used to raise a JAX gather TypeError; a 100000-pixel box on a small
+    # frame was accepted and ran away.
+    tracker = Tracker(weights)
+    with pytest.raises(ValueError, match=r"image is empty: shape \(0, 0, 3\)"):
+        tracker.init(np.zeros((0, 0, 3), np.uint8), [1, 1, 5, 5])
+    frame = np.zeros((240, 360, 3), np.uint8)
+    with pytest.raises(ValueError, match=r"implausible for the 360x240 first frame"):
+        tracker.init(frame, [1, 1, 100000, 100000])
+    with pytest.raises(ValueError, match=r"lies entirely outside the 360x240"):
+        tracker.init(frame, [400, 1, 5, 5])
+    with pytest.raises(ValueError, match=r"boxes\[1\] \[1, 1, 800, 5\] is implausible"):
+        BatchTracker(weights).init(frame, [[1, 1, 5, 5], [1, 1, 800, 5]])
+    tracker.init(frame, [1, 1, 720, 480])  # twice the frame: the largest first box accepted
+    with pytest.raises(ValueError, match=r"frame is 100x50 but tracking started on a 360x240"):
+        tracker.update(np.zeros((50, 100, 3), np.uint8))
+
+
+def test_locate_keeps_the_state_bounded() -> None:
+    # A response peaked in a corner with a search square far larger than the frame: unbounded,
+    # the centre jumps thousands of pixels and the size grows by the scale step; bounded, the
+    # centre stays within one frame beyond each edge and the size within 2 frames (aspect kept).
+    frame_shape = (240, 360, 3)
+    responses = np.zeros((CONFIG.scale_num, CONFIG.response_sz, CONFIG.response_sz), np.float32)
+    responses[-1, 0, 0] = 1.0  # the largest scale, top-left corner
+    state = TrackState(
+        center=jnp.asarray([100.0, 150.0]),
+        target_size=jnp.asarray([470.0, 700.0]),
+        exemplar_crop=jnp.asarray(1000.0),
+        search_crop=jnp.asarray(100000.0),
+        fill=jnp.zeros(3),
+        exemplar_features=jnp.zeros((1, 6, 6, 256)),
+    )
+    free, _ = locate(state, jnp.asarray(responses), config=CONFIG, model_config=ModelConfig())
+    assert float(jnp.min(free.center)) < -10000 and float(free.target_size[1]) > 700
+    bounded, box = locate(
+        state, jnp.asarray(responses), config=CONFIG, model_config=ModelConfig(), frame_shape=frame_shape
+    )
+    np.testing.assert_allclose(np.asarray(bounded.center), [-240.0, -360.0])
+    size = np.asarray(bounded.target_size)
+    assert size[1] == pytest.approx(720.0, rel=1e-6) and size[0] == pytest.approx(470 * 720 / 700, rel=1e-6)
+    scale = size[1] / 700
+    assert float(bounded.search_crop) == pytest.approx(100000.0 * scale, rel=1e-6)
+    np.testing.assert_allclose(np.asarray(box)[2:], size[::-1], rtol=1e-6)

@@ -10,10 +10,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import jax
@@ -21,6 +23,7 @@ import numpy as np
 import pytest
 import torch
 
+from siamfc_jax.apps import train as train_app
 from siamfc_jax.config import ModelConfig, OptimConfig, PairConfig, TrainConfig
 from siamfc_jax.models import SiamFC
 from siamfc_jax.pipeline.sources import prepare_training_data
@@ -166,18 +169,31 @@ def test_ctrl_c_saves_a_checkpoint_and_rerunning_finishes_as_if_uninterrupted(tm
     assert_same_weights(params_of(Path(whole.workdir)), params_of(Path(run.workdir)))
 
 
+def cli_command(tmp: Path) -> list[str]:
+    """``python train.py`` on the small CI schedule, in ``tmp / "cli"``."""
+    return [
+        sys.executable, "train.py", "--backbone", "v1", "--epochs", "1", "--synthetic-sequences", "8",
+        "--val-sequences", "0", "--data-dir", str(tmp / "tfds_cli"), "--workdir", str(tmp / "cli"),
+        "--no-progress",
+    ]  # fmt: skip
+
+
 def test_train_cli_ci_schedule_exports_weights_that_pytorch_runs_identically(tmp):
     """``python train.py --backbone v1 --epochs 1`` on the small CI schedule, end to end; its
     final.pth in siamfc-pytorch's network gives the responses of its final.msgpack here."""
     workdir = tmp / "cli"
-    command = [
-        sys.executable, "train.py", "--backbone", "v1", "--epochs", "1", "--synthetic-sequences", "8",
-        "--val-sequences", "0", "--data-dir", str(tmp / "tfds_cli"), "--workdir", str(workdir),
-        "--no-progress",
-    ]  # fmt: skip
-    result = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
+    started = time.monotonic()
+    result = subprocess.run(cli_command(tmp), cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
+    seconds = time.monotonic() - started
     assert result.returncode == 0, result.stdout + result.stderr
     assert "epoch 1/1: loss" in result.stdout and "val peak error" in result.stdout
+    # issue 13: no absl WARNING dumping the config, no TFDS "Downloading and preparing"; output
+    # that is no terminal gets a plain progress line at least every 10 s.
+    for noise in ("Using custom data configuration", "Downloading and preparing", "WARNING:absl"):
+        assert noise not in result.stdout + result.stderr, noise
+    assert "curating synthetic_n8 training crops into" in result.stdout
+    if seconds > 12:
+        assert re.search(r"^\.\.\. .* \(\d+ s\)$", result.stdout, re.MULTILINE), result.stdout
     history = json.loads((workdir / "history.json").read_text())
     assert [record["epoch"] for record in history] == [0, 1]
 
@@ -195,23 +211,38 @@ def test_train_cli_ci_schedule_exports_weights_that_pytorch_runs_identically(tmp
     assert np.abs(ours - ref).max() <= 1e-5 * np.abs(ref).max()  # float32 parity, as tests/test_models.py
 
 
-def test_cli_rejects_bad_arguments_in_one_line(tmp):
-    for arguments, fragment in (
-        (["--backbone", "v9"], "invalid choice"),
-        (["--epochs", "0"], "expected an integer >= 1"),
-        (["--data", "imagenet:/x"], "expected synthetic, got10k:DIR"),
-        (["--data", f"got10k:{tmp / 'missing'}"], "missing: no such directory"),
+def test_cli_rerun_of_a_finished_run_says_so_and_other_settings_are_named(tmp):
+    # issue 13: a rerun said "resuming … (epoch 3, step 0 of 2)" and exported the weights again;
+    # "different settings (optim)" named neither the setting nor the values.
+    workdir = tmp / "cli"
+    if not (workdir / "final.msgpack").exists():
+        subprocess.run(cli_command(tmp), cwd=REPO_ROOT, capture_output=True, timeout=600, check=True)
+    stamp = (workdir / "final.msgpack").stat().st_mtime_ns
+    again = subprocess.run(cli_command(tmp), cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert f"finished: {workdir} holds a completed run (1 epochs, step" in again.stdout
+    assert "resuming" not in again.stdout and "curating" not in again.stdout
+    assert (workdir / "final.msgpack").stat().st_mtime_ns == stamp
+    other = subprocess.run(
+        [*cli_command(tmp), "--batch-size", "4"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=300
+    )
+    assert other.returncode == 1 and len(other.stderr.splitlines()) == 1, other.stderr
+    assert "different settings (optim.batch_size: 8 in the checkpoints, 4 now)" in other.stderr
+
+
+def test_cli_rejects_bad_arguments_in_one_line(tmp, capfd):
+    # In-process (no JAX work happens before these checks): exit 2 for a bad command line, 1 for
+    # missing data (siamfc_jax.cli's convention), one line each.
+    for arguments, status, fragment in (
+        (["--backbone", "v9"], 2, "invalid choice"),
+        (["--epochs", "0"], 2, "argument --epochs: expected an integer >= 1"),
+        (["--data", "imagenet:/x"], 2, "argument --data 'imagenet:/x': expected synthetic, got10k:DIR"),
+        (["--data", f"got10k:{tmp / 'missing'}"], 1, "missing: no such directory"),
     ):
-        result = subprocess.run(
-            [sys.executable, "train.py", *arguments, "--workdir", str(tmp / "bad")],
-            cwd=REPO_ROOT,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        assert result.returncode == 2, arguments
-        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
-        assert fragment in result.stderr
+        assert train_app.main([*arguments, "--workdir", str(tmp / "bad")]) == status, arguments
+        lines = capfd.readouterr().err.strip().splitlines()
+        assert len(lines) == 1, lines
+        assert lines[0].startswith("error: ") and fragment in lines[0], lines[0]
 
 
 def test_training_runs_under_transfer_guard_disallow(tmp):

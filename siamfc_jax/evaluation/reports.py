@@ -19,9 +19,13 @@ from siamfc_jax.tracker import Tracker
 
 
 def run_info(tracker: Tracker, weights: str, device: str) -> dict:
-    """What every output JSON records about the run: device line, weights, backbone, tracker config."""
+    """What every output JSON records about the run: device, weights, backbone, tracker config.
+
+    ``device`` is :func:`~siamfc_jax.runtime.describe_devices`' line; the record keeps what
+    follows its ``device:`` label (``cpu (1 device: cpu)``).
+    """
     return {
-        "device": device,
+        "device": device.removeprefix("device:").strip(),
         "weights": weights,
         "backbone": tracker.model_config.backbone,
         "config": dataclasses.asdict(tracker.config),
@@ -32,20 +36,30 @@ def finite_or_none(value: float | None) -> float | None:
     return None if value is None or not math.isfinite(value) else value
 
 
-def sequence_record(result: SequenceResult, sequence: Sequence, info: Mapping) -> dict:
-    """The JSON document of one sequence (see the module docstring)."""
+def sequence_record(
+    result: SequenceResult,
+    sequence: Sequence,
+    info: Mapping,
+    init_box: np.ndarray | None = None,
+    target: int | None = None,
+) -> dict:
+    """The JSON document of one sequence, or of target ``target`` (1-based) starting from
+    ``init_box`` when several targets of it were tracked (see the module docstring)."""
+    first = sequence.init_box if init_box is None else init_box
     record = {
         "sequence": result.name,
+        **({} if target is None else {"sequence_name": sequence.name, "target": target}),
         "source": sequence.source,
         "frames": result.num_frames,
         "sequence_frames": len(sequence),
         "frames_tracked": result.frames_tracked,
         "interrupted": result.interrupted,
-        "init_box": [float(value) for value in sequence.init_box],
+        "init_box": [float(value) for value in first],
         "fps": finite_or_none(result.fps),
         "fps_frames": result.timed_frames,
         "first_frame_seconds": float(result.times[0]) if len(result.times) else None,
         "tracking_seconds": float(np.sum(result.times)),
+        "warnings": list(result.warnings),
     }
     if result.scores is not None:
         record.update(result.scores)

@@ -44,6 +44,8 @@ class SequenceResult:
       interrupted: tracking stopped early (Ctrl-C).
       outputs: kind -> path of the files written (``boxes``, ``json``, ``success_plot``, ``video``,
         ``strip``).
+      warnings: what went wrong without stopping the run (a damaged frame that still decoded, a
+        truncated video, frames without ground truth), one line each naming the file and frame.
     """
 
     name: str
@@ -55,6 +57,7 @@ class SequenceResult:
     center_errors: np.ndarray | None = None
     interrupted: bool = False
     outputs: Mapping[str, Path] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
 
     @property
     def frames_tracked(self) -> int:
@@ -105,7 +108,10 @@ def score(sequence: Sequence, boxes: np.ndarray) -> tuple[dict | None, np.ndarra
     """
     if sequence.boxes is None:
         return None, None, None
-    count = len(boxes)
+    # A ground truth shorter than the tracked frames (see validate_for_tracking) scores the frames
+    # it covers.
+    count = min(len(boxes), len(sequence.boxes))
+    boxes = boxes[:count]
     truth = sequence.boxes[:count]
     absence = None if sequence.absence is None else sequence.absence[:count]
     try:

@@ -45,7 +45,9 @@ from __future__ import annotations
 import dataclasses
 import functools
 import itertools
+import logging
 import os
+import re
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -163,6 +165,14 @@ class SiamfcCrops(tfds.core.ShardBasedBuilder):
         self._workers = workers
         self._progress = progress
         super().__init__(file_format=file_format, **kwargs)
+
+    # TFDS announces "Downloading and preparing dataset Unknown size ..." and "Dataset ...
+    # downloaded and prepared": nothing is downloaded here, so say what happens instead.
+    def _log_download_bytes(self) -> None:
+        print(f"curating {self.builder_config.name} training crops into {self.data_dir} (once)", flush=True)
+
+    def _log_download_done(self) -> None:
+        print(f"curated crops ready in {self.data_dir}", flush=True)
 
     def _info(self) -> tfds.core.DatasetInfo:
         return tfds.core.DatasetInfo(
@@ -346,30 +356,48 @@ def prepare(
         DataError: the source dataset is missing or malformed (the message names the file).
     """
     root = Path(data_dir).expanduser() if data_dir is not None else None
-    probe = SiamfcCrops(config=config, data_dir=None if root is None else os.fspath(root))
-    # Processes starting together (a multi-host run on a shared filesystem) take turns: the first
-    # prepares, the others then find the dataset complete. The builder is made under the lock, since
-    # it reads what is prepared when it is made.
-    with exclusive_lock(Path(probe.data_dir).parent / ".prepare.lock"):
-        builder = SiamfcCrops(
-            config=config,
-            data_dir=None if root is None else os.fspath(root),
-            workers=workers,
-            progress=progress,
-        )
-        download_config = tfds.download.DownloadConfig(
-            manual_dir=None if manual_dir is None else os.fspath(manual_dir)
-        )
-        try:
-            builder.download_and_prepare(
-                download_dir=os.fspath(builder.download_dir), download_config=download_config
+    # TFDS logs every custom config whole as an absl WARNING ("Using custom data configuration").
+    quiet = _DropCustomConfigNote()
+    logging.getLogger("absl").addFilter(quiet)
+    try:
+        probe = SiamfcCrops(config=config, data_dir=None if root is None else os.fspath(root))
+        # Processes starting together (a multi-host run on a shared filesystem) take turns: the
+        # first prepares, the others then find the dataset complete. The builder is made under the
+        # lock, since it reads what is prepared when it is made.
+        with exclusive_lock(Path(probe.data_dir).parent / ".prepare.lock"):
+            builder = SiamfcCrops(
+                config=config,
+                data_dir=None if root is None else os.fspath(root),
+                workers=workers,
+                progress=progress,
             )
-        except AssertionError as error:  # TFDS's way of saying that manual_dir is missing or empty
-            reason = str(error).split(". Create it", 1)[0]
-            raise DataError(
-                f"{reason} (expected layouts: siamfc_jax.pipeline.tfds_builder.MANUAL_DOWNLOAD_INSTRUCTIONS)"
-            ) from None
+            download_config = tfds.download.DownloadConfig(
+                manual_dir=None if manual_dir is None else os.fspath(manual_dir)
+            )
+            try:
+                builder.download_and_prepare(
+                    download_dir=os.fspath(builder.download_dir), download_config=download_config
+                )
+            except AssertionError as error:  # TFDS's way of saying that manual_dir is missing or empty
+                reason = str(error).split(". Create it", 1)[0]
+                kind = builder.builder_config.kind
+                raise DataError(f"{reason} (expected for {kind}: {expected_layout(kind)})") from None
+    finally:
+        logging.getLogger("absl").removeFilter(quiet)
     return builder
+
+
+class _DropCustomConfigNote(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Using custom data configuration")
+
+
+def expected_layout(kind: str) -> str:
+    """The layout ``kind`` expects under its root, on one line (from MANUAL_DOWNLOAD_INSTRUCTIONS)."""
+    for paragraph in re.split(r"\n(?=- )", MANUAL_DOWNLOAD_INSTRUCTIONS):
+        if paragraph.startswith(f"- {kind}:"):
+            return " ".join(paragraph.removeprefix(f"- {kind}:").split())
+    return " ".join(MANUAL_DOWNLOAD_INSTRUCTIONS.split())
 
 
 def load_curated(

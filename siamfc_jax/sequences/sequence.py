@@ -6,7 +6,7 @@ Boxes are float64 ``[x, y, w, h]`` in pixels with a 1-indexed left-top corner (O
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from types import MappingProxyType
@@ -15,7 +15,15 @@ import cv2
 import numpy as np
 from numpy.typing import ArrayLike
 
-from siamfc_jax.sequences.frames import DataError, count_video_frames, open_video, read_image
+from siamfc_jax.sequences.frames import (
+    DataError,
+    decode_image,
+    native_stderr_captured,
+    open_video,
+    video_frame_counts,
+)
+
+OnWarning = Callable[[str], None]
 
 
 def readonly(array: np.ndarray) -> np.ndarray:
@@ -87,39 +95,63 @@ class Sequence:
         set_field(self, "meta", MappingProxyType(dict(self.meta)))
 
     def __len__(self) -> int:
-        """Number of frames (for a video: of decodable frames, see ``count_video_frames``)."""
+        """Number of frames (for a video: of decodable frames, see ``video_frame_counts``)."""
         if self.video is None:
             return len(self.frames)
-        return self._video_length
+        return self._video_counts[0]
 
     @cached_property
-    def _video_length(self) -> int:
-        return count_video_frames(str(self.video))
+    def _video_counts(self) -> tuple[int, int | None]:
+        return video_frame_counts(str(self.video))
 
-    def _read_frame_file(self, index: int) -> np.ndarray:
-        path = self.frames[index]
+    def frame_label(self, index: int) -> str:
+        """How messages name frame ``index`` (0-based): its file (or the video) and its 1-indexed
+        number, e.g. ``img/0003.jpg (frame 3 of 120 of sequence 'otb')``."""
+        where = self.frames[index] if self.video is None else self.video
+        return f"{where} (frame {index + 1} of {len(self)} of sequence {self.name!r})"
+
+    def _read_frame_file(self, index: int, on_warning: OnWarning | None = None) -> np.ndarray:
         try:
-            return read_image(path)
+            image, messages = decode_image(self.frames[index])
         except DataError as error:
-            raise DataError(f"{error} (frame {index} of sequence {self.name!r})") from None
+            reason = str(error).removeprefix(f"{self.frames[index]}: ")
+            raise DataError(f"{self.frame_label(index)}: {reason}") from None
+        if messages and on_warning is not None:
+            on_warning(f"{self.frame_label(index)}: decoded with errors: {'; '.join(messages)}")
+        return image
 
-    def iter_frames(self) -> Iterator[np.ndarray]:
+    def iter_frames(self, on_warning: OnWarning | None = None) -> Iterator[np.ndarray]:
         """Yield the frames in order as (H, W, 3) RGB uint8 arrays.
 
+        Args:
+            on_warning: receives one line per damaged frame that still decodes (a truncated JPEG
+                decodes partly grey; the decoder's messages, kept off the terminal, are quoted)
+                and, for a video that decodes fewer frames than its container announces (a
+                truncated file), one line before the first frame. None: damage goes unreported.
+
         Raises:
-            DataError: a frame cannot be decoded; the message names the file and the 0-based frame index.
+            DataError: a frame cannot be decoded; the message names the file (or video) and the
+                1-indexed frame number.
         """
         if self.video is None:
             for index in range(len(self.frames)):
-                yield self._read_frame_file(index)
+                yield self._read_frame_file(index, on_warning)
             return
-        total = len(self)
+        total, announced = self._video_counts
+        if announced is not None and announced > total and on_warning is not None:
+            on_warning(
+                f"{self.video}: the container announces {announced} frames but only the first "
+                f"{total} can be decoded (a truncated or damaged file?); the sequence ends there"
+            )
         capture = open_video(self.video)
         try:
             for index in range(total):
-                ok, frame = capture.read()
+                with native_stderr_captured() as messages:
+                    ok, frame = capture.read()
                 if not ok:
-                    raise DataError(f"{self.video}: frame {index} of {total} cannot be decoded")
+                    raise DataError(f"{self.frame_label(index)}: cannot be decoded")
+                if messages and on_warning is not None:
+                    on_warning(f"{self.frame_label(index)}: decoded with errors: {'; '.join(messages)}")
                 yield cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
         finally:
             capture.release()
@@ -150,10 +182,11 @@ class Sequence:
         else:
             capture = open_video(self.video)
             try:
-                ok, first = capture.read()
+                with native_stderr_captured():
+                    ok, first = capture.read()
             finally:
                 capture.release()
             if not ok:
-                raise DataError(f"{self.video}: frame 0 cannot be decoded")
+                raise DataError(f"{self.video}: frame 1 cannot be decoded")
         height, width = first.shape[:2]
         return width, height

@@ -212,6 +212,8 @@ def _center_to_box(center: jax.Array, size: jax.Array) -> jax.Array:
 
 
 _STATIC = ("config", "model_config")
+# The largest target side, in frame sides, that the tracker accepts as a first box and keeps.
+MAX_TARGET_TO_FRAME = 2.0
 
 
 @functools.partial(jax.jit, static_argnames=_STATIC)
@@ -288,6 +290,7 @@ def locate(
     *,
     config: TrackerConfig,
     model_config: ModelConfig,
+    frame_hw: tuple[int, int] | jax.Array | None = None,
 ) -> tuple[TrackState, jax.Array]:
     """The new target position and size from the raw ``responses`` (jittable).
 
@@ -301,6 +304,9 @@ def locate(
       responses: (S, r, r) raw responses, as from :func:`search_responses`.
       config, model_config: as for :func:`init_state`; ``response_sz`` and ``total_stride`` come
         from the network (:func:`fit_config`).
+      frame_hw: the frame's (height, width); when given, the state stays bounded: the centre
+        within one frame beyond each edge, the size between 1 pixel and
+        :data:`MAX_TARGET_TO_FRAME` frames (the scale change is clipped, keeping the aspect).
 
     Returns:
       ``(state, box)``: the new state and the (4,) float32 box, 1-indexed ``[x, y, w, h]`` pixels.
@@ -309,7 +315,7 @@ def locate(
       ValueError: ``responses`` do not have the network's response shape.
     """
     new_state, box, _ = locate_with_confidence(
-        state, responses, config=config, model_config=model_config
+        state, responses, config=config, model_config=model_config, frame_hw=frame_hw
     )
     return new_state, box
 
@@ -321,11 +327,12 @@ def locate_with_confidence(
     config: TrackerConfig,
     model_config: ModelConfig,
     hyper: HyperParams | None = None,
+    frame_hw: tuple[int, int] | jax.Array | None = None,
 ) -> tuple[TrackState, jax.Array, Confidence]:
     """:func:`locate`, also returning the step's :class:`Confidence` (jittable).
 
     ``hyper``: traced hyper-parameters (:func:`hyper_params`); None takes them from ``config`` as
-    constants, which is what :func:`locate` does.
+    constants, which is what :func:`locate` does. ``frame_hw``: as for :func:`locate`.
     """
     config = fit_config(config, model_config)
     expected = (config.scale_num, config.response_sz, config.response_sz)
@@ -355,6 +362,11 @@ def locate_with_confidence(
     center = state.center + offset_frame
 
     scale = hyper.size_keep + hyper.scale_lr * factor
+    if frame_hw is not None:  # a bound far from any real track, so parity is untouched
+        frame = jnp.asarray(frame_hw, jnp.float32)
+        center = jnp.clip(center, -frame, 2 * frame)
+        largest = jnp.min(MAX_TARGET_TO_FRAME * frame / state.target_size)
+        scale = jnp.clip(scale, jnp.max(1 / state.target_size), largest)
     target_size = state.target_size * scale
     new_state = state._replace(
         center=center,
@@ -390,7 +402,7 @@ def update_state(
     """
     statics = {"config": config, "model_config": model_config}
     responses = search_responses(variables, state, image, **statics)
-    return locate(state, responses, **statics)
+    return locate(state, responses, **statics, frame_hw=image.shape[:2])
 
 
 def _image_axis(images: jax.Array) -> int | None:

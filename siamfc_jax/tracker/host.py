@@ -20,6 +20,7 @@ from numpy.typing import ArrayLike
 from siamfc_jax.config import ModelConfig, TrackerConfig
 from siamfc_jax.sequences.frames import average_color, read_image
 from siamfc_jax.tracker.device import (
+    MAX_TARGET_TO_FRAME,
     TrackState,
     fit_config,
     init_state,
@@ -63,7 +64,34 @@ def _to_rgb(image: Image, what: str = "image") -> np.ndarray:
     array = np.asarray(image)
     if array.ndim != 3 or array.shape[2] != 3 or array.dtype != np.uint8:
         raise ValueError(f"{what} must be (H, W, 3) RGB uint8, got {array.dtype} {array.shape}")
+    if array.shape[0] == 0 or array.shape[1] == 0:
+        raise ValueError(f"{what} is empty: shape {array.shape}, width and height must be >= 1")
     return array
+
+
+def _format_box(box: ArrayLike) -> str:
+    return "[" + ", ".join(f"{value:g}" for value in np.asarray(box, np.float64).reshape(-1)) + "]"
+
+
+def first_box_problem(box: ArrayLike, frame_size: tuple[int, int]) -> str | None:
+    """Why a finite 1-indexed ``[x, y, w, h]`` box with positive sides cannot start tracking in a
+    frame of ``frame_size`` (width, height), or None when it can.
+
+    A first box must overlap the frame (whose pixel columns span ``[1, W + 1)`` in 1-indexed
+    coordinates) and be at most :data:`MAX_TARGET_TO_FRAME` times the frame's width and height:
+    the tracker keeps its target within that size, so a larger box is a mistake (e.g. pixels
+    given for another resolution), not a target.
+    """
+    x, y, w, h = (float(value) for value in np.asarray(box, np.float64).reshape(4))
+    width, height = frame_size
+    if x + w <= 1 or y + h <= 1 or x >= width + 1 or y >= height + 1:
+        return f"{_format_box(box)} lies entirely outside the {width}x{height} first frame"
+    if w > MAX_TARGET_TO_FRAME * width or h > MAX_TARGET_TO_FRAME * height:
+        return (
+            f"{_format_box(box)} is implausible for the {width}x{height} first frame: its "
+            f"{w:g}x{h:g} size is more than {MAX_TARGET_TO_FRAME:g} times the frame's"
+        )
+    return None
 
 
 def _fill_color(image: np.ndarray) -> np.ndarray:
@@ -107,6 +135,15 @@ def _stack_frames(images: Image | Iterable[Image], num_targets: int) -> np.ndarr
     return np.stack(frames)
 
 
+def _check_frame_shape(shape: tuple[int, ...], first: tuple[int, ...] | None) -> None:
+    """Refuse a frame whose size differs from the first frame's: the state is in its pixels."""
+    if first is not None and shape != first:
+        raise ValueError(
+            f"frame is {shape[1]}x{shape[0]} but tracking started on a {first[1]}x{first[0]} "
+            "frame; boxes would stay in the first frame's coordinates (call init again)"
+        )
+
+
 def _show(image: np.ndarray, box: np.ndarray, window: str) -> None:
     """Show an RGB frame with its tracked 1-indexed box in an OpenCV window."""
     from siamfc_jax.visualize import draw_tracking  # matplotlib and video writing: only when shown
@@ -142,11 +179,22 @@ class Tracker(_DeviceTracker):
     """
 
     _state: TrackState | None = None
+    _frame_shape: tuple[int, ...] | None = None
 
     def init(self, image: Image, box: ArrayLike) -> None:
-        """Start tracking the 1-indexed ``[x, y, w, h]`` ``box`` in the first frame ``image``."""
+        """Start tracking the 1-indexed ``[x, y, w, h]`` ``box`` in the first frame ``image``.
+
+        Raises:
+          ValueError: the image is not a non-empty (H, W, 3) RGB uint8 image, or the box is not
+            finite with positive sides, lies outside the frame or is implausibly large for it
+            (see :func:`first_box_problem`).
+        """
         frame = _to_rgb(image)
         box = _checked_boxes(box, 1, "box")
+        problem = first_box_problem(box, (frame.shape[1], frame.shape[0]))
+        if problem is not None:
+            raise ValueError(f"box {problem}")
+        self._frame_shape = frame.shape
         self._state = init_state(
             self.variables,
             jax.device_put(frame),
@@ -161,6 +209,7 @@ class Tracker(_DeviceTracker):
         if self._state is None:
             raise RuntimeError("Tracker.update called before Tracker.init")
         frame = _to_rgb(image)
+        _check_frame_shape(frame.shape, self._frame_shape)
         self._state, box = update_state(
             self.variables,
             self._state,
@@ -208,6 +257,7 @@ class BatchTracker(_DeviceTracker):
 
     _states: TrackState | None = None
     _num_targets: int = 0
+    _frame_shape: tuple[int, ...] | None = None
 
     def init(self, images: Image | Iterable[Image], boxes: ArrayLike) -> None:
         """Start tracking ``boxes`` (N, 4), 1-indexed ``[x, y, w, h]``.
@@ -216,6 +266,12 @@ class BatchTracker(_DeviceTracker):
         """
         boxes = _checked_boxes(boxes, 2, "boxes")
         frames = _stack_frames(images, len(boxes))
+        height, width = frames.shape[-3:-1]
+        for index, box in enumerate(boxes):
+            problem = first_box_problem(box, (width, height))
+            if problem is not None:
+                raise ValueError(f"boxes[{index}] {problem}")
+        self._frame_shape = frames.shape[-3:]
         if frames.ndim == 4:
             fills = np.stack([_fill_color(frame) for frame in frames])
         else:
@@ -235,6 +291,7 @@ class BatchTracker(_DeviceTracker):
         if self._states is None:
             raise RuntimeError("BatchTracker.update called before BatchTracker.init")
         frames = _stack_frames(images, self._num_targets)
+        _check_frame_shape(frames.shape[-3:], self._frame_shape)
         self._states, boxes = update_states(
             self.variables,
             self._states,

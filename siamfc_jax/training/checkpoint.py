@@ -36,6 +36,18 @@ class Position:
     seconds: float = 0.0
 
 
+def _differences(stored: dict, wanted: dict, prefix: str = "") -> list[str]:
+    """``setting: <stored> in the checkpoints, <wanted> now`` for each differing (nested) setting."""
+    lines = []
+    for key in sorted(set(stored) | set(wanted)):
+        old, new = stored.get(key), wanted.get(key)
+        if isinstance(old, dict) and isinstance(new, dict):
+            lines += _differences(old, new, f"{prefix}{key}.")
+        elif old != new:
+            lines.append(f"{prefix}{key}: {old!r} in the checkpoints, {new!r} now")
+    return lines
+
+
 class Checkpointer:
     """Saves and restores :class:`TrainState` and :class:`Position` under ``<workdir>/checkpoints``.
 
@@ -56,10 +68,10 @@ class Checkpointer:
         )
         stored = self._manager.metadata().custom_metadata if self.latest() is not None else None
         if run_config is not None and stored and stored != run_config:
-            changed = sorted(k for k in set(stored) | set(run_config) if stored.get(k) != run_config.get(k))
+            changed = "; ".join(_differences(stored, run_config))
             raise ValueError(
                 f"{self.directory}: the checkpoints belong to a run with different settings "
-                f"({', '.join(changed)}); use another --workdir or the original settings"
+                f"({changed}); use another --workdir or the original settings"
             )
 
     def latest(self) -> int | None:

@@ -155,6 +155,17 @@ def _train(config: TrainConfig, progress: bool, log: Log) -> TrainResult:
     single = jax.process_count() == 1
     say = log if is_main else (lambda message: None)
     say(describe_devices())
+    # Before any work: checkpoints of other settings are refused, a finished run is not redone.
+    checkpointer = Checkpointer(workdir, config.keep_checkpoints, run_identity(config))
+    finished = _finished_run(workdir, checkpointer)
+    if finished is not None:
+        checkpointer.close()
+        say(
+            f"finished: {workdir} holds a completed run ({finished.epochs_completed} epochs, step "
+            f"{finished.step}); weights in {finished.weights}. Nothing to do (another --workdir "
+            "trains anew)"
+        )
+        return finished
     mesh = data_mesh()
     batch = config.optim.batch_size
     if batch % mesh.size:
@@ -178,7 +189,6 @@ def _train(config: TrainConfig, progress: bool, log: Log) -> TrainResult:
     seed = jax.device_put(np.uint32(config.seed))  # the same key as the int's, uploaded explicitly
     state = jax.device_put(create_train_state(config.model, optimizer, jax.random.key(seed)), replicated)
 
-    checkpointer = Checkpointer(workdir, config.keep_checkpoints, run_identity(config))
     position = Position(0, 0, 0)
     if checkpointer.latest() is not None:
         state, position = checkpointer.restore(state)
@@ -301,6 +311,22 @@ def _train(config: TrainConfig, progress: bool, log: Log) -> TrainResult:
     if not interrupted and is_main:
         result.weights, result.pth = _export(state, config, workdir, say)
     return result
+
+
+def _finished_run(workdir: Path, checkpointer: Checkpointer) -> TrainResult | None:
+    """The result of a run that completed in ``workdir`` (checkpoints and exported weights), or None.
+
+    ``final.msgpack`` is written only after the last epoch, and the checkpointer has checked that
+    the run's settings (the number of epochs among them) are this one's.
+    """
+    weights, pth = workdir / "final.msgpack", workdir / "final.pth"
+    step = checkpointer.latest()
+    if step is None or not weights.is_file():
+        return None
+    history_path = workdir / "history.json"
+    history = json.loads(history_path.read_text()) if history_path.is_file() else []
+    completed = sum(1 for record in history if record["epoch"] > 0)
+    return TrainResult(step, completed, False, history, weights, pth if pth.is_file() else None)
 
 
 @dataclasses.dataclass

@@ -1,0 +1,419 @@
+"""Track objects with SiamFC: ``python track.py [--seq PATH] [--box x,y,w,h] [--weights FILE]``
+(installed: ``siamfc-track``).
+
+The command line over :mod:`siamfc_jax.evaluation`. ``--seq`` takes a sequence (OTB, GOT-10k,
+VOT or LaSOT folder, folder of images, video file, quoted glob of images) or a folder of sequence
+folders (an OTB or GOT-10k val root), which is evaluated sequence by sequence with a summary.
+Without ``--seq`` it runs the demo: a synthetic sequence generated once into a cache folder
+(``$XDG_CACHE_HOME/siamfc_jax/demo``, else ``~/.cache/siamfc_jax/demo``), tracked with the packaged
+weights, with an annotated video, a success plot and a strip of frames written to ``--out``.
+
+Compiled tracker steps are kept between runs in JAX's persistent compilation cache
+(``$XDG_CACHE_HOME/siamfc_jax/jax``, else ``~/.cache/siamfc_jax/jax``; ``JAX_COMPILATION_CACHE_DIR``
+chooses another folder), so only the first run at a frame size waits for compilation.
+
+``--out`` is checked before anything is tracked: it must be a folder that can be written, and a
+folder holding files of an earlier run of the same sequences is refused unless ``--overwrite``
+(which removes those files first), so results are never silently replaced or mixed. Several
+``--box`` (or ``--boxes FILE``) track several targets together through a
+:class:`~siamfc_jax.tracker.BatchTracker`, one box file and JSON per target.
+
+Exit status: 0 done, 2 bad arguments, 1 unusable data, weights or output folder, 130 interrupted
+(Ctrl-C; what was finished is written). Errors are one line on stderr starting with ``error:``;
+damage that does not stop the run is a ``warning:`` line and recorded in the JSON. When stderr is
+not a terminal (no progress bars), a plain progress line is printed at least every 10 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from siamfc_jax import cli
+from siamfc_jax.config import ConfigError, TrackerConfig
+from siamfc_jax.evaluation.batched import run_batched
+from siamfc_jax.evaluation.metrics import PROTOCOLS
+from siamfc_jax.evaluation.reports import format_overall, format_result, format_table, run_info
+from siamfc_jax.evaluation.runner import (
+    check_target_boxes,
+    claim_outputs,
+    progress_enabled,
+    run_folder,
+    run_sequence,
+    run_targets,
+    target_name,
+)
+from siamfc_jax.evaluation.scoring import SUMMARY_NAME
+from siamfc_jax.evaluation.validation import is_sequence_root, validate_for_tracking
+from siamfc_jax.live import display_problem, format_live_result, is_live_source, run_live, source_name
+from siamfc_jax.runtime import describe_devices, enable_compilation_cache, select_platform
+from siamfc_jax.sequences.datasets import SequenceFolder
+from siamfc_jax.sequences.frames import DataError
+from siamfc_jax.sequences.readers import open_sequence
+from siamfc_jax.synthetic.config import SyntheticDataError
+from siamfc_jax.synthetic.demo import default_demo_dir, ensure_demo_sequence
+from siamfc_jax.tracker import BatchTracker, Tracker
+from siamfc_jax.tune.config_file import ConfigFileError, read_config_file
+from siamfc_jax.weights import WeightsError, default_weights_path
+
+HEARTBEAT_SECONDS = 10.0
+
+_FIELD_HELP = {
+    "exemplar_sz": "side in pixels of the exemplar crop",
+    "instance_sz": "side in pixels of the search crop",
+    "context": "context margin around the target, as a fraction of (w + h)",
+    "scale_num": "number of search scales (odd)",
+    "scale_step": "ratio between neighbouring search scales",
+    "scale_lr": "learning rate of the target size",
+    "scale_penalty": "response multiplier of the scales other than the middle one",
+    "window_influence": "weight of the cosine window in the response",
+    "response_sz": "side of the raw response map (default: the network's, 17 for AlexNetV1)",
+    "response_up": "upsampling factor of the response map",
+    "total_stride": "network stride in pixels (default: the network's, 8 for AlexNetV1)",
+    "precision": "matmul/convolution precision on the device: highest, high or default",
+    "conv_impl": "convolution formulation: auto (on CPU the fastest measured per layer, lax elsewhere), "
+    "lax, matmul or shift",
+}
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser; every :class:`TrackerConfig` field has a flag (``--scale-step`` …)."""
+    parser = cli.ArgumentParser(
+        prog=cli.program_name("python track.py"),
+        description=(
+            "Track an object with SiamFC and score it against the ground truth when there is one. "
+            "Without --seq: the synthetic demo."
+        ),
+        epilog=(
+            "Outputs in --out: <name>.txt (x,y,w,h per frame, 1-indexed), <name>.json (fps, scores, "
+            "config, warnings), <name>_success.png (with ground truth), <name>.mp4 (--save-video, "
+            "H.264), <name>_strip.png (--save-strip); several targets: <name>_target<k>.txt and "
+            ".json each; for a folder of sequences also summary.json, summary.md and "
+            "summary_success.png. A box starting with '-' needs '=': --box=-3,4,50,60. "
+            "Exit status: 0 done, 1 bad data, weights or output, 2 bad arguments, 130 interrupted."
+        ),
+    )
+    parser.add_argument(
+        "--seq",
+        metavar="PATH",
+        help=(
+            "OTB/GOT-10k/VOT/LaSOT sequence folder, folder of images, video file, quoted glob of "
+            "images, a folder of sequence folders (evaluated one by one), or live input: a camera "
+            "index (0) or a stream URL (rtsp://, http://, file://)"
+        ),
+    )
+    parser.add_argument(
+        "--box",
+        type=cli.parse_box,
+        action="append",
+        metavar="X,Y,W,H",
+        help=(
+            "initial box in frame 1 (1-indexed pixels); replaces the first ground-truth box. "
+            "Repeat it to track several targets together (one output file per target)"
+        ),
+    )
+    parser.add_argument(
+        "--boxes",
+        metavar="FILE",
+        help="initial boxes of several targets, one x,y,w,h per line (# starts a comment)",
+    )
+    parser.add_argument(
+        "--weights",
+        metavar="FILE",
+        help="siamfc-pytorch .pth or siamfc_jax weights file (default: the packaged weights)",
+    )
+    parser.add_argument("--out", default="outputs", metavar="DIR", help="output folder (default: outputs)")
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the files of an earlier run of the same sequences in --out (default: refuse)",
+    )
+    parser.add_argument(
+        "--max-frames",
+        type=cli.positive_integer,
+        metavar="N",
+        help="track (and score) only the first N frames of each sequence",
+    )
+    parser.add_argument("--save-video", action="store_true", help="write an annotated <name>.mp4")
+    parser.add_argument(
+        "--save-strip", action="store_true", help="write <name>_strip.png: 5 annotated frames in a row"
+    )
+    parser.add_argument(
+        "--show",
+        action="store_true",
+        help="live input: show the box and the fps in a window (Esc or q ends)",
+    )
+    parser.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="progress bars on stderr (default: when stderr is a terminal)",
+    )
+    parser.add_argument(
+        "--demo-dir",
+        metavar="DIR",
+        help="where the demo sequence is generated and reused (default: the cache folder)",
+    )
+    batched = parser.add_argument_group(
+        "batched runs (siamfc_jax.evaluation.batched; no --save-video / --save-strip)"
+    )
+    batched.add_argument(
+        "--batch", type=cli.positive_integer, metavar="K", help="track K sequences together"
+    )
+    batched.add_argument(
+        "--save-scores",
+        action="store_true",
+        help="write <name>_scores.txt/.png: the response peak per frame, before and after the window",
+    )
+    batched.add_argument(
+        "--protocol",
+        choices=PROTOCOLS,
+        help="also report this benchmark's figures (got10k: also its submission files)",
+    )
+    parser.add_argument(
+        "--config",
+        metavar="FILE",
+        help="tracker settings file (JSON, e.g. tune's best_config.json); flags override it",
+    )
+    tracker = parser.add_argument_group("tracker settings (default: siamfc-pytorch's)")
+    defaults = TrackerConfig()
+    for field in dataclasses.fields(TrackerConfig):
+        # config.py uses postponed annotations, so field.type is the annotation's text.
+        kind = str(field.type)
+        parse, metavar = (cli.integer, "N") if kind.startswith("int") else (cli.finite_float, "X")
+        if kind == "str":
+            parse, metavar = str, "NAME"
+        default = getattr(defaults, field.name)
+        shown = "" if default is None else f" (default: {default})"
+        tracker.add_argument(
+            cli.flag(field.name),
+            dest=field.name,
+            type=parse,
+            metavar=metavar,
+            help=_FIELD_HELP.get(field.name, field.name) + shown,
+        )
+    return parser
+
+
+def tracker_config(args: argparse.Namespace) -> TrackerConfig:
+    """The :class:`TrackerConfig` of the defaults with the flags given.
+
+    Raises:
+      UsageError: a setting is out of range (the message names its flag).
+    """
+    changes = {
+        field.name: getattr(args, field.name)
+        for field in dataclasses.fields(TrackerConfig)
+        if getattr(args, field.name) is not None
+    }
+    if args.config is not None:
+        try:
+            changes = {**read_config_file(args.config), **changes}
+        except ConfigFileError as error:
+            raise cli.UsageError(f"argument --config: {error}") from None
+    try:
+        return TrackerConfig(**changes)
+    except ConfigError as error:
+        raise cli.UsageError(f"argument {cli.flag(error.field)}: {error}") from None
+
+
+def read_boxes_file(path: str) -> list[tuple[float, float, float, float]]:
+    """Boxes of ``--boxes FILE``: one ``x,y,w,h`` per line, blank lines and ``#`` comments skipped.
+
+    Raises:
+      DataError: the file cannot be read, a line is not a box, or there is none (the message
+        names the file and line).
+    """
+    try:
+        text = Path(path).read_text()
+    except OSError as error:
+        raise DataError(f"{path}: cannot read the boxes file ({error.strerror})") from None
+    boxes = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        try:
+            boxes.append(cli.parse_box(line))
+        except argparse.ArgumentTypeError as error:
+            raise DataError(f"{path}:{number}: {error}") from None
+    if not boxes:
+        raise DataError(f"{path}: no boxes (one x,y,w,h per line)")
+    return boxes
+
+
+def initial_boxes(args: argparse.Namespace) -> list[tuple[float, float, float, float]]:
+    """The boxes of ``--box`` (repeated) and ``--boxes FILE``, in that order."""
+    boxes = list(args.box or [])
+    if args.boxes is not None:
+        boxes += read_boxes_file(args.boxes)
+    return boxes
+
+
+def _run(args: argparse.Namespace, config: TrackerConfig) -> int:
+    """Everything after argument parsing; raises the errors :func:`main` turns into messages."""
+    given = "--box" if args.box else "--boxes"
+    if args.seq is None and (args.box or args.boxes):
+        raise cli.UsageError(f"argument {given}: needs --seq (the demo sequence has its own box)")
+    if args.seq is not None and args.demo_dir is not None:
+        raise cli.UsageError("argument --demo-dir: only for the demo, which runs without --seq")
+    if (args.batch is not None or args.save_scores or args.protocol is not None) and (
+        args.seq is None or args.save_video or args.save_strip
+    ):
+        raise cli.UsageError("argument --batch/--save-scores/--protocol: need --seq, no video or strip")
+    boxes = initial_boxes(args)
+    with cli.Heartbeat(enabled=not progress_enabled(args.progress), interval=HEARTBEAT_SECONDS) as beat:
+        return _track(args, config, boxes, beat)
+
+
+def _track(args: argparse.Namespace, config: TrackerConfig, boxes: list, beat: cli.Heartbeat) -> int:
+    enable_compilation_cache()  # before anything compiles: JAX decides on the cache once
+    device = describe_devices()
+    beat.say(device)
+    weights = args.weights or default_weights_path()
+    if args.seq is not None and is_live_source(args.seq):
+        return _run_live(args, config, boxes, weights, device)
+    if args.show:
+        raise cli.UsageError("argument --show: only for live input (a camera index or a stream URL)")
+    save_video, save_strip = args.save_video, args.save_strip
+    sequences = None
+    if args.seq is None:
+        demo_dir = Path(args.demo_dir) if args.demo_dir else default_demo_dir()
+        beat.say(f"demo: synthetic sequence in {demo_dir} (generated on first use, then reused)")
+        sequence = open_sequence(ensure_demo_sequence(demo_dir))
+        save_video = save_strip = True
+    elif is_sequence_root(args.seq):
+        if boxes:
+            given = "--box" if args.box else "--boxes"
+            raise cli.UsageError(
+                f"argument {given}: {args.seq} is a folder of sequences; {given} needs one sequence"
+            )
+        sequences = list(SequenceFolder(args.seq))
+        for sequence in sequences:
+            validate_for_tracking(sequence, max_frames=args.max_frames)
+    elif len(boxes) > 1:
+        sequence = open_sequence(args.seq)
+        check_target_boxes(sequence, np.asarray(boxes, np.float64))
+    else:
+        sequence = open_sequence(args.seq, box=boxes[0] if boxes else None)
+    if sequences is None and len(boxes) <= 1:
+        validate_for_tracking(sequence, max_frames=args.max_frames)  # its warnings come when tracking
+    kind = BatchTracker if len(boxes) > 1 else Tracker
+    beat.status = "loading the weights"
+    try:
+        tracker = kind(weights, config)
+    except ConfigError as error:
+        raise cli.UsageError(f"argument {cli.flag(error.field)}: {error}") from None
+    # Only once the input and the weights are known to be good, and before anything is tracked.
+    names = [sequence.name for sequence in sequences] if sequences is not None else [sequence.name]
+    if sequences is not None and SUMMARY_NAME in names:
+        raise DataError(f"{args.seq}: a sequence named {SUMMARY_NAME!r} would overwrite the summary")
+    out_dir = claim_outputs(
+        args.out, names, overwrite=args.overwrite, summary=sequences is not None, what="argument --out: "
+    )
+    info = run_info(tracker, str(weights), device)
+    options = {
+        "info": info,
+        "max_frames": args.max_frames,
+        "save_video": save_video,
+        "save_strip": save_strip,
+        "progress": args.progress,
+        "status": lambda line: setattr(beat, "status", line),
+    }
+
+    if args.batch is not None or args.save_scores or args.protocol is not None:
+        result = run_batched(
+            tracker.variables, tracker.model_config, tracker.config,
+            sequences if sequences is not None else [sequence], out_dir, info=info,
+            slots=args.batch or 1, max_frames=args.max_frames, save_scores=args.save_scores,
+            protocol=args.protocol, progress=progress_enabled(args.progress), log=print,
+        )
+        print(format_table(result.results, result.overall), end="")
+        print(format_overall(result.overall))
+        if result.interrupted:
+            return cli.fail(f"interrupted; {out_dir} holds the finished sequences", cli.EXIT_INTERRUPTED)
+        return cli.EXIT_OK
+
+    if sequences is not None:
+        result = run_folder(tracker, sequences, out_dir, **options, log=beat.say)
+        print(format_table(result.results, result.overall), end="")
+        print(format_overall(result.overall))
+        print("wrote: " + ", ".join(str(path) for path in result.outputs.values()) + " (and per sequence)")
+        if result.interrupted:
+            message = f"interrupted; the summary in {out_dir} covers the finished sequences"
+            return cli.fail(message, cli.EXIT_INTERRUPTED)
+        return cli.EXIT_OK
+
+    if len(boxes) > 1:
+        results = run_targets(tracker, sequence, np.asarray(boxes, np.float64), out_dir, **options)
+        for result in results:
+            beat.say(format_result(result))
+        beat.say(f"outputs in {out_dir.resolve()}:")
+        for kind_name, path in {**results[0].outputs, "boxes": None, "json": None}.items():
+            if path is not None:
+                beat.say(f"  {kind_name.replace('_', ' ')}: {path.name}")
+        names = ", ".join(f"{target_name(sequence.name, index)}.txt/.json" for index in range(len(boxes)))
+        beat.say(f"  per target: {names}")
+        result = results[0]
+    else:
+        result = run_sequence(tracker, sequence, out_dir, **options)
+        beat.say(format_result(result))
+        beat.say(f"outputs in {out_dir.resolve()}:")
+        for kind_name, path in result.outputs.items():
+            beat.say(f"  {kind_name.replace('_', ' ')}: {path.name}")
+    if result.interrupted:
+        message = f"interrupted; wrote the {result.frames_tracked} frames tracked to {out_dir}"
+        return cli.fail(message, cli.EXIT_INTERRUPTED)
+    return cli.EXIT_OK
+
+
+def _run_live(
+    args: argparse.Namespace, config: TrackerConfig, boxes: list, weights: object, device: str
+) -> int:
+    """Live input (camera or stream, :mod:`siamfc_jax.live`): track until it ends or the user stops."""
+    if len(boxes) > 1:
+        raise cli.UsageError("argument --box: live input tracks one target; give one box")
+    problem = display_problem()
+    if problem is not None and (args.show or not boxes):
+        flag = "--show" if args.show else "--box"
+        raise cli.UsageError(f"argument {flag}: {problem}; pass --box X,Y,W,H and leave out --show")
+    try:
+        tracker = Tracker(weights, config)
+    except ConfigError as error:
+        raise cli.UsageError(f"argument {cli.flag(error.field)}: {error}") from None
+    out_dir = claim_outputs(
+        args.out, [source_name(args.seq)], overwrite=args.overwrite, what="argument --out: "
+    )
+    result = run_live(
+        tracker,
+        args.seq,
+        out_dir,
+        box=boxes[0] if boxes else None,
+        show=args.show,
+        save_video=args.save_video,
+        max_frames=args.max_frames,
+        info=run_info(tracker, str(weights), device),
+    )
+    print(format_live_result(result))
+    print("wrote: " + ", ".join(str(path) for path in result.outputs.values()))
+    if result.interrupted:
+        message = f"interrupted; wrote the {len(result.boxes)} frames tracked to {out_dir}"
+        return cli.fail(message, cli.EXIT_INTERRUPTED)
+    return cli.EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit status (:mod:`siamfc_jax.cli`'s convention)."""
+    select_platform()
+
+    def body() -> int:
+        args = build_parser().parse_args(argv)
+        return _run(args, tracker_config(args))
+
+    return cli.run(body, (DataError, WeightsError, SyntheticDataError, OSError))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

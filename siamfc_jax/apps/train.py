@@ -1,0 +1,187 @@
+"""Train SiamFC: ``python train.py [--config NAME] [--FIELD VALUE ...]``.
+
+Thin command line over :func:`siamfc_jax.training.loop.train`. A run is a named config from
+``configs/`` (``synthetic``, ``got10k``, ``vid``, ``default``, ``ci``; each module's docstring holds
+its command, wall time and expected AUC). Every field of the config is a flag named by its dotted
+path (``--optim.epochs 3``, ``--pairs.instance-sz 271``, ``--pairs.color-jitter``, ``--seed 1``);
+the short flags of earlier releases (``--backbone``, ``--epochs``, ``--batch-size``, ``--lr``,
+``--final-lr``, ``--weight-decay``, ``--pairs-per-seq``) are other names of the same flags. Without
+``--config`` the config follows ``--data``: ``python train.py --backbone v1`` trains on the synthetic
+world (:mod:`configs.synthetic`), ``--data got10k:DIR`` with siamfc-pytorch's recipe. See README.md
+for multi-GPU and multi-host use. Running the same command again resumes from the newest checkpoint
+(or says that the run is finished). The workdir is checked before any work; when stderr is not a
+terminal, a plain progress line is printed at least every 10 s. Installed: ``siamfc-train``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+
+import configs
+from siamfc_jax import cli
+from siamfc_jax.config import ConfigError, TrainConfig
+from siamfc_jax.io import check_writable_dir
+from siamfc_jax.runtime import enable_compilation_cache, select_platform
+from siamfc_jax.sequences.frames import DataError
+from siamfc_jax.synthetic.config import SyntheticDataError
+from siamfc_jax.weights import WeightsError
+
+# Spellings kept from the command line before named configs.
+ALIASES = {
+    "model.backbone": ("--backbone",),
+    "optim.epochs": ("--epochs",),
+    "optim.batch_size": ("--batch-size",),
+    "optim.initial_lr": ("--lr",),
+    "optim.ultimate_lr": ("--final-lr",),
+    "optim.weight_decay": ("--weight-decay",),
+    "pairs.pairs_per_seq": ("--pairs-per-seq",),
+}
+
+_FIELD_HELP = {
+    "model.backbone": "AlexNet variant: v1, v2 or v3",
+    "model.out_scale": "response scale of the correlation head",
+    "optim.epochs": "number of epochs",
+    "optim.batch_size": "global batch size (divisible by the number of devices)",
+    "optim.initial_lr": "initial learning rate",
+    "optim.ultimate_lr": "learning rate the exponential decay reaches in the last epoch",
+    "optim.weight_decay": "weight decay added to the gradient",
+    "optim.momentum": "SGD momentum",
+    "loss.r_pos": "radius of the positive labels, pixels of the search image",
+    "loss.r_neg": "radius of the ignored band around the positives, pixels",
+    "loss.neg_weight": "relative weight of the negative labels",
+    "pairs.exemplar_sz": "side in pixels of the exemplar crop",
+    "pairs.instance_sz": "side in pixels of the curated search crop",
+    "pairs.context": "context margin around the target, as a fraction of (w + h)",
+    "pairs.pairs_per_seq": "pairs per sequence per epoch",
+    "pairs.max_frame_gap": "largest frame distance between the two images of a pair",
+    "pairs.max_stretch": "largest random stretch of a pair's images",
+    "pairs.color_jitter": "PCA lighting noise on the pairs",
+    "pairs.grayscale_prob": "probability of a grey pair",
+    "data": "synthetic (generated), got10k:DIR, vid:DIR (ILSVRC2015) or folder:DIR",
+    "data_dir": "TFDS directory for the curated crops (default ~/tensorflow_datasets)",
+    "workdir": "checkpoints, logs and final weights (default runs/<backbone>-<data kind>)",
+    "seed": "seed of the initial weights and of the pair stream",
+    "workers": "data loader processes (0: threads)",
+    "synthetic_sequences": "size of the synthetic training set",
+    "val_sequences": "sequences tracked for the validation AUC per epoch (0: none)",
+    "save_every_steps": "extra checkpoints every N steps (0: per epoch only)",
+    "keep_checkpoints": "checkpoints kept",
+    "log_every_steps": "steps between TensorBoard scalars",
+}
+
+
+def build_parser() -> tuple[argparse.ArgumentParser, list[str]]:
+    """The argument parser and the dotted paths of its config flags (one per TrainConfig field)."""
+    parser = cli.ArgumentParser(
+        prog=cli.program_name("python train.py"),
+        description="Train SiamFC (siamfc-pytorch's recipe) with data-parallel JAX.",
+        epilog="Config fields not given keep the value of --config (see configs/ for each run).",
+    )
+    parser.add_argument(
+        "--config",
+        choices=configs.NAMES,
+        help="the run (default: from --data: synthetic, got10k or vid; default for folder:DIR)",
+    )
+    parser.add_argument(
+        "--show-config", action="store_true", help="print the resulting config as JSON and exit"
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument(
+        "--distributed",
+        action="store_true",
+        help="multi-host: jax.distributed.initialize() (auto-detected, or the 3 flags below)",
+    )
+    parser.add_argument("--coordinator", help="host:port of process 0 (with --distributed)")
+    parser.add_argument(
+        "--num-processes", type=cli.positive_integer, help="number of processes (with --distributed)"
+    )
+    parser.add_argument(
+        "--process-id", type=cli.non_negative_integer, help="this process's index (with --distributed)"
+    )
+    parser.add_argument(
+        "--collective-timeout",
+        type=cli.positive_integer,
+        default=600,
+        help="seconds a CPU collective waits for the other processes before failing (with "
+        "--distributed; default 600)",
+    )
+    fields = parser.add_argument_group("config fields (default: the value in --config)")
+    paths = cli.add_config_flags(fields, TrainConfig(), _FIELD_HELP, ALIASES)
+    return parser, paths
+
+
+def build_config(args: argparse.Namespace, paths: list[str]) -> TrainConfig:
+    """The TrainConfig of ``--config`` (or the one ``--data`` selects) with the flags given.
+
+    Raises:
+      UsageError: a value its config refuses (the message names the flag).
+    """
+    try:
+        return configs.build(args.config, cli.config_changes(args, paths))
+    except ConfigError as error:
+        raise cli.UsageError(f"argument {cli.flag(error.field)}: {error}") from None
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit status (:mod:`siamfc_jax.cli`'s convention)."""
+    select_platform()
+
+    def body() -> int:
+        parser, paths = build_parser()
+        args = parser.parse_args(argv)
+        config = build_config(args, paths)
+        if args.show_config:
+            print(json.dumps(dataclasses.asdict(config), indent=1))
+            return cli.EXIT_OK
+        from siamfc_jax.pipeline.sources import parse_data_spec
+
+        try:  # before any work: a malformed --data is a usage error, a missing dataset a data error
+            parse_data_spec(config.data)
+        except DataError as error:
+            if str(error).startswith("--data "):
+                raise cli.UsageError(f"argument {error}") from None
+            raise
+        check_writable_dir(config.workdir, "argument --workdir: ")
+        enable_compilation_cache()  # before anything compiles: JAX decides on the cache once
+
+        import jax
+
+        from siamfc_jax.training.distributed import ProcessLost
+        from siamfc_jax.training.loop import train
+
+        if args.distributed:
+            # Read when the backend starts, after initialize(): a collective whose peers do not
+            # answer (a process died or stalls) fails after this long instead of waiting forever.
+            timeout = f"--xla_cpu_collective_timeout_seconds={args.collective_timeout}"
+            os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {timeout}".strip()
+            jax.distributed.initialize(
+                coordinator_address=args.coordinator,
+                num_processes=args.num_processes,
+                process_id=args.process_id,
+            )
+        quiet = args.no_progress or not sys.stderr.isatty()
+        try:
+            with cli.Heartbeat(enabled=quiet) as beat:
+                result = train(config, progress=not args.no_progress, log=beat.say)
+        except (KeyboardInterrupt, ProcessLost) as error:
+            lost = isinstance(error, ProcessLost)
+            status = cli.EXIT_INPUT if lost else cli.EXIT_INTERRUPTED
+            cli.fail(str(error) if lost else "aborted without saving", status)
+            if args.distributed:
+                # jax.distributed's exit handler waits for every process at a shutdown barrier,
+                # which a lost or aborted process never reaches: leave without it.
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(status)
+            return status
+        return cli.EXIT_INTERRUPTED if result.interrupted else cli.EXIT_OK
+
+    return cli.run(body, (DataError, WeightsError, SyntheticDataError, ValueError, OSError))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
