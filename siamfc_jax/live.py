@@ -37,7 +37,7 @@ from siamfc_jax.evaluation.scoring import BOX_DECIMALS
 from siamfc_jax.io import write_text_atomic
 from siamfc_jax.sequences.frames import DataError
 from siamfc_jax.tracker import Tracker
-from siamfc_jax.visualize import VIDEO_FOURCC, draw_tracking
+from siamfc_jax.visualize import draw_tracking
 
 STREAM_SCHEMES = frozenset({"rtsp", "rtsps", "rtmp", "http", "https", "udp", "tcp", "file"})
 WINDOW_NAME = "siamfc_jax"
@@ -170,6 +170,11 @@ def select_box(frame: np.ndarray) -> np.ndarray:
     if w <= 0 or h <= 0:
         raise DataError("no target selected (the box selection was cancelled or empty)")
     return np.array([x + 1, y + 1, w, h], np.float64)
+
+
+# Live video goes through OpenCV's MPEG-4 Part 2 encoder, frame by frame to its final path, so that
+# an interrupted run keeps what it saw; finished runs of files get H.264 (visualize).
+VIDEO_FOURCC = "mp4v"
 
 
 class _VideoOut:
