@@ -12,8 +12,8 @@ import json
 import pytest
 
 import configs
-import train
 from siamfc_jax import cli
+from siamfc_jax.apps import train
 from siamfc_jax.config import ConfigError, OptimConfig, PairConfig, TrainConfig, override
 
 

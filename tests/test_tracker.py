@@ -323,7 +323,7 @@ def test_locate_keeps_the_state_bounded() -> None:
     free, _ = locate(state, jnp.asarray(responses), config=CONFIG, model_config=ModelConfig())
     assert float(jnp.min(free.center)) < -10000 and float(free.target_size[1]) > 700
     bounded, box = locate(
-        state, jnp.asarray(responses), config=CONFIG, model_config=ModelConfig(), frame_shape=frame_shape
+        state, jnp.asarray(responses), config=CONFIG, model_config=ModelConfig(), frame_hw=frame_shape[:2]
     )
     np.testing.assert_allclose(np.asarray(bounded.center), [-240.0, -360.0])
     size = np.asarray(bounded.target_size)

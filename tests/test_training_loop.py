@@ -26,6 +26,7 @@ import torch
 from siamfc_jax.apps import train as train_app
 from siamfc_jax.config import ModelConfig, OptimConfig, PairConfig, TrainConfig
 from siamfc_jax.models import SiamFC
+from siamfc_jax.pipeline import sources
 from siamfc_jax.pipeline.sources import prepare_training_data
 from siamfc_jax.pipeline.tfds_builder import SiamfcCrops
 from siamfc_jax.sequences import datasets
@@ -234,8 +235,8 @@ def test_cli_rejects_bad_arguments_in_one_line(tmp, capfd):
     # In-process (no JAX work happens before these checks): exit 2 for a bad command line, 1 for
     # missing data (siamfc_jax.cli's convention), one line each.
     for arguments, status, fragment in (
-        (["--backbone", "v9"], 2, "invalid choice"),
-        (["--epochs", "0"], 2, "argument --epochs: expected an integer >= 1"),
+        (["--backbone", "v9"], 2, "backbone must be one of"),
+        (["--epochs", "0"], 2, "argument --optim.epochs: epochs must be a positive integer"),
         (["--data", "imagenet:/x"], 2, "argument --data 'imagenet:/x': expected synthetic, got10k:DIR"),
         (["--data", f"got10k:{tmp / 'missing'}"], 1, "missing: no such directory"),
     ):
@@ -297,14 +298,15 @@ def test_validation_sequences_come_from_the_builders_download_folder(tmp, tmp_pa
 
 
 def test_vid_validation_sequences_use_the_annotation_cache(vid_root, tmp_path, monkeypatch):  # noqa: F811
-    tfds_dir = tmp_path / "tfds"
-    config = small_run(tmp_path, "vid", data=f"vid:{vid_root}", data_dir=str(tfds_dir), val_sequences=1)
-    first = prepare_training_data(config, workers=1, progress=False)
-    assert list((tfds_dir / "downloads").glob("imagenet_vid_val_*.npz"))
+    """The validation sequences of a VID run are read with the builder's parsed-annotation cache,
+    so a later start parses no XML."""
+    builder = SiamfcCrops(config="vid", data_dir=str(tmp_path / "tfds"))
+    first = sources._validation_sequences(builder, vid_root, 1)
+    assert list(builder.download_dir.glob("imagenet_vid_val_*.npz"))
 
     def no_parsing(*args, **kwargs):
         raise AssertionError("VID's annotations were parsed again")
 
     monkeypatch.setattr(datasets, "_parse_vid_annotations", no_parsing)
-    again = prepare_training_data(config, workers=1, progress=False)
-    assert [s.name for s in again.sequences] == [s.name for s in first.sequences]
+    again = sources._validation_sequences(builder, vid_root, 1)
+    assert [s.name for s in again] == [s.name for s in first] and len(first) == 1

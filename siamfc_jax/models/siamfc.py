@@ -60,12 +60,17 @@ def init_variables(config: ModelConfig, rng: jax.Array, param_dtype: Dtype = jnp
     """Fresh ``{"params", "batch_stats"}`` for ``config``: Xavier-uniform kernels, zero biases, BN identity.
 
     Initialising needs no real image size: the backbone is fully convolutional, so the smallest
-    input that survives all five blocks (its receptive field) is used.
+    input that survives all five blocks (its receptive field) is used. The initialisation is one
+    compiled call, so that it makes no implicit host-to-device transfers (of its constants).
     """
     model = SiamFC(config, dtype=param_dtype, param_dtype=param_dtype)
     side = backbone_class(config.backbone).receptive_field()
-    exemplar = jnp.zeros((1, side, side, 3), param_dtype)
-    return dict(model.init(rng, exemplar, exemplar, train=False))
+
+    def initialise(key: jax.Array) -> dict:
+        exemplar = jnp.zeros((1, side, side, 3), param_dtype)
+        return dict(model.init(key, exemplar, exemplar, train=False))
+
+    return jax.jit(initialise)(rng)
 
 
 def response_size(config: ModelConfig, exemplar_sz: int, search_sz: int) -> int:

@@ -198,8 +198,8 @@ class Tracker(_DeviceTracker):
         self._state = init_state(
             self.variables,
             jax.device_put(frame),
-            box.astype(np.float32),
-            _fill_color(frame),
+            jax.device_put(box.astype(np.float32)),
+            jax.device_put(_fill_color(frame)),
             config=self.config,
             model_config=self.model_config,
         )
@@ -279,8 +279,8 @@ class BatchTracker(_DeviceTracker):
         self._states = init_states(
             self.variables,
             jax.device_put(frames),
-            boxes.astype(np.float32),
-            fills,
+            jax.device_put(boxes.astype(np.float32)),
+            jax.device_put(np.ascontiguousarray(fills)),
             config=self.config,
             model_config=self.model_config,
         )

@@ -111,6 +111,14 @@ class Checkpointer:
         )
         return restored["state"], Position(**restored["position"])
 
+    def position(self, step: int | None = None) -> Position:
+        """The :class:`Position` stored with ``step`` (default: the newest), without its state."""
+        step = self.latest() if step is None else step
+        if step is None:
+            raise FileNotFoundError(f"{self.directory}: no checkpoint to restore")
+        restored = self._manager.restore(step, args=ocp.args.Composite(position=ocp.args.JsonRestore()))
+        return Position(**restored["position"])
+
     def close(self) -> None:
         """Finish pending writes and release the manager."""
         self._manager.wait_until_finished()

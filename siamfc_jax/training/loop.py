@@ -157,7 +157,7 @@ def _train(config: TrainConfig, progress: bool, log: Log) -> TrainResult:
     say(describe_devices())
     # Before any work: checkpoints of other settings are refused, a finished run is not redone.
     checkpointer = Checkpointer(workdir, config.keep_checkpoints, run_identity(config))
-    finished = _finished_run(workdir, checkpointer)
+    finished = _finished_run(workdir, checkpointer, config.optim.epochs)
     if finished is not None:
         checkpointer.close()
         say(
@@ -313,15 +313,17 @@ def _train(config: TrainConfig, progress: bool, log: Log) -> TrainResult:
     return result
 
 
-def _finished_run(workdir: Path, checkpointer: Checkpointer) -> TrainResult | None:
+def _finished_run(workdir: Path, checkpointer: Checkpointer, epochs: int) -> TrainResult | None:
     """The result of a run that completed in ``workdir`` (checkpoints and exported weights), or None.
 
-    ``final.msgpack`` is written only after the last epoch, and the checkpointer has checked that
-    the run's settings (the number of epochs among them) are this one's.
+    Complete means: the newest checkpoint is the end of the last of ``epochs`` epochs, and
+    ``final.msgpack`` (written only after it) exists; the checkpointer has checked that the run's
+    settings are this one's. Weights left beside older checkpoints (a run rolled back to one of
+    them) do not count: that run resumes.
     """
     weights, pth = workdir / "final.msgpack", workdir / "final.pth"
     step = checkpointer.latest()
-    if step is None or not weights.is_file():
+    if step is None or not weights.is_file() or checkpointer.position(step).epoch < epochs:
         return None
     history_path = workdir / "history.json"
     history = json.loads(history_path.read_text()) if history_path.is_file() else []
