@@ -327,7 +327,8 @@ def test_locate_keeps_the_state_bounded() -> None:
     )
     np.testing.assert_allclose(np.asarray(bounded.center), [-240.0, -360.0])
     size = np.asarray(bounded.target_size)
-    assert size[1] == pytest.approx(720.0, rel=1e-6) and size[0] == pytest.approx(470 * 720 / 700, rel=1e-6)
-    scale = size[1] / 700
+    # The height is the binding side: 2 frame heights (480), the width keeps the aspect.
+    assert size[0] == pytest.approx(480.0, rel=1e-6) and size[1] == pytest.approx(700 * 480 / 470, rel=1e-6)
+    scale = size[0] / 470
     assert float(bounded.search_crop) == pytest.approx(100000.0 * scale, rel=1e-6)
     np.testing.assert_allclose(np.asarray(box)[2:], size[::-1], rtol=1e-6)

@@ -246,18 +246,11 @@ def test_cli_rejects_bad_arguments_in_one_line(tmp, capfd):
         assert lines[0].startswith("error: ") and fragment in lines[0], lines[0]
 
 
-def test_training_runs_under_transfer_guard_disallow(tmp):
+def test_training_makes_no_implicit_transfer_and_reads_no_parameters_back(tmp, monkeypatch):
     """Every transfer of the loop (batches, parameters to the tracker, losses, figures, weights)
-    is explicit: an implicit one, such as ``float()`` of a device value, raises here."""
-    config = small_run(tmp, "guarded", optim=OptimConfig(epochs=1, batch_size=4), val_sequences=1)
-    with jax.transfer_guard("disallow"):
-        result = train(config, progress=False, log=lambda message: None)
-    assert result.step == 3 and {"val/peak_error", "val/auc"} <= set(result.history[-1])
-
-
-def test_validation_reads_no_parameters_back_from_the_device(tmp, monkeypatch):
-    """Validation runs on the parameters where they are: the only parameter-sized read of a whole
-    run (untrained and 2 epochs of validation) is the export of the final weights."""
+    is explicit: an implicit one, such as ``float()`` of a device value, raises under the guard.
+    And validation runs on the parameters where they are: the only parameter-sized read of the
+    whole run (untrained and one epoch of validation) is the export of the final weights."""
     fetched: list[int] = []
     device_get = jax.device_get
 
@@ -266,8 +259,11 @@ def test_validation_reads_no_parameters_back_from_the_device(tmp, monkeypatch):
         return device_get(tree)
 
     monkeypatch.setattr(jax, "device_get", recording)
-    result = train(small_run(tmp, "reads", val_sequences=1), progress=False, log=lambda message: None)
-    assert len(result.history) == 3 and "val/auc" in result.history[0]
+    config = small_run(tmp, "guarded", optim=OptimConfig(epochs=1, batch_size=4), val_sequences=1)
+    with jax.transfer_guard("disallow"):
+        result = train(config, progress=False, log=lambda message: None)
+    assert result.step == 3 and {"val/peak_error", "val/auc"} <= set(result.history[-1])
+    assert len(result.history) == 2 and "val/auc" in result.history[0]
     parameter_bytes = sum(leaf.nbytes for leaf in jax.tree.leaves(params_of(Path(result.weights).parent)))
     assert sum(fetched) < 1.1 * parameter_bytes
 
