@@ -123,6 +123,7 @@ def test_resume_from_the_middle_of_an_epoch_is_exact(tmp):
     run = small_run(tmp, "midway", save_every_steps=1, keep_checkpoints=10)
     train(run, progress=False, log=lambda message: None)
     final = params_of(Path(run.workdir))
+    whole = json.loads((Path(run.workdir) / "history.json").read_text())
     checkpoints = Path(run.workdir) / "checkpoints"
     for step_dir in checkpoints.iterdir():  # keep steps 1 and 2 of epoch 1
         if step_dir.name.isdigit() and int(step_dir.name) > 2:
@@ -133,6 +134,12 @@ def test_resume_from_the_middle_of_an_epoch_is_exact(tmp):
     train(run, progress=False, log=messages.append)
     assert any("resuming" in m and "step 2 of 3" in m for m in messages)
     assert_same_weights(final, params_of(Path(run.workdir)))
+    # Epoch 1's figures cover its 3 steps, not only the one after the resume: the same loss (summed
+    # in step order either way) and at least the 2 steps' time recorded in the checkpoint.
+    resumed = json.loads((Path(run.workdir) / "history.json").read_text())
+    assert [r.get("train/loss") for r in resumed] == [r.get("train/loss") for r in whole]
+    seconds_before = json.loads((checkpoints / "2" / "position" / "metadata").read_text())["seconds"]
+    assert resumed[1]["epoch"] == 1 and resumed[1]["seconds"] >= round(seconds_before, 1) > 0
 
 
 def test_resume_refuses_other_settings(tmp):

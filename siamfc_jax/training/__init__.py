@@ -3,5 +3,7 @@
 - :mod:`~siamfc_jax.training.state`: :class:`TrainState`, SGD and the learning-rate schedule;
 - :mod:`~siamfc_jax.training.step`: the jitted ``shard_map`` train step and validation step;
 - :mod:`~siamfc_jax.training.checkpoint`: Orbax checkpoints with exact resume;
+- :mod:`~siamfc_jax.training.evaluators`: validation during training, ``run(state)`` -> ``(name, value)``;
+- :mod:`~siamfc_jax.training.distributed`: host reads and agreements legal across processes;
 - :mod:`~siamfc_jax.training.loop`: the epoch loop, validation, logging and export.
 """

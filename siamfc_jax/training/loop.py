@@ -25,7 +25,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import jax
-import numpy as np
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 from tqdm import tqdm
@@ -186,8 +185,11 @@ def _train(config: TrainConfig, progress: bool, log: Log) -> TrainResult:
     steps_per_epoch = loader.steps_per_epoch
     optimizer = make_optimizer(config.optim, steps_per_epoch)
     replicated = NamedSharding(mesh, P())
-    seed = jax.device_put(np.uint32(config.seed))  # the same key as the int's, uploaded explicitly
-    state = jax.device_put(create_train_state(config.model, optimizer, jax.random.key(seed)), replicated)
+    # Initialised on the devices, placed replicated: nothing goes from the host to them.
+    state = jax.jit(
+        lambda: create_train_state(config.model, optimizer, jax.random.key(config.seed)),
+        out_shardings=replicated,
+    )()
 
     position = Position(0, 0, 0)
     if checkpointer.latest() is not None:
