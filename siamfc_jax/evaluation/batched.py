@@ -57,11 +57,11 @@ from tqdm import tqdm
 from siamfc_jax.config import ModelConfig, TrackerConfig
 from siamfc_jax.evaluation.metrics import Run, iou, protocol_scores
 from siamfc_jax.evaluation.reports import (
-    finite_or_none,
     format_boxes,
     format_result,
     format_table,
     sequence_record,
+    summary_record,
 )
 from siamfc_jax.evaluation.scoring import (
     BOX_DECIMALS,
@@ -418,23 +418,14 @@ def run_batched(
         table += "\n" + format_benchmark(benchmark) + "\n"
         log(format_benchmark(benchmark))
     write_text_atomic(outputs["table"], table)
-    summary = {
-        "overall": overall,
-        "benchmark": benchmark,
-        "interrupted": interrupted,
-        "total_sequences": len(sequences),
-        "sequences": {
-            result.name: {
-                "frames": result.num_frames,
-                "frames_tracked": result.frames_tracked,
-                "fps": finite_or_none(result.fps),
-                **(result.scores or {}),
-            }
-            for result in results
-        },
-        **info,
-        "outputs": {kind: path.name for kind, path in outputs.items()},
-    }
+    summary = summary_record(
+        results,
+        overall,
+        interrupted=interrupted,
+        total_sequences=len(sequences),
+        info=info,
+        outputs=outputs, benchmark=benchmark,
+    )
     write_text_atomic(outputs["json"], json.dumps(summary, indent=1) + "\n")
     return FolderResult(tuple(results), overall, interrupted, outputs)
 

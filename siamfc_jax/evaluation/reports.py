@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -161,3 +162,37 @@ def format_overall(overall: Mapping) -> str:
             f"mean IoU {overall['mean_iou']:.3f}"
         )
     return f"overall: {overall['sequences']} sequences, {overall['frames']} frames, {fps} fps{scores}"
+
+
+def summary_record(
+    results: Iterable[SequenceResult],
+    overall: Mapping,
+    *,
+    interrupted: bool,
+    total_sequences: int,
+    info: Mapping,
+    outputs: Mapping[str, Path],
+    **extra: object,
+) -> dict:
+    """The ``summary.json`` document of a folder run: overall figures, one entry per sequence
+    (frames, speed, scores, warnings), the run description and the files written; ``extra``
+    (e.g. a benchmark protocol's figures) goes after ``overall``."""
+    return {
+        "overall": overall,
+        **extra,
+        "interrupted": interrupted,
+        "total_sequences": total_sequences,
+        "sequences": {
+            result.name: {
+                "frames": result.num_frames,
+                "frames_tracked": result.frames_tracked,
+                "interrupted": result.interrupted,
+                "fps": finite_or_none(result.fps),
+                **(result.scores or {}),
+                "warnings": list(result.warnings),
+            }
+            for result in results
+        },
+        **info,
+        "outputs": {kind: path.name for kind, path in outputs.items()},
+    }

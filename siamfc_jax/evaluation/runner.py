@@ -59,12 +59,12 @@ import numpy as np
 from tqdm import tqdm
 
 from siamfc_jax.evaluation.reports import (
-    finite_or_none,
     format_boxes,
     format_result,
     format_table,
     sequence_record,
     strip_indices,
+    summary_record,
     video_fps,
 )
 from siamfc_jax.evaluation.scoring import (
@@ -593,23 +593,13 @@ def run_folder(
         figure = success_figure(scored, mean_label=f"mean of {len(scored)} sequences")
         save_figure(figure, outputs["success_plot"])
     write_text_atomic(outputs["table"], format_table(results, overall))
-    summary = {
-        "overall": overall,
-        "interrupted": interrupted,
-        "total_sequences": len(sequences),
-        "sequences": {
-            result.name: {
-                "frames": result.num_frames,
-                "frames_tracked": result.frames_tracked,
-                "interrupted": result.interrupted,
-                "fps": finite_or_none(result.fps),
-                **(result.scores or {}),
-                "warnings": list(result.warnings),
-            }
-            for result in results
-        },
-        **info,
-        "outputs": {kind: path.name for kind, path in outputs.items()},
-    }
+    summary = summary_record(
+        results,
+        overall,
+        interrupted=interrupted,
+        total_sequences=len(sequences),
+        info=info,
+        outputs=outputs,
+    )
     write_text_atomic(outputs["json"], json.dumps(summary, indent=1) + "\n")
     return FolderResult(tuple(results), overall, interrupted, outputs)
