@@ -37,18 +37,16 @@ from siamfc_jax import cli
 from siamfc_jax.config import ConfigError, TrackerConfig
 from siamfc_jax.evaluation.batched import run_batched
 from siamfc_jax.evaluation.metrics import PROTOCOLS
+from siamfc_jax.evaluation.outputs import claim_outputs, target_name
 from siamfc_jax.evaluation.reports import format_overall, format_result, format_table, run_info
 from siamfc_jax.evaluation.runner import (
-    check_target_boxes,
-    claim_outputs,
     progress_enabled,
     run_folder,
     run_sequence,
     run_targets,
-    target_name,
 )
 from siamfc_jax.evaluation.scoring import SUMMARY_NAME
-from siamfc_jax.evaluation.validation import is_sequence_root, validate_for_tracking
+from siamfc_jax.evaluation.validation import check_target_boxes, is_sequence_root, validate_for_tracking
 from siamfc_jax.live import display_problem, format_live_result, is_live_source, run_live, source_name
 from siamfc_jax.runtime import describe_devices, enable_compilation_cache, select_platform
 from siamfc_jax.sequences.datasets import SequenceFolder

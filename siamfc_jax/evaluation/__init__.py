@@ -6,5 +6,6 @@
 - :mod:`~siamfc_jax.evaluation.metrics`: IoU, centre error, success AUC, precision, and which
   frames count (the one definition the runner, the training loop and the benchmarks share);
 - :mod:`~siamfc_jax.evaluation.scoring`: per-sequence results and overall summaries;
+- :mod:`~siamfc_jax.evaluation.outputs`: what a run writes, and the output-folder policy;
 - :mod:`~siamfc_jax.evaluation.reports`: box files, JSON records, one-line results, tables.
 """

@@ -26,11 +26,12 @@ For a folder, also ``summary.json``, ``summary.md`` (a per-sequence table) and
 toolkit averages its per-sequence success curves); ``pooled`` scores count all their evaluated
 frames together, so long sequences weigh more.
 
-Never a mix of two runs: :func:`claim_outputs` checks, before anything is tracked, that the output
-folder can be written and holds no file a run of these sequences could write, and with
-``overwrite`` removes those files first. Damage that does not stop a run (a truncated JPEG that
-still decodes, a truncated video, frames without ground truth) is printed as a ``warning:`` line
-and kept in the JSON's ``warnings``; frames that change size mid-sequence stop it.
+Never a mix of two runs: :func:`~siamfc_jax.evaluation.outputs.claim_outputs` checks, before
+anything is tracked, that the output folder can be written and holds no file a run of these
+sequences could write, and with ``overwrite`` removes those files first. Damage that does not stop a
+run (a truncated JPEG that still decodes, a truncated video, frames without ground truth) is printed
+as a ``warning:`` line and kept in the JSON's ``warnings``; frames that change size mid-sequence
+stop it.
 
 Speed: ``fps`` counts the tracker's own time per frame (``Tracker.update``: upload, device step,
 download), not decoding or drawing, over every frame after the first. The first frame's time covers
@@ -49,7 +50,6 @@ import dataclasses
 import itertools
 import json
 import os
-import re
 import sys
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -58,6 +58,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from siamfc_jax.evaluation.outputs import target_name
 from siamfc_jax.evaluation.reports import (
     format_boxes,
     format_result,
@@ -78,12 +79,11 @@ from siamfc_jax.evaluation.scoring import (
     summarize,
     tracked_length,
 )
-from siamfc_jax.evaluation.validation import validate_for_tracking
-from siamfc_jax.io import OutputError, check_writable_dir, write_text_atomic
+from siamfc_jax.evaluation.validation import check_target_boxes, validate_for_tracking
+from siamfc_jax.io import write_text_atomic
 from siamfc_jax.sequences.frames import DataError
 from siamfc_jax.sequences.sequence import Sequence
 from siamfc_jax.tracker import BatchTracker, Tracker
-from siamfc_jax.tracker.host import first_box_problem
 from siamfc_jax.visualize import (
     AnnotatedVideoWriter,
     save_figure,
@@ -94,12 +94,6 @@ from siamfc_jax.visualize import (
 
 Status = Callable[[str], None]
 Warn = Callable[[str], None]
-# Everything a run writes for sequence <name> (what claim_outputs looks for).
-_SEQUENCE_SUFFIXES = (".txt", ".json", "_success.png", ".mp4", "_strip.png")
-_TARGET_FILE = r"_target\d+\.(?:txt|json)"
-_SUMMARY_FILES = tuple(f"{SUMMARY_NAME}{suffix}" for suffix in (".json", ".md", "_success.png"))
-
-
 def progress_enabled(progress: bool | None) -> bool:
     return sys.stderr.isatty() if progress is None else progress
 
@@ -107,83 +101,6 @@ def progress_enabled(progress: bool | None) -> bool:
 def print_warning(message: str) -> None:
     """Show a warning as one ``warning: …`` line on stderr, between progress bars."""
     tqdm.write("warning: " + " ".join(message.split()), file=sys.stderr)
-
-
-def target_name(name: str, target: int) -> str:
-    """Stem of the files of target ``target`` (0-based) of sequence ``name``: ``bag_target1``."""
-    return f"{name}_target{target + 1}"
-
-
-def existing_outputs(out_dir: Path, names: Iterable[str], summary: bool = False) -> list[Path]:
-    """The files in ``out_dir`` that a run over sequences ``names`` could write (see the module
-    docstring), summary files included when ``summary``; sorted."""
-    if not out_dir.is_dir():
-        return []
-    names = list(names)
-    wanted = {name + suffix for name in names for suffix in _SEQUENCE_SUFFIXES}
-    if summary:
-        wanted.update(_SUMMARY_FILES)
-    targets = [re.compile(re.escape(name) + _TARGET_FILE) for name in names]
-    with os.scandir(out_dir) as entries:
-        found = [
-            Path(entry.path)
-            for entry in entries
-            if entry.name in wanted or any(pattern.fullmatch(entry.name) for pattern in targets)
-        ]
-    return sorted(found)
-
-
-def claim_outputs(
-    out_dir: str | os.PathLike,
-    names: Iterable[str],
-    *,
-    overwrite: bool = False,
-    summary: bool = False,
-    what: str = "",
-) -> Path:
-    """Make ``out_dir`` ready for a run over sequences ``names``, before anything is tracked.
-
-    Creates the folder if needed and checks that it can be written. Files an earlier run left
-    for these sequences (:func:`existing_outputs`) make it refuse, unless ``overwrite``, which
-    removes them all first, so the folder never mixes the files of two runs.
-
-    Args:
-      what: how the user named the folder, put before messages (``"argument --out: "``).
-
-    Raises:
-      OutputError: the folder cannot be created or written, or holds earlier results and not
-        ``overwrite`` (the message names the folder and the first files).
-    """
-    folder = check_writable_dir(out_dir, what)
-    found = existing_outputs(folder, names, summary)
-    if found and not overwrite:
-        listed = ", ".join(path.name for path in found[:3]) + (", …" if len(found) > 3 else "")
-        raise OutputError(
-            f"{what}{folder} already holds results of this run's sequences ({listed}); pass "
-            "--overwrite to replace them, or choose another --out"
-        )
-    for path in found:
-        try:
-            path.unlink()
-        except OSError as error:
-            raise OutputError(f"{path}: cannot remove the earlier result ({error.strerror})") from None
-    return folder
-
-
-def check_target_boxes(sequence: Sequence, boxes: np.ndarray) -> None:
-    """Check (N, 4) finite initial boxes with positive sides against the sequence's first frame.
-
-    Raises:
-      DataError: the sequence has no frames, or a box lies outside the first frame or is
-        implausibly large for it (the message gives the box's 1-based number).
-    """
-    where = sequence.source or sequence.name
-    if len(sequence) == 0:
-        raise DataError(f"{where}: no frames found")
-    for index, box in enumerate(boxes):
-        problem = first_box_problem(box, sequence.frame_size)
-        if problem is not None:
-            raise DataError(f"{where}: initial box {index + 1} of {len(boxes)} {problem}")
 
 
 def _frames_checked(sequence: Sequence, frames: Iterable[np.ndarray]) -> Iterable[tuple[int, np.ndarray]]:
@@ -402,8 +319,8 @@ def run_sequence(
     Args:
       tracker, sequence, max_frames, progress, warn, status: as for :func:`track_sequence`; the
         sequence is validated there.
-      out_dir: output folder (created if needed; see :func:`claim_outputs` for the checks to make
-        before).
+      out_dir: output folder (created if needed; see
+        :func:`~siamfc_jax.evaluation.outputs.claim_outputs` for the checks to make before).
       info: run description for the JSON (:func:`run_info`).
       save_video: write ``<name>.mp4``, each frame annotated with the tracked box (red), the
         ground truth (green), the frame number (1-based) and the speed so far.

@@ -84,3 +84,19 @@ def validate_for_tracking(
     if problem is not None:
         raise DataError(f"{what} {problem}")
     return warnings
+
+
+def check_target_boxes(sequence: Sequence, boxes: np.ndarray) -> None:
+    """Check (N, 4) finite initial boxes with positive sides against the sequence's first frame.
+
+    Raises:
+      DataError: the sequence has no frames, or a box lies outside the first frame or is
+        implausibly large for it (the message gives the box's 1-based number).
+    """
+    where = sequence.source or sequence.name
+    if len(sequence) == 0:
+        raise DataError(f"{where}: no frames found")
+    for index, box in enumerate(boxes):
+        problem = first_box_problem(box, sequence.frame_size)
+        if problem is not None:
+            raise DataError(f"{where}: initial box {index + 1} of {len(boxes)} {problem}")
