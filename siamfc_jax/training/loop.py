@@ -138,7 +138,7 @@ def train(config: TrainConfig, progress: bool = True, log: Log = print) -> Train
     say(describe_devices())
     # Before any work: checkpoints of other settings are refused, a finished run is not redone.
     checkpointer = Checkpointer(workdir, config.keep_checkpoints, run_identity(config))
-    finished = _finished_run(workdir, checkpointer)
+    finished = _finished_run(workdir, checkpointer, config.optim.epochs)
     if finished is not None:
         checkpointer.close()
         say(
@@ -284,18 +284,21 @@ def train(config: TrainConfig, progress: bool = True, log: Log = print) -> Train
     return result
 
 
-def _finished_run(workdir: Path, checkpointer: Checkpointer) -> TrainResult | None:
-    """The result of a run that completed in ``workdir`` (checkpoints and exported weights), or None.
+def _finished_run(workdir: Path, checkpointer: Checkpointer, epochs: int) -> TrainResult | None:
+    """The result of a run that completed in ``workdir``, or None.
 
-    ``final.msgpack`` is written only after the last epoch, and the checkpointer has checked that
-    the run's settings (the number of epochs among them) are this one's.
+    Completed: the exported ``final.msgpack`` exists, ``history.json`` records the last of the
+    ``epochs`` and the newest checkpoint is that epoch's end (the checkpointer has already checked
+    that the run's settings are this one's). Anything else resumes.
     """
     weights, pth = workdir / "final.msgpack", workdir / "final.pth"
-    step = checkpointer.latest()
-    if step is None or not weights.is_file():
-        return None
     history_path = workdir / "history.json"
-    history = json.loads(history_path.read_text()) if history_path.is_file() else []
+    step = checkpointer.latest()
+    if step is None or not weights.is_file() or not history_path.is_file():
+        return None
+    history = json.loads(history_path.read_text())
+    if not history or history[-1]["epoch"] != epochs or history[-1]["step"] != step:
+        return None
     completed = sum(1 for record in history if record["epoch"] > 0)
     return TrainResult(step, completed, False, history, weights, pth if pth.is_file() else None)
 
