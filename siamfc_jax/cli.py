@@ -1,8 +1,9 @@
 """What every command-line tool of siamfc_jax shares: one-line errors, exit codes, value parsers.
 
-The convention (README, "Errors and exit codes"), the same for ``track.py``, ``train.py``,
-``python -m siamfc_jax.convert``, ``python -m siamfc_jax.synthetic`` and
-``python -m siamfc_jax.pipeline.tfds_builder``:
+The convention (README, "Errors and exit codes"), the same for ``track.py`` and ``train.py`` (and
+their installed ``siamfc-track`` / ``siamfc-train``), ``python -m siamfc_jax.convert``,
+``python -m siamfc_jax.export``, ``python -m siamfc_jax.tune``, ``python -m siamfc_jax.synthetic``
+and ``python -m siamfc_jax.pipeline.tfds_builder``:
 
 - a user mistake prints one line ``error: <message>`` on stderr, never a traceback; the message
   names the argument (``argument --box: …``) or the file (``path/to/file: …``);

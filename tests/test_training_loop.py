@@ -10,12 +10,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import re
 import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import jax
@@ -190,18 +188,14 @@ def test_train_cli_ci_schedule_exports_weights_that_pytorch_runs_identically(tmp
     """``python train.py --backbone v1 --epochs 1`` on the small CI schedule, end to end; its
     final.pth in siamfc-pytorch's network gives the responses of its final.msgpack here."""
     workdir = tmp / "cli"
-    started = time.monotonic()
     result = subprocess.run(cli_command(tmp), cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
-    seconds = time.monotonic() - started
     assert result.returncode == 0, result.stdout + result.stderr
     assert "epoch 1/1: loss" in result.stdout and "val peak error" in result.stdout
-    # issue 13: no absl WARNING dumping the config, no TFDS "Downloading and preparing"; output
-    # that is no terminal gets a plain progress line at least every 10 s.
+    # issue 13: no absl WARNING dumping the config, no TFDS "Downloading and preparing" (the
+    # heartbeat lines for output that is no terminal: tests/test_track_cli.py, timing-free).
     for noise in ("Using custom data configuration", "Downloading and preparing", "WARNING:absl"):
         assert noise not in result.stdout + result.stderr, noise
     assert "curating synthetic_n8 training crops into" in result.stdout
-    if seconds > 12:
-        assert re.search(r"^\.\.\. .* \(\d+ s\)$", result.stdout, re.MULTILINE), result.stdout
     history = json.loads((workdir / "history.json").read_text())
     assert [record["epoch"] for record in history] == [0, 1]
 
