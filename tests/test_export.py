@@ -119,6 +119,27 @@ def stablehlo_dir(tmp_path_factory, weights):
     return out
 
 
+def ours_and_onnxruntime(variables, model_config, onnx_dir, exemplar, searches, ort):
+    """(S, r, r) responses of ``exemplar`` over ``searches``: ours (the tracker's formulation,
+    ``"auto"``, at highest precision) and onnxruntime's on the exported ``embed`` and ``head``."""
+    model = SiamFC(model_config, precision="highest")
+    ours = np.asarray(
+        cross_correlate(
+            model.apply(variables, exemplar, method=SiamFC.embed),
+            model.apply(variables, searches, method=SiamFC.embed),
+            model_config.out_scale,
+            "highest",
+        )[..., 0]
+    )
+    embed = ort.InferenceSession(onnx_dir / "embed.onnx", providers=["CPUExecutionProvider"])
+    head = ort.InferenceSession(onnx_dir / "head.onnx", providers=["CPUExecutionProvider"])
+    features = {
+        "exemplar_features": embed.run(None, {"images": exemplar})[0],
+        "search_features": embed.run(None, {"images": searches})[0],
+    }
+    return ours, head.run(None, features)[0]
+
+
 def test_onnx_files_pass_the_checker_and_have_dynamic_batch(onnx_dir):
     onnx = require("onnx")
     for name in ("embed.onnx", "head.onnx"):
@@ -147,20 +168,7 @@ def test_onnxruntime_gives_our_responses_on_real_frames(onnx_dir, weights, cross
     ).astype(np.float32)
     exemplar = exemplar.astype(np.float32)
 
-    model = SiamFC(model_config, precision="highest")  # the tracker's formulation ("auto")
-    ours = np.asarray(
-        cross_correlate(
-            model.apply(variables, exemplar, method=SiamFC.embed),
-            model.apply(variables, searches, method=SiamFC.embed),
-            model_config.out_scale,
-            "highest",
-        )[..., 0]
-    )
-    embed = ort.InferenceSession(onnx_dir / "embed.onnx", providers=["CPUExecutionProvider"])
-    head = ort.InferenceSession(onnx_dir / "head.onnx", providers=["CPUExecutionProvider"])
-    kernel = embed.run(None, {"images": exemplar})[0]
-    features = embed.run(None, {"images": searches})[0]
-    theirs = head.run(None, {"exemplar_features": kernel, "search_features": features})[0]
+    ours, theirs = ours_and_onnxruntime(variables, model_config, onnx_dir, exemplar, searches, ort)
     assert theirs.shape == ours.shape == (3, 17, 17)
     error = np.abs(theirs - ours).max() / np.abs(ours).max()
     print(f"onnxruntime vs ours, max relative error {error:.2e}")
@@ -252,19 +260,6 @@ def test_onnx_export_of_other_backbones(tmp_path, backbone):
     rng = np.random.default_rng(0)
     exemplar = rng.uniform(0, 255, (1, 127, 127, 3)).astype(np.float32)
     searches = rng.uniform(0, 255, (3, 255, 255, 3)).astype(np.float32)
-    model = SiamFC(model_config, precision="highest")
-    ours = np.asarray(
-        cross_correlate(
-            model.apply(variables, exemplar, method=SiamFC.embed),
-            model.apply(variables, searches, method=SiamFC.embed),
-            model_config.out_scale,
-            "highest",
-        )[..., 0]
-    )
-    embed = ort.InferenceSession(tmp_path / "embed.onnx", providers=["CPUExecutionProvider"])
-    head = ort.InferenceSession(tmp_path / "head.onnx", providers=["CPUExecutionProvider"])
-    features = {"exemplar_features": embed.run(None, {"images": exemplar})[0]}
-    features["search_features"] = embed.run(None, {"images": searches})[0]
-    theirs = head.run(None, features)[0]
+    ours, theirs = ours_and_onnxruntime(variables, model_config, tmp_path, exemplar, searches, ort)
     assert theirs.shape == ours.shape
     assert np.abs(theirs - ours).max() / np.abs(ours).max() <= ONNX_RELATIVE_TOLERANCE

@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import itertools
 import json
 import os
@@ -117,8 +118,9 @@ def _frames_checked(sequence: Sequence, frames: Iterable[np.ndarray]) -> Iterabl
         yield index, frame
 
 
-def _start(tracker: Tracker, frame: np.ndarray, box: np.ndarray) -> None:
-    """Initialise ``tracker`` on the first frame, with a warm-up update (see the module docstring)."""
+def _start(tracker: Tracker | BatchTracker, frame: np.ndarray, box: np.ndarray) -> None:
+    """Initialise ``tracker`` on the first frame, with a warm-up update (see the module docstring);
+    ``box`` is (4,) for a :class:`Tracker`, (N, 4) for a :class:`BatchTracker`."""
     tracker.init(frame, box)
     tracker.update(frame)
     tracker.init(frame, box)
@@ -402,15 +404,10 @@ def run_targets(
     with contextlib.ExitStack() as stack:
         pictures = _Pictures(stack, sequence, out_dir, total, save_video, save_strip)
 
-        def start(frame: np.ndarray, first: np.ndarray) -> None:
-            tracker.init(frame, first)  # with a warm-up update, as _start
-            tracker.update(frame)
-            tracker.init(frame, first)
-
         tracked, times, interrupted = _track_frames(
             sequence,
             boxes,
-            start,
+            functools.partial(_start, tracker),
             tracker.update,
             max_frames=max_frames,
             on_frame=pictures.on_frame,
