@@ -85,7 +85,7 @@ from siamfc_jax.tracker.device import (
     static_config,
     step_slots,
 )
-from siamfc_jax.tracker.host import _fill_color
+from siamfc_jax.tracker.host import fill_color
 from siamfc_jax.visualize import save_figure, success_figure
 
 PAD_MULTIPLE = 64
@@ -222,7 +222,7 @@ def track_jobs(
                     index, job = pending.popleft()
                     state = _Slot(slot, job, totals[index])
                     first = state.frame(0, cache)
-                    fill = _fill_color(first)
+                    fill = fill_color(first)
                     buffer[slot] = fill.astype(np.uint8)  # a whole grey level already
                     _place(buffer[slot], first, job.sequence)
                     start = time.perf_counter()

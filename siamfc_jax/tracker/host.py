@@ -94,7 +94,7 @@ def first_box_problem(box: ArrayLike, frame_size: tuple[int, int]) -> str | None
     return None
 
 
-def _fill_color(image: np.ndarray) -> np.ndarray:
+def fill_color(image: np.ndarray) -> np.ndarray:
     """siamfc-pytorch's border colour: the mean colour, rounded half to even as OpenCV pads uint8.
 
     Rounded here in float64 so that the float32 the device gets is already a whole grey level.
@@ -199,7 +199,7 @@ class Tracker(_DeviceTracker):
             self.variables,
             jax.device_put(frame),
             jax.device_put(box.astype(np.float32)),
-            jax.device_put(_fill_color(frame)),
+            jax.device_put(fill_color(frame)),
             config=self.config,
             model_config=self.model_config,
         )
@@ -273,9 +273,9 @@ class BatchTracker(_DeviceTracker):
                 raise ValueError(f"boxes[{index}] {problem}")
         self._frame_shape = frames.shape[-3:]
         if frames.ndim == 4:
-            fills = np.stack([_fill_color(frame) for frame in frames])
+            fills = np.stack([fill_color(frame) for frame in frames])
         else:
-            fills = np.broadcast_to(_fill_color(frames), (len(boxes), 3))
+            fills = np.broadcast_to(fill_color(frames), (len(boxes), 3))
         self._states = init_states(
             self.variables,
             jax.device_put(frames),
