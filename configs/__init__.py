@@ -4,13 +4,14 @@ Like flax's ``examples/imagenet/configs`` and big_vision's configs: a run is a n
 config, and every variant overrides a few fields of :mod:`configs.default` (siamfc-pytorch's recipe).
 Each module's docstring holds the exact command, its wall time and the success AUC to expect.
 
-==============  ===========================================================================
-``default``     siamfc-pytorch's recipe (50 epochs, batch 8, …) on the data ``--data`` names
-``synthetic``   the synthetic world, 6 epochs: what ``python train.py`` runs (the packaged weights)
-``got10k``      siamfc-pytorch's recipe on GOT-10k
-``vid``         siamfc-pytorch's recipe on ImageNet VID 2015
-``ci``          a tiny synthetic run for tests: smaller crops, 2 short epochs
-==============  ===========================================================================
+==================  ===============================================================================
+``default``         siamfc-pytorch's recipe (50 epochs, batch 8, …) on the data ``--data`` names
+``synthetic``       the basic synthetic world, 6 epochs: what ``python train.py`` runs (13 minutes)
+``synthetic_rich``  the rich synthetic world, 6 epochs of 2,400 pairs: the packaged weights
+``got10k``          siamfc-pytorch's recipe on GOT-10k
+``vid``             siamfc-pytorch's recipe on ImageNet VID 2015
+``ci``              a tiny synthetic run for tests: smaller crops, 2 short epochs
+==================  ===============================================================================
 
 ``python train.py --config NAME`` runs one; any field can be changed from the command line by its
 dotted path (``--optim.epochs 3``, ``--pairs.color-jitter``; see ``python train.py --help``).
@@ -26,7 +27,7 @@ from collections.abc import Mapping
 
 from siamfc_jax.config import TrainConfig, override
 
-NAMES = ("default", "synthetic", "got10k", "vid", "ci")
+NAMES = ("default", "synthetic", "synthetic_rich", "got10k", "vid", "ci")
 _BY_DATA_KIND = {"synthetic": "synthetic", "got10k": "got10k", "vid": "vid"}
 
 

@@ -16,6 +16,8 @@ from typing import Any
 BACKBONES = ("v1", "v2", "v3")
 # The convolution formulations of siamfc_jax.ops.conv (which imports this tuple).
 CONV_IMPLS = ("auto", "lax", "matmul", "shift")
+# Names of the synthetic worlds (their settings: siamfc_jax.synthetic.config.WORLDS).
+SYNTHETIC_WORLDS = ("basic", "rich")
 
 
 class ConfigError(ValueError):
@@ -192,6 +194,9 @@ class PairConfig(CropConfig):
     """
 
     pairs_per_seq: int = 1
+    # Smallest box width and height (pixels) of a frame used for training: siamfc-pytorch's 20. The
+    # synthetic "rich" world lowers it so that small targets (as real aerial video has) are trained on.
+    min_target_side: float = 20.0
     max_frame_gap: int = 100
     max_stretch: float = 0.05
     color_jitter: bool = False
@@ -201,6 +206,12 @@ class PairConfig(CropConfig):
         super().__post_init__()
         _check(self.pairs_per_seq >= 1, "pairs_per_seq", "a positive integer", self.pairs_per_seq)
         _check(self.max_frame_gap >= 1, "max_frame_gap", "a positive integer", self.max_frame_gap)
+        _check(
+            math.isfinite(self.min_target_side) and self.min_target_side >= 1,
+            "min_target_side",
+            "finite and >= 1",
+            self.min_target_side,
+        )
         _check(
             math.isfinite(self.max_stretch) and self.max_stretch >= 0,
             "max_stretch",
@@ -225,9 +236,12 @@ class TrainConfig:
     """A training run: model, optimiser, loss, pair sampling, data and bookkeeping.
 
     ``data`` is ``synthetic`` (the generated world, curated into TFDS), ``got10k:DIR``, ``vid:DIR``
-    or ``folder:DIR`` (curated into TFDS from the dataset at DIR). ``synthetic_sequences`` sizes the
-    synthetic training set. ``val_sequences`` validation sequences are tracked at the end of every
-    epoch (synthetic ones, or GOT-10k ``val`` when training on GOT-10k); 0 disables it.
+    or ``folder:DIR`` (curated into TFDS from the dataset at DIR). ``synthetic_world`` names the
+    synthetic world (``basic`` or ``rich``, :data:`siamfc_jax.synthetic.config.WORLDS`) and
+    ``synthetic_sequences`` sizes its training set. ``val_sequences`` validation sequences are tracked
+    at the end of every epoch: those of ``val_data`` (``folder:DIR``, real annotated sequences never
+    trained on) when it is set, else the training data's own (synthetic ones, or GOT-10k ``val``); 0
+    disables it.
     """
 
     model: ModelConfig = ModelConfig()
@@ -239,7 +253,9 @@ class TrainConfig:
     workdir: str = "runs/siamfc"
     seed: int = 0
     workers: int = 0
+    synthetic_world: str = "basic"
     synthetic_sequences: int = 300
+    val_data: str | None = None
     val_sequences: int = 3
     save_every_steps: int = 0
     keep_checkpoints: int = 3
@@ -252,6 +268,18 @@ class TrainConfig:
             _check(getattr(self, name) >= 1, name, "a positive integer", getattr(self, name))
         _check(
             self.synthetic_sequences >= 2, "synthetic_sequences", "at least 2", self.synthetic_sequences
+        )
+        _check(
+            self.synthetic_world in SYNTHETIC_WORLDS,
+            "synthetic_world",
+            f"one of {', '.join(SYNTHETIC_WORLDS)}",
+            self.synthetic_world,
+        )
+        _check(
+            self.val_data is None or self.val_data.startswith("folder:"),
+            "val_data",
+            "folder:DIR",
+            self.val_data,
         )
 
 

@@ -27,7 +27,7 @@ ALLOWED: dict[str, set[str]] = {
     "interop": {"config", "io", "models"},
     "weights": {"config", "interop", "io", "models"},
     "sequences": {"io"},
-    "synthetic": {"cli", "io", "runtime"},
+    "synthetic": {"cli", "config", "io", "runtime"},
     "pipeline": {"cli", "config", "io", "runtime", "sequences", "synthetic"},
     "tracker": {"config", "models", "ops", "sequences", "visualize", "weights"},
     "visualize": {"evaluation", "io"},

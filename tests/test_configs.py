@@ -45,6 +45,9 @@ def test_the_runs_differ_from_siamfc_pytorch_where_documented():
     assert default.pairs == PairConfig(127, 255, 0.5, pairs_per_seq=1)
     synthetic = configs.get_config("synthetic")
     assert (synthetic.data, synthetic.optim.epochs, synthetic.synthetic_sequences) == ("synthetic", 6, 300)
+    rich = configs.get_config("synthetic_rich")
+    assert (rich.synthetic_world, rich.synthetic_sequences, rich.optim.epochs) == ("rich", 1200, 6)
+    assert (rich.pairs.pairs_per_seq, rich.pairs.min_target_side) == (2, 6.0)
     assert configs.get_config("got10k") == dataclasses.replace(default, data="got10k:/data/GOT-10k")
     assert configs.get_config("vid") == dataclasses.replace(default, data="vid:/data/ILSVRC2015")
 
@@ -102,6 +105,8 @@ def test_every_field_is_a_flag(capsys):
         (["--backbone", "v9"], "argument --model.backbone: backbone must be one of"),
         (["--pairs.instance-sz", "100"], "argument --pairs.instance-sz: instance_sz must be at least"),
         (["--config", "nope"], "argument --config: invalid choice: 'nope'"),
+        (["--synthetic-world", "moon"], "--synthetic-world: synthetic_world must be one of basic, rich"),
+        (["--val-data", "/data/OTB"], "argument --val-data: val_data must be folder:DIR"),
         (["--optim.nope", "1"], "unrecognized arguments: --optim.nope"),
     ],
 )

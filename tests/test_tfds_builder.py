@@ -102,6 +102,7 @@ def test_metadata_lists_frames_and_valid_frames(prepared):
         "exemplar_sz": 127,
         "instance_sz": 255,
         "context": 0.5,
+        "min_target_side": 20.0,
         "interpolation": "INTER_LINEAR",
         "jpeg_quality": JPEG_QUALITY,
     }

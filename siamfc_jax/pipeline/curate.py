@@ -147,11 +147,14 @@ def curate_frame(
 
 
 def frame_filter(
-    boxes: ArrayLike, frame_size: tuple[int, int], cover: ArrayLike | None = None
+    boxes: ArrayLike,
+    frame_size: tuple[int, int],
+    cover: ArrayLike | None = None,
+    min_side: float = MIN_SIDE,
 ) -> np.ndarray:
     """Which frames siamfc-pytorch trains on (its ``Pair._filter``).
 
-    A frame passes when its box has area >= 20, width and height in [20, 500] pixels and in
+    A frame passes when its box has area >= 20, width and height in [``min_side`` (20), 500] pixels and in
     [1 %, 50 %] of the frame's, ``0.25 <= w / max(1, h) <= 4``, and, with GOT-10k cover labels ``c``
     (visible fraction in eighths), ``c > max(1, 0.3 * max(c))``. Boxes with NaN fail.
 
@@ -159,6 +162,7 @@ def frame_filter(
         boxes: (N, 4) ``[x, y, w, h]`` in pixels.
         frame_size: ``(width, height)`` of the sequence's first frame in pixels.
         cover: (N,) cover labels 0..8, or None (no visibility criterion).
+        min_side: smallest width and height in pixels (:attr:`PairConfig.min_target_side`).
 
     Returns:
         (N,) bool, True where the frame may be used.
@@ -169,7 +173,7 @@ def frame_filter(
     aspect = sizes[:, 0] / np.maximum(1.0, sizes[:, 1])
     with np.errstate(invalid="ignore"):  # NaN boxes compare False, which rejects them
         keep = sizes[:, 0] * sizes[:, 1] >= MIN_AREA
-        keep &= np.all(sizes >= MIN_SIDE, axis=1) & np.all(sizes <= MAX_SIDE, axis=1)
+        keep &= np.all(sizes >= min_side, axis=1) & np.all(sizes <= MAX_SIDE, axis=1)
         keep &= np.all(relative >= MIN_RELATIVE_SIDE, axis=1)
         keep &= np.all(relative <= MAX_RELATIVE_SIDE, axis=1)
         keep &= (aspect >= MIN_ASPECT) & (aspect <= MAX_ASPECT)
@@ -205,9 +209,12 @@ def annotated_boxes(sequence: Sequence) -> np.ndarray:
     return sequence.boxes
 
 
-def valid_frames(sequence: Sequence, frame_size: tuple[int, int]) -> np.ndarray:
+def valid_frames(
+    sequence: Sequence, frame_size: tuple[int, int], min_side: float = MIN_SIDE
+) -> np.ndarray:
     """Sorted 0-based indices of the frames of ``sequence`` that pass :func:`frame_filter`."""
-    return np.flatnonzero(frame_filter(annotated_boxes(sequence), frame_size, sequence.cover))
+    boxes = annotated_boxes(sequence)
+    return np.flatnonzero(frame_filter(boxes, frame_size, sequence.cover, min_side))
 
 
 @dataclass(frozen=True)
@@ -267,7 +274,7 @@ def curate_sequence(
     for index, frame in enumerate(sequence.iter_frames()):
         if index == 0:
             height, width = frame.shape[:2]
-            valid = frame_filter(boxes, (width, height), sequence.cover)
+            valid = frame_filter(boxes, (width, height), sequence.cover, config.min_target_side)
         if not can_crop(boxes[index]):
             continue
         curated = curate_frame(frame, boxes[index], config)

@@ -170,10 +170,12 @@ class CuratedCrops(CropSource):
                 f"dataset metadata has no curation record of format {CURATION_FORMAT}: not a "
                 "siamfc_crops dataset written by this version"
             )
-        for name in ("exemplar_sz", "instance_sz", "context"):
-            if curation[name] != getattr(config, name):
+        # Datasets curated before min_target_side existed used siamfc-pytorch's 20 px.
+        curated = {"min_target_side": PairConfig().min_target_side, **curation}
+        for name in ("exemplar_sz", "instance_sz", "context", "min_target_side"):
+            if curated[name] != getattr(config, name):
                 raise DataError(
-                    f"the dataset was curated with {name}={curation[name]}, the pair config has "
+                    f"the dataset was curated with {name}={curated[name]}, the pair config has "
                     f"{getattr(config, name)}: prepare the dataset with this config"
                 )
         splits = metadata.get("splits", {})
@@ -247,7 +249,11 @@ class _FrameSequence(SequenceCrops):
         self._sequence = sequence
         self._config = config
         frames = sequence.frames
-        self.valid_frames = valid_frames(sequence, image_size(frames[0])) if frames else np.zeros(0, int)
+        self.valid_frames = (
+            valid_frames(sequence, image_size(frames[0]), config.min_target_side)
+            if frames
+            else np.zeros(0, int)
+        )
 
     def crop(self, frame: int, rng: np.random.Generator) -> np.ndarray:
         image = read_image(self._sequence.frames[frame])

@@ -13,10 +13,10 @@ from pathlib import Path
 from siamfc_jax.config import PairConfig, TrainConfig
 from siamfc_jax.pipeline.pairs import CropSource
 from siamfc_jax.pipeline.tfds_builder import SiamfcCrops, SiamfcCropsConfig, load_curated, prepare
-from siamfc_jax.sequences.datasets import DATASET_KINDS, parse_dataset_spec
+from siamfc_jax.sequences.datasets import DATASET_KINDS, SequenceFolder, parse_dataset_spec
 from siamfc_jax.sequences.frames import DataError
 from siamfc_jax.sequences.sequence import Sequence
-from siamfc_jax.synthetic.config import SyntheticConfig
+from siamfc_jax.synthetic.config import SyntheticConfig, world_config
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,11 +66,15 @@ def crops_config(config: TrainConfig) -> str | SiamfcCropsConfig:
     kind, _ = parse_data_spec(config.data)
     geometry = _geometry(config.pairs)
     suffix = ""
-    if geometry != PairConfig():
+    if _crop_sizes(geometry) != _crop_sizes(PairConfig()):
         suffix = f"_e{geometry.exemplar_sz}_i{geometry.instance_sz}_c{round(geometry.context * 100)}"
-    synthetic = SyntheticConfig(num_sequences=config.synthetic_sequences)
+    if geometry.min_target_side != PairConfig().min_target_side:
+        suffix += f"_m{geometry.min_target_side:g}"
+    synthetic = world_config(config.synthetic_world, config.synthetic_sequences)
     if kind == "synthetic" and synthetic != SyntheticConfig():
         suffix = f"_n{synthetic.num_sequences}" + suffix
+        if config.synthetic_world != "basic":
+            suffix = f"_{config.synthetic_world}" + suffix
     if not suffix:
         return kind
     if kind != "synthetic":
@@ -79,8 +83,18 @@ def crops_config(config: TrainConfig) -> str | SiamfcCropsConfig:
 
 
 def _geometry(pairs: PairConfig) -> PairConfig:
-    """The part of a PairConfig that curation depends on (crop sizes and context)."""
-    return PairConfig(exemplar_sz=pairs.exemplar_sz, instance_sz=pairs.instance_sz, context=pairs.context)
+    """The part of a PairConfig that curation depends on (crop sizes, context, the frame filter's
+    smallest side)."""
+    return PairConfig(
+        exemplar_sz=pairs.exemplar_sz,
+        instance_sz=pairs.instance_sz,
+        context=pairs.context,
+        min_target_side=pairs.min_target_side,
+    )
+
+
+def _crop_sizes(pairs: PairConfig) -> tuple[int, int, float]:
+    return pairs.exemplar_sz, pairs.instance_sz, pairs.context
 
 
 def prepare_training_data(config: TrainConfig, workers: int | None, progress: bool) -> TrainingData:
@@ -97,11 +111,30 @@ def prepare_training_data(config: TrainConfig, workers: int | None, progress: bo
         load_curated(builder, "validation", config.pairs) if "validation" in builder.info.splits else None
     )
     sequences: tuple[Sequence, ...] = ()
-    if config.val_sequences:
+    if config.val_sequences and config.val_data:
+        sequences = validation_folder_sequences(config.val_data, directory, config.val_sequences)
+    elif config.val_sequences:
         sequences = _validation_sequences(builder, directory, config.val_sequences)
     where = "generated" if kind == "synthetic" else str(directory)
     description = f"{kind} ({where}), curated in {builder.data_dir}"
     return TrainingData(train, validation, sequences, description)
+
+
+def validation_folder_sequences(spec: str, training_dir: Path | None, count: int) -> tuple[Sequence, ...]:
+    """The first ``count`` sequences (by folder name) of the ``folder:DIR`` dataset ``spec``.
+
+    Raises:
+      DataError: a malformed spec or folder, or the training data's own folder (validation
+        sequences are never trained on).
+    """
+    kind, _, path = parse_dataset_spec(spec)
+    if kind != "folder":
+        raise DataError(f"--val-data {spec!r}: expected folder:DIR")
+    directory = Path(path).expanduser()
+    if training_dir is not None and directory.resolve() == training_dir.resolve():
+        raise DataError(f"--val-data {spec!r}: the training data's folder; validate on other sequences")
+    dataset = SequenceFolder(directory)
+    return tuple(dataset[index] for index in range(min(count, len(dataset))))
 
 
 def _validation_sequences(builder: SiamfcCrops, directory: Path | None, count: int) -> tuple[Sequence, ...]:

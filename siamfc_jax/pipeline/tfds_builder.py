@@ -254,6 +254,7 @@ class SiamfcCrops(tfds.core.ShardBasedBuilder):
             "exemplar_sz": config.pair.exemplar_sz,
             "instance_sz": config.pair.instance_sz,
             "context": config.pair.context,
+            "min_target_side": config.pair.min_target_side,
             "interpolation": _INTERPOLATION_NAMES[CURATION_INTERPOLATION],
             "jpeg_quality": config.jpeg_quality,
         }

@@ -11,6 +11,8 @@ import json
 import math
 from dataclasses import dataclass
 
+from siamfc_jax.config import SYNTHETIC_WORLDS
+
 # Bump when a change makes the same config render different sequences, so stale data is detected.
 GENERATOR_VERSION = 1
 SEQUENCE_PREFIX = "SYN_"
@@ -74,6 +76,16 @@ class SyntheticConfig:
         camera_pan_prob: sequences whose background drifts (a panning camera).
         noise_std_range: standard deviation of additive sensor noise (uniform per sequence, 0..255).
         jpeg_quality_range: JPEG quality of the written frames (per sequence, jittered per frame).
+        photo_texture_prob: chance that an object's texture is a crop of a real photograph
+            (:mod:`~siamfc_jax.synthetic.photos`); look-alikes of a photo-textured target take a
+            nearby crop of the same photograph.
+        photo_background_prob: sequences whose background is a crop of a real photograph.
+        camera_shake_prob, camera_shake_px: sequences with a shaking camera (every object and the
+            background jump together from frame to frame, by about this many pixels; motion blur then
+            smears the background too).
+        crossing_distractor_prob: sequences with a look-alike of the target that passes across it.
+        out_of_view_prob: sequences where the target leaves the frame entirely for a while (its
+            frames are annotated absent) and comes back.
     """
 
     num_sequences: int = 300
@@ -104,6 +116,12 @@ class SyntheticConfig:
     camera_pan_prob: float = 0.5
     noise_std_range: tuple[float, float] = (0.0, 5.0)
     jpeg_quality_range: tuple[int, int] = (40, 95)
+    photo_texture_prob: float = 0.0
+    photo_background_prob: float = 0.0
+    camera_shake_prob: float = 0.0
+    camera_shake_px: float = 6.0
+    crossing_distractor_prob: float = 0.0
+    out_of_view_prob: float = 0.0
 
     def __post_init__(self) -> None:
         if self.num_sequences < 1:
@@ -114,7 +132,7 @@ class SyntheticConfig:
             raise SyntheticDataError(f"frame_size must be (width, height), both >= 64, got {self.frame_size}")
         if self.seed < 0:
             raise SyntheticDataError(f"seed must be >= 0, got {self.seed}")
-        check_range("target_size_range", self.target_size_range, 12.0, min(self.frame_size))
+        check_range("target_size_range", self.target_size_range, 4.0, min(self.frame_size))
         check_range("aspect_ratio_range", self.aspect_ratio_range, 0.1, 10.0)
         check_range("speed_range", self.speed_range, 0.0, 100.0)
         check_range("fast_speed_range", self.fast_speed_range, 0.0, 100.0)
@@ -130,6 +148,11 @@ class SyntheticConfig:
             "illumination_prob",
             "motion_blur_prob",
             "camera_pan_prob",
+            "photo_texture_prob",
+            "photo_background_prob",
+            "camera_shake_prob",
+            "crossing_distractor_prob",
+            "out_of_view_prob",
         ):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
@@ -148,9 +171,57 @@ class SyntheticConfig:
             raise SyntheticDataError(
                 f"flat_background must be an RGB triple in 0..255, got {self.flat_background}"
             )
-        for name in ("max_rotation", "illumination_strength", "motion_blur_strength"):
+        for name in ("max_rotation", "illumination_strength", "motion_blur_strength", "camera_shake_px"):
             if getattr(self, name) < 0:
                 raise SyntheticDataError(f"{name} must be >= 0, got {getattr(self, name)}")
+
+
+# The worlds a training run can name (``TrainConfig.synthetic_world``). ``basic`` is the first world;
+# ``rich`` adds what real video showed the packaged weights lacked (issue 16): small targets, real
+# photographs as textures and backgrounds, camera shake with matching blur, look-alikes crossing the
+# target, full occlusion and targets leaving the view, more fast motion, zoom and rotation.
+_BASIC, _RICH = SYNTHETIC_WORLDS
+WORLDS = {
+    _BASIC: SyntheticConfig(),
+    _RICH: SyntheticConfig(
+        target_size_range=(6.0, 90.0),
+        fast_motion_prob=0.3,
+        fast_speed_range=(6.0, 24.0),
+        scale_change_prob=0.6,
+        max_scale_change=2.5,
+        rotation_prob=0.4,
+        max_rotation=45.0,
+        occlusion_prob=0.5,
+        min_visibility=0.0,
+        photo_texture_prob=0.5,
+        photo_background_prob=0.6,
+        camera_shake_prob=0.3,
+        crossing_distractor_prob=0.5,
+        out_of_view_prob=0.15,
+    ),
+}
+
+
+def world_config(name: str, num_sequences: int) -> SyntheticConfig:
+    """The synthetic world ``name`` (a key of :data:`WORLDS`) with ``num_sequences`` sequences.
+
+    Raises:
+      SyntheticDataError: an unknown world.
+    """
+    if name not in WORLDS:
+        raise SyntheticDataError(f"unknown synthetic world {name!r}; choose one of {', '.join(WORLDS)}")
+    return dataclasses.replace(WORLDS[name], num_sequences=num_sequences)
+
+
+_LATER_NUISANCES = (
+    "photo_texture_prob",
+    "photo_background_prob",
+    "camera_shake_prob",
+    "camera_shake_px",
+    "crossing_distractor_prob",
+    "out_of_view_prob",
+)
+_OFF = {name: getattr(SyntheticConfig(), name) for name in _LATER_NUISANCES}
 
 
 def sequence_name(index: int) -> str:
@@ -171,5 +242,10 @@ def config_fingerprint(config: SyntheticConfig) -> str:
     """Hex digest identifying what a config renders (``num_sequences`` aside: it only adds sequences)."""
     fields = dataclasses.asdict(config)
     del fields["num_sequences"]
+    # Nuisances added after the first world render nothing when off, so leaving them out keeps the
+    # fingerprints (and the prepared folders) of configs from before they existed.
+    for name in _LATER_NUISANCES:
+        if fields[name] == _OFF[name]:
+            del fields[name]
     payload = json.dumps({"version": GENERATOR_VERSION, "config": fields}, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]

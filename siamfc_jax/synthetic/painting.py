@@ -15,11 +15,14 @@ rotated, translated with sub-pixel accuracy) into each frame by :func:`place_spr
 from __future__ import annotations
 
 import colorsys
+import dataclasses
 import math
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
+
+from siamfc_jax.synthetic.photos import COLOUR_PHOTOS, PHOTO_FILES, load_photos, photo_crop
 
 TEXTURE_KINDS = ("stripes", "checkers", "noise", "gradient", "dots", "smooth")
 SHAPE_KINDS = ("ellipse", "polygon", "rounded_rectangle", "blob")
@@ -53,6 +56,11 @@ class ObjectStyle:
     hardness: float
     decals: int
     outline: bool
+    # ``texture == "photo"``: a crop of photograph ``photo`` (:data:`~siamfc_jax.synthetic.photos.
+    # PHOTO_FILES`) centred at ``anchor`` (fractions of its width and height), ``period`` photo pixels
+    # per sprite pixel. Greyscale photographs are coloured from ``colours[1]`` (dark) to ``colours[0]``.
+    photo: int = -1
+    anchor: tuple[float, float] = (0.5, 0.5)
 
 
 @dataclass(frozen=True)
@@ -76,8 +84,12 @@ def _hsv(hue: float, saturation: float, value: float) -> Colour:
     return (255.0 * r, 255.0 * g, 255.0 * b)
 
 
-def random_style(rng: np.random.Generator) -> ObjectStyle:
-    """A random look: any texture and shape kind, a palette of two related colours and a decal colour."""
+def random_style(rng: np.random.Generator, photo_prob: float = 0.0) -> ObjectStyle:
+    """A random look: any texture and shape kind, a palette of two related colours and a decal colour.
+
+    With probability ``photo_prob`` the texture is a crop of a real photograph instead (the draws
+    for it come after the others, so ``photo_prob=0`` gives the same styles as before it existed).
+    """
     hue = rng.random()
     value = rng.uniform(0.35, 1.0)
     first = _hsv(hue, rng.uniform(0.25, 1.0), value)
@@ -90,7 +102,7 @@ def random_style(rng: np.random.Generator) -> ObjectStyle:
         second_value = value - (second_value - value)
     second = _hsv(second_hue, rng.uniform(0.2, 1.0), second_value)
     decal = _hsv(rng.random(), rng.uniform(0.3, 1.0), rng.uniform(0.2, 1.0))
-    return ObjectStyle(
+    style = ObjectStyle(
         texture=TEXTURE_KINDS[rng.integers(len(TEXTURE_KINDS))],
         shape=SHAPE_KINDS[rng.integers(len(SHAPE_KINDS))],
         colours=(first, second, decal),
@@ -100,6 +112,16 @@ def random_style(rng: np.random.Generator) -> ObjectStyle:
         decals=int(rng.integers(0, 3)),
         outline=bool(rng.random() < 0.4),
     )
+    if photo_prob > 0.0 and rng.random() < photo_prob:
+        style = dataclasses.replace(
+            style,
+            texture="photo",
+            photo=int(rng.integers(len(PHOTO_FILES))),
+            anchor=(float(rng.uniform(0.1, 0.9)), float(rng.uniform(0.1, 0.9))),
+            period=float(np.exp(rng.uniform(np.log(0.3), np.log(3.0)))),
+            decals=min(style.decals, 1),
+        )
+    return style
 
 
 def _jitter_colour(rng: np.random.Generator, colour: Colour, amount: float) -> Colour:
@@ -132,7 +154,17 @@ def similar_style(rng: np.random.Generator, style: ObjectStyle, amount: float = 
         hardness=style.hardness,
         decals=style.decals if rng.random() < 0.7 else int(rng.integers(0, 3)),
         outline=style.outline,
+        photo=style.photo,
+        anchor=_jitter_anchor(rng, style, amount),
     )
+
+
+def _jitter_anchor(rng: np.random.Generator, style: ObjectStyle, amount: float) -> tuple[float, float]:
+    """A photo texture's anchor moved a little (a nearby part of the same photograph)."""
+    if style.texture != "photo":
+        return style.anchor
+    moved = np.clip(np.asarray(style.anchor) + rng.normal(0.0, 0.04 * amount, 2), 0.05, 0.95)
+    return (float(moved[0]), float(moved[1]))
 
 
 def _smooth_noise(rng: np.random.Generator, height: int, width: int, cell: float) -> np.ndarray:
@@ -146,6 +178,8 @@ def _smooth_noise(rng: np.random.Generator, height: int, width: int, cell: float
 
 def texture(rng: np.random.Generator, style: ObjectStyle, height: int, width: int) -> np.ndarray:
     """(height, width, 3) float32 RGB texture (0..255) of ``style``; random phase and offsets."""
+    if style.texture == "photo":
+        return _photo_texture(style, height, width)
     y = np.arange(height, dtype=np.float32)[:, None]
     x = np.arange(width, dtype=np.float32)[None, :]
     cos_a, sin_a = np.float32(math.cos(style.angle)), np.float32(math.sin(style.angle))
@@ -179,6 +213,17 @@ def texture(rng: np.random.Generator, style: ObjectStyle, height: int, width: in
     first = np.asarray(style.colours[0], np.float32)
     second = np.asarray(style.colours[1], np.float32)
     return first + (second - first) * weight[..., None]
+
+
+def _photo_texture(style: ObjectStyle, height: int, width: int) -> np.ndarray:
+    photos = load_photos()
+    image = photo_crop(photos[style.photo], height, width, style.anchor, style.period, style.angle)
+    if style.photo >= COLOUR_PHOTOS:
+        weight = image[..., :1] * np.float32(1.0 / 255.0)
+        dark = np.asarray(style.colours[1], np.float32)
+        light = np.asarray(style.colours[0], np.float32)
+        image = dark + (light - dark) * weight
+    return image
 
 
 def shape_polygon(rng: np.random.Generator, kind: str, width: float, height: float) -> np.ndarray:
@@ -375,12 +420,19 @@ def composite(frame: np.ndarray, x0: int, y0: int, patch: np.ndarray, hard: bool
 
 
 def make_background(
-    rng: np.random.Generator, height: int, width: int, clutter: int, blur_sigma: float
+    rng: np.random.Generator,
+    height: int,
+    width: int,
+    clutter: int,
+    blur_sigma: float,
+    photo_prob: float = 0.0,
 ) -> np.ndarray:
     """(3, height, width) planar float32 cluttered background: a large-scale texture under ``clutter``
     shapes.
 
     ``blur_sigma`` (pixels, 0 for none) defocuses the result, as a background out of the focal plane.
+    With probability ``photo_prob`` the large-scale texture is a crop of a real photograph and the
+    clutter shapes (photo-textured too, with that probability) are half as many.
     """
     base_style = random_style(rng)
     base_style = ObjectStyle(
@@ -393,13 +445,23 @@ def make_background(
         decals=0,
         outline=False,
     )
+    if photo_prob > 0.0 and rng.random() < photo_prob:
+        base_style = dataclasses.replace(
+            base_style,
+            texture="photo",
+            photo=int(rng.integers(len(PHOTO_FILES))),
+            anchor=(float(rng.uniform(0.2, 0.8)), float(rng.uniform(0.2, 0.8))),
+            period=float(np.exp(rng.uniform(np.log(0.4), np.log(2.5)))),
+        )
+        clutter //= 2
     background = np.ascontiguousarray(texture(rng, base_style, height, width).transpose(2, 0, 1))
     max_side = 0.45 * min(height, width)
     for _ in range(clutter):
         side = float(np.exp(rng.uniform(np.log(8.0), np.log(max_side))))
         aspect = float(np.exp(rng.uniform(np.log(0.3), np.log(3.3))))
         shape_w, shape_h = side * math.sqrt(aspect), side / math.sqrt(aspect)
-        sprite = make_sprite(rng, random_style(rng), math.ceil(shape_w), math.ceil(shape_h))
+        style = random_style(rng, photo_prob)
+        sprite = make_sprite(rng, style, math.ceil(shape_w), math.ceil(shape_h))
         centre = (rng.uniform(0.0, width), rng.uniform(0.0, height))
         x0, y0, patch = place_sprite(sprite, centre, (shape_w, shape_h), rng.uniform(0.0, np.pi))
         composite(background, x0, y0, patch, hard=False)

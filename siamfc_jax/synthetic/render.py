@@ -47,6 +47,20 @@ def _blur_kernel(scene: Scene, t: int, speeds: tuple[np.ndarray, np.ndarray]) ->
     return motion_blur_kernel(length, direction) if length >= 2.0 else None
 
 
+def _blur_background(frame: np.ndarray, scene: Scene, t: int) -> None:
+    """Smear the background ((3, H, W) planar, in place) along the camera's shake in frame ``t``;
+    objects get their own blur from their speeds, which include the shake."""
+    if scene.camera_motion is None or scene.blur_exposure <= 0.0:
+        return
+    dx, dy = scene.camera_motion[t]
+    length = min(scene.blur_exposure * float(np.hypot(dx, dy)), _MAX_BLUR_LENGTH)
+    if length < 2.0:
+        return
+    kernel = motion_blur_kernel(length, float(np.arctan2(dy, dx)))
+    for plane in frame:
+        cv2.filter2D(plane, -1, kernel, dst=plane, borderType=cv2.BORDER_REFLECT_101)
+
+
 def _paint(frame: np.ndarray, x0: int, y0: int, patch: np.ndarray, kernel: np.ndarray | None) -> None:
     if kernel is None:
         composite(frame, x0, y0, patch, hard=True)
@@ -79,6 +93,7 @@ def render(config: SyntheticConfig, index: int) -> RenderedSequence:
     for t in range(count):
         pan_x, pan_y = scene.pan[t]
         frame = np.array(scene.background[:, pan_y : pan_y + frame_h, pan_x : pan_x + frame_w])
+        _blur_background(frame, scene, t)
         for obj in back:
             _draw(frame, obj, t, _blur_kernel(scene, t, speeds[id(obj)]))
 
@@ -90,13 +105,16 @@ def render(config: SyntheticConfig, index: int) -> RenderedSequence:
         _paint(frame, x0, y0, patch, kernel)
         in_rows = np.flatnonzero(visible.any(axis=1))
         in_cols = np.flatnonzero(visible.any(axis=0))
-        top, left = frame_slices[0].start + in_rows[0], frame_slices[1].start + in_cols[0]
-        boxes[t] = (
-            left + 1,
-            top + 1,
-            in_cols[-1] - in_cols[0] + 1,
-            in_rows[-1] - in_rows[0] + 1,
-        )
+        if len(in_rows):
+            top, left = frame_slices[0].start + in_rows[0], frame_slices[1].start + in_cols[0]
+            boxes[t] = (
+                left + 1,
+                top + 1,
+                in_cols[-1] - in_cols[0] + 1,
+                in_rows[-1] - in_rows[0] + 1,
+            )
+        else:  # wholly out of view (frame 0 never is): the last box, annotated absent (cover 0)
+            boxes[t] = boxes[t - 1]
         cut[t] = int(visible.sum() < total)
 
         for obj in front:

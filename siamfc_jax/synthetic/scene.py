@@ -71,6 +71,7 @@ class Scene:
     objects: list[SceneObject]
     background: np.ndarray  # (3, H + 2 margin, W + 2 margin) planar float32
     pan: np.ndarray  # (N, 2) int offsets (x, y) of the frame inside the background
+    camera_motion: np.ndarray | None  # (N, 2) camera displacement since the previous frame (shake)
     blur_exposure: float  # 0: no motion blur
     gain: np.ndarray  # (N, 3)
     offset: np.ndarray  # (N, 3)
@@ -151,17 +152,19 @@ def _plan_target(rng: np.random.Generator, config: SyntheticConfig) -> tuple[Sce
     """The target, its style and a motion class (GOT-10k ``meta_info.ini`` wording)."""
     count = config.frames_per_sequence
     frame_w, frame_h = config.frame_size
-    style = random_style(rng)
+    style = random_style(rng, config.photo_texture_prob)
     size = _log_uniform(rng, config.target_size_range)
     aspect = _log_uniform(rng, config.aspect_ratio_range)
-    width = min(max(size * math.sqrt(aspect), 12.0), 0.5 * frame_w)
-    height = min(max(size / math.sqrt(aspect), 12.0), 0.5 * frame_h)
+    # Sides are at least 12 px unless the world asks for smaller targets.
+    min_side = min(12.0, config.target_size_range[0])
+    width = min(max(size * math.sqrt(aspect), min_side), 0.5 * frame_w)
+    height = min(max(size / math.sqrt(aspect), min_side), 0.5 * frame_h)
     zooming = rng.random() < config.scale_change_prob
     fast = rng.random() < config.fast_motion_prob
     rotating = rng.random() < config.rotation_prob
 
     max_log = math.log(config.max_scale_change)
-    low_log = max(-max_log, math.log(10.0 / min(width, height)))
+    low_log = max(-max_log, math.log(min(10.0, 0.8 * config.target_size_range[0]) / min(width, height)))
     high_log = min(max_log, math.log(0.55 * frame_w / width), math.log(0.55 * frame_h / height))
     log_scale = _random_walk(rng, count, 0.006 if zooming else 0.0015, 0.95, low_log, high_log)
     log_aspect = _random_walk(rng, count, 0.003, 0.9, -0.15, 0.15)
@@ -232,7 +235,8 @@ def _plan_clutter(rng, config) -> list[SceneObject]:
         track = Track(np.zeros((count, 2)), sizes, angles)
         low = np.zeros((count, 2))
         track.centres = _move(rng, rng.uniform(0.0, frame), rng.uniform(0.0, 3.0), 0.92, low, low + frame)
-        objects.append(SceneObject(_sprite_for(rng, random_style(rng), track), track, rng.random() < 0.25))
+        style = random_style(rng, config.photo_texture_prob)
+        objects.append(SceneObject(_sprite_for(rng, style, track), track, rng.random() < 0.25))
     return objects
 
 
@@ -247,7 +251,7 @@ def _plan_occluders(rng, config, target_track) -> list[SceneObject]:
         event = int(rng.integers(max(1, round(0.2 * count)), max(2, round(0.85 * count))))
         centre = target_track.centres[event]
         target_w, target_h = target_track.extents[event]
-        style = random_style(rng)
+        style = random_style(rng, config.photo_texture_prob)
         if rng.random() < 0.5:
             thickness = rng.uniform(0.25, 0.5) * min(target_w, target_h)
             length = rng.uniform(2.0, 4.0) * max(target_w, target_h)
@@ -274,6 +278,70 @@ def _plan_occluders(rng, config, target_track) -> list[SceneObject]:
         )
         objects.append(SceneObject(_sprite_for(rng, style, track), track, front=True))
     return objects
+
+
+def _plan_crossing(rng, config, target_style, target_track) -> list[SceneObject]:
+    """A look-alike of the target that passes across it around a chosen frame, in front of it or
+    behind it (in front, the occlusion limit may still send it behind)."""
+    if rng.random() >= config.crossing_distractor_prob:
+        return []
+    count = config.frames_per_sequence
+    times = np.arange(count)
+    event = int(rng.integers(max(1, round(0.2 * count)), max(2, round(0.9 * count))))
+    style = similar_style(rng, target_style, amount=rng.uniform(0.2, 1.0))
+    sizes = target_track.sizes[event] * rng.uniform(0.8, 1.25) * np.exp(rng.normal(0.0, 0.1, 2))
+    heading = rng.uniform(0.0, 2.0 * np.pi)
+    velocity = rng.uniform(1.0, 6.0) * np.array([math.cos(heading), math.sin(heading)])
+    offset = rng.normal(0.0, 0.2, 2) * target_track.extents[event]
+    track = Track(
+        target_track.centres[event] + offset + np.outer(times - event, velocity),
+        np.tile(np.maximum(sizes, 4.0), (count, 1)),
+        np.full(count, float(target_track.angles[event]) + rng.normal(0.0, 0.2)),
+    )
+    return [SceneObject(_sprite_for(rng, style, track), track, front=bool(rng.random() < 0.5))]
+
+
+def _plan_out_of_view(rng, config, track: Track) -> None:
+    """Push the target across the nearest frame edge and back for a few frames (in place): a smooth
+    detour added to its path, long enough that it is wholly outside the frame at its middle."""
+    if rng.random() >= config.out_of_view_prob:
+        return
+    count = config.frames_per_sequence
+    duration = int(rng.integers(6, 21))
+    if count < duration + 4:
+        return
+    start = int(rng.integers(max(1, round(0.2 * count)), count - duration))
+    middle = start + duration // 2
+    frame = np.array(config.frame_size, float)
+    centre, extent = track.centres[middle], track.extents.max(axis=0)
+    # Distances to the four edges: left, right, top, bottom.
+    distances = np.array([centre[0], frame[0] - centre[0], centre[1], frame[1] - centre[1]])
+    edge = int(np.argmin(distances))
+    direction = np.array([[-1.0, 0.0], [1.0, 0.0], [0.0, -1.0], [0.0, 1.0]])[edge]
+    reach = distances[edge] + extent[edge // 2] + rng.uniform(4.0, 20.0)
+    phase = (np.arange(count) - start) / duration
+    # sin^0.5 rises quickly, so the target spends several frames wholly out of view.
+    bump = np.where((phase > 0) & (phase < 1), np.sqrt(np.abs(np.sin(np.pi * phase))), 0.0)
+    track.centres = track.centres + np.outer(np.clip(1.3 * bump, 0.0, 1.0) * reach, direction)
+
+
+def _plan_shake(rng, config) -> np.ndarray | None:
+    """(N, 2) camera displacement per frame (None without shake): an AR(1) jitter of about
+    ``camera_shake_px`` pixels, zero in the first frame."""
+    if rng.random() >= config.camera_shake_prob:
+        return None
+    count = config.frames_per_sequence
+    amplitude = config.camera_shake_px * rng.uniform(0.5, 1.5)
+    shake = np.zeros((count, 2))
+    for t in range(1, count):
+        shake[t] = 0.5 * shake[t - 1] + rng.normal(0.0, amplitude, 2)
+    limit = shake_margin(config)
+    return np.clip(shake - shake[0], -limit, limit)
+
+
+def shake_margin(config: SyntheticConfig) -> int:
+    """Extra background margin (pixels per side) that camera shake may reveal."""
+    return math.ceil(3.0 * config.camera_shake_px) if config.camera_shake_prob > 0.0 else 0
 
 
 def _smooth_curve(rng: np.random.Generator, count: int, amplitude: float) -> np.ndarray:
@@ -316,8 +384,8 @@ def _plan_pan(rng, config) -> np.ndarray:
     if rng.random() < config.camera_pan_prob:
         high = 2.0 * centre
         pan = _move(rng, centre[0], rng.uniform(0.3, 1.5), 0.95, np.zeros_like(high), high)
-        return np.rint(pan).astype(int)
-    return centre.astype(int)
+        return np.rint(pan).astype(int) + shake_margin(config)
+    return centre.astype(int) + shake_margin(config)
 
 
 def _plan_noise(rng, config) -> tuple[np.ndarray | None, np.ndarray]:
@@ -335,20 +403,22 @@ def _plan_noise(rng, config) -> tuple[np.ndarray | None, np.ndarray]:
 
 def _plan_background(rng, config) -> np.ndarray:
     frame_w, frame_h = config.frame_size
-    shape = (frame_h + 2 * _PAN_MARGIN, frame_w + 2 * _PAN_MARGIN)
+    margin = _PAN_MARGIN + shake_margin(config)
+    shape = (frame_h + 2 * margin, frame_w + 2 * margin)
     if config.flat_background is not None:
         colour = np.asarray(config.flat_background, np.float32)[:, None, None]
         return np.broadcast_to(colour, (3, *shape))
     low, high = config.background_clutter_range
     clutter = int(rng.integers(low, high + 1))
     blur_sigma = 0.0 if rng.random() < 0.5 else rng.uniform(0.5, 1.5)
-    return make_background(rng, shape[0], shape[1], clutter, blur_sigma)
+    return make_background(rng, shape[0], shape[1], clutter, blur_sigma, config.photo_background_prob)
 
 
 def plan_scene(config: SyntheticConfig, index: int) -> Scene:
     # One random stream per part of the scene, so that switching a nuisance off leaves the others
     # (and the target) exactly as they were.
-    streams = [np.random.default_rng(s) for s in np.random.SeedSequence([config.seed, index]).spawn(10)]
+    # Streams are children 0, 1, ... of one SeedSequence, so streams added later leave earlier ones be.
+    streams = [np.random.default_rng(s) for s in np.random.SeedSequence([config.seed, index]).spawn(13)]
     (
         target_rng,
         distractor_rng,
@@ -360,13 +430,25 @@ def plan_scene(config: SyntheticConfig, index: int) -> Scene:
         noise_rng,
         background_rng,
         jpeg_rng,
+        out_of_view_rng,
+        crossing_rng,
+        shake_rng,
     ) = streams
     target, style, motion = _plan_target(target_rng, config)
+    _plan_out_of_view(out_of_view_rng, config, target.track)
     objects = (
         _plan_clutter(clutter_rng, config)
         + _plan_distractors(distractor_rng, config, style, target.track)
         + _plan_occluders(occluder_rng, config, target.track)
+        + _plan_crossing(crossing_rng, config, style, target.track)
     )
+    shake = _plan_shake(shake_rng, config)
+    pan = _plan_pan(pan_rng, config)
+    if shake is not None:
+        # The camera moves by `shake`: the world, objects and background alike, appears moved by -shake.
+        for obj in [target, *objects]:
+            obj.track.centres = obj.track.centres - shake
+        pan = pan + np.rint(shake).astype(int)
     count = config.frames_per_sequence
     low, high = config.jpeg_quality_range
     quality = jpeg_rng.integers(low, high + 1) + jpeg_rng.integers(-5, 6, count)
@@ -381,7 +463,8 @@ def plan_scene(config: SyntheticConfig, index: int) -> Scene:
         motion_class=motion,
         objects=objects,
         background=_plan_background(background_rng, config),
-        pan=_plan_pan(pan_rng, config),
+        pan=pan,
+        camera_motion=None if shake is None else np.diff(shake, axis=0, prepend=shake[:1]),
         blur_exposure=exposure if blurred else 0.0,
         gain=gain,
         offset=offset,
@@ -404,7 +487,11 @@ def target_mask(target: SceneObject, t: int, frame_size, pad: int = 0):
     track = target.track
     x0, y0, patch = place_sprite(target.sprite, track.centres[t], track.sizes[t], track.angles[t], pad)
     mask = patch[..., 3] >= MASK_THRESHOLD
-    frame_slices, patch_slices = clip_to_frame(x0, y0, mask.shape[1], mask.shape[0], *frame_size)
+    overlap = clip_to_frame(x0, y0, mask.shape[1], mask.shape[0], *frame_size)
+    if overlap is None:  # wholly out of view
+        empty = (slice(0, 0), slice(0, 0))
+        return x0, y0, patch, mask, int(mask.sum()), (empty, np.zeros((0, 0), bool))
+    frame_slices, patch_slices = overlap
     return x0, y0, patch, mask, int(mask.sum()), (frame_slices, mask[patch_slices].copy())
 
 
@@ -454,7 +541,9 @@ def limit_occlusion(scene: Scene, config: SyntheticConfig) -> None:
                         alpha_only=True,
                     )
                     hidden[k, t] = occlude(visible, frame_slices, x0, y0, alpha)
-            visible_ratio[t] = visible.sum() / total
+            # Out of view is not hidden: only frames showing some of the target count.
+            in_view = bool(visible.any() or hidden[:, t].any())
+            visible_ratio[t] = visible.sum() / total if in_view else 1.0
         too_hidden = visible_ratio < config.min_visibility
         too_hidden[0] = visible_ratio[0] < 1.0
         if not too_hidden.any():

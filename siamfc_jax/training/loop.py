@@ -73,6 +73,7 @@ def run_identity(config: TrainConfig) -> dict:
         "pairs": dataclasses.asdict(config.pairs),
         "data": config.data,
         "seed": config.seed,
+        "synthetic_world": config.synthetic_world,
         "synthetic_sequences": config.synthetic_sequences,
     }
 
