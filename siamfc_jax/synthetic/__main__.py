@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from collections.abc import Sequence
 
 from siamfc_jax import cli
-from siamfc_jax.synthetic.config import SyntheticConfig
+from siamfc_jax.synthetic.config import WORLDS, SyntheticConfig, world_config
 from siamfc_jax.synthetic.writer import write_got10k
 
 
@@ -20,6 +21,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             description="Write a synthetic tracking dataset in GOT-10k layout (resumable).",
         )
         parser.add_argument("--out", required=True, help="dataset root; sequences go to OUT/SUBSET")
+        parser.add_argument(
+            "--world", choices=tuple(WORLDS), default="basic", help="which synthetic world (default basic)"
+        )
         parser.add_argument("--num-sequences", type=cli.positive_integer, default=defaults.num_sequences)
         parser.add_argument(
             "--frames",
@@ -40,8 +44,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         parser.add_argument("--no-progress", action="store_true", help="no progress bar")
         args = parser.parse_args(argv)
-        config = SyntheticConfig(
-            num_sequences=args.num_sequences,
+        config = dataclasses.replace(
+            world_config(args.world, args.num_sequences),
             frames_per_sequence=args.frames,
             seed=args.seed,
             frame_size=args.frame_size,
