@@ -17,11 +17,12 @@ real video after every epoch (about 10 min per validation on 2 CPU cores). Judge
 
 Wall time: 1 h 22 min from nothing on a 2-core AMD EPYC VM, 2026-12-02 (curating 1,230
 sequences: 3 min; 1,800 steps at 4.0-4.7 pairs/s end to end alone, 2.1-2.3 while other jobs
-shared the cores; 7 validations). Expected: validation AUC on the 3
-held-out rich-world sequences 0.082 untrained, 0.279 after epoch 1, 0.255 after
-epoch 6 (3 sequences: a noisy figure; the rich world is much harder than the basic one); training
-loss 0.542 in epoch 1, 0.466 in epoch 6. On real video: README, "The packaged weights". The run is deterministic on one machine: the convolution formulations the
-autotuner picks (cached per machine) are part of the arithmetic.
+shared the cores; 7 validations). Expected: validation AUC on the 3 held-out rich-world sequences
+0.082 untrained, 0.279 after epoch 1, 0.255 after epoch 6 (3 sequences: a noisy figure; the rich
+world is much harder than the basic one); training loss 0.542 in epoch 1, 0.466 in epoch 6. On
+real video, mean success AUC 0.358 on the 12 validation sequences (README, "The packaged
+weights"). The run is deterministic on one machine: the convolution formulations the autotuner
+picks (cached per machine) are part of the arithmetic.
 """
 
 from __future__ import annotations
