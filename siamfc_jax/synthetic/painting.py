@@ -113,15 +113,27 @@ def random_style(rng: np.random.Generator, photo_prob: float = 0.0) -> ObjectSty
         outline=bool(rng.random() < 0.4),
     )
     if photo_prob > 0.0 and rng.random() < photo_prob:
-        style = dataclasses.replace(
-            style,
-            texture="photo",
-            photo=int(rng.integers(len(PHOTO_FILES))),
-            anchor=(float(rng.uniform(0.1, 0.9)), float(rng.uniform(0.1, 0.9))),
-            period=float(np.exp(rng.uniform(np.log(0.3), np.log(3.0)))),
-            decals=min(style.decals, 1),
-        )
+        style = _photo_style(rng, style, 0.1, (0.3, 3.0), decals=min(style.decals, 1))
     return style
+
+
+def _photo_style(
+    rng: np.random.Generator,
+    style: ObjectStyle,
+    margin: float,
+    scale_range: tuple[float, float],
+    **changes,
+) -> ObjectStyle:
+    """``style`` textured by a random photograph instead: anchor within ``margin`` of its edges
+    (fractions), log-uniform ``scale_range`` photo pixels per pixel; ``changes`` set other fields."""
+    return dataclasses.replace(
+        style,
+        texture="photo",
+        photo=int(rng.integers(len(PHOTO_FILES))),
+        anchor=(float(rng.uniform(margin, 1.0 - margin)), float(rng.uniform(margin, 1.0 - margin))),
+        period=float(np.exp(rng.uniform(np.log(scale_range[0]), np.log(scale_range[1])))),
+        **changes,
+    )
 
 
 def _jitter_colour(rng: np.random.Generator, colour: Colour, amount: float) -> Colour:
@@ -446,13 +458,7 @@ def make_background(
         outline=False,
     )
     if photo_prob > 0.0 and rng.random() < photo_prob:
-        base_style = dataclasses.replace(
-            base_style,
-            texture="photo",
-            photo=int(rng.integers(len(PHOTO_FILES))),
-            anchor=(float(rng.uniform(0.2, 0.8)), float(rng.uniform(0.2, 0.8))),
-            period=float(np.exp(rng.uniform(np.log(0.4), np.log(2.5)))),
-        )
+        base_style = _photo_style(rng, base_style, 0.2, (0.4, 2.5))
         clutter //= 2
     background = np.ascontiguousarray(texture(rng, base_style, height, width).transpose(2, 0, 1))
     max_side = 0.45 * min(height, width)
