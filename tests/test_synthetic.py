@@ -48,7 +48,7 @@ PLAIN = SyntheticConfig(
 )
 
 
-def _target_pixels(frame: np.ndarray) -> np.ndarray:
+def target_pixels(frame: np.ndarray) -> np.ndarray:
     """(H, W) bool: pixels whose colour differs from the flat background."""
     return np.any(frame != np.array(BACKGROUND, np.uint8), axis=2)
 
@@ -104,7 +104,7 @@ def test_boxes_match_the_target_pixels():
         frames, boxes, cover, absence = render_sequence(PLAIN, index)
         assert boxes.shape == (PLAIN.frames_per_sequence, 4)
         for frame, box, visible_eighths in zip(frames, boxes, cover, strict=True):
-            mask = _target_pixels(frame)
+            mask = target_pixels(frame)
             np.testing.assert_allclose(box, _box_of(mask), atol=1.0)
             exact += np.array_equal(box, _box_of(mask))
             touches_border = box[0] == 1 or box[1] == 1 or box[0] + box[2] - 1 == 320
@@ -139,7 +139,7 @@ def test_occluders_hide_part_of_the_target_and_cover_says_how_much():
         ):
             if plain_eighths < 8:  # truncated by the frame border: visibility not measurable here
                 continue
-            target = _target_pixels(frame_plain)
+            target = target_pixels(frame_plain)
             hidden = target & np.any(frame != frame_plain, axis=2)
             visible_ratio = 1.0 - hidden.sum() / target.sum()
             # One eighth of tolerance: an occluder pixel may match the target's colour.

@@ -10,38 +10,27 @@ import cv2
 import numpy as np
 import pytest
 from synthetic_folder import write_folder
+from test_synthetic import PLAIN, target_pixels
 
 from siamfc_jax.config import PairConfig, TrainConfig
 from siamfc_jax.pipeline.curate import frame_filter
 from siamfc_jax.pipeline.sources import crops_config, validation_folder_sequences
 from siamfc_jax.sequences.frames import DataError
-from siamfc_jax.synthetic.config import SyntheticConfig, world_config
+from siamfc_jax.synthetic.config import world_config
 from siamfc_jax.synthetic.photos import PHOTO_FILES, load_photos, photo_crop
 from siamfc_jax.synthetic.render import render_sequence
 
-BACKGROUND = (255, 0, 255)
-# Only the target over a flat background (as in test_synthetic.PLAIN), nearly still.
-STILL = SyntheticConfig(
-    num_sequences=4,
+# test_synthetic's PLAIN (only the target over a flat background), longer and nearly still.
+STILL = dataclasses.replace(
+    PLAIN,
     frames_per_sequence=40,
     seed=11,
-    flat_background=BACKGROUND,
-    distractor_prob=0.0,
-    max_clutter_objects=0,
-    occlusion_prob=0.0,
-    illumination_prob=0.0,
-    motion_blur_prob=0.0,
-    noise_std_range=(0.0, 0.0),
     rotation_prob=0.0,
     scale_change_prob=0.0,
     fast_motion_prob=0.0,
     camera_pan_prob=0.0,
     speed_range=(0.001, 0.001),
 )
-
-
-def _target_pixels(frame: np.ndarray) -> np.ndarray:
-    return np.any(frame != np.array(BACKGROUND, np.uint8), axis=2)
 
 
 def test_photographs_are_scikit_images_and_an_unrotated_crop_is_a_window_of_them():
@@ -86,7 +75,7 @@ def test_a_target_out_of_view_leaves_only_background_and_is_annotated_absent():
         frames, _, cover, absence = render_sequence(config, index)
         assert absence[0] == 0 and cover[0] == 8
         for frame, eighths, absent in zip(frames, cover, absence, strict=True):
-            visible = _target_pixels(frame).any()
+            visible = target_pixels(frame).any()
             assert absent == (eighths == 0) == (not visible)
             absent_frames += int(absent)
     assert absent_frames > 0
