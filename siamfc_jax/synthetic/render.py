@@ -47,18 +47,14 @@ def _blur_kernel(scene: Scene, t: int, speeds: tuple[np.ndarray, np.ndarray]) ->
     return motion_blur_kernel(length, direction) if length >= 2.0 else None
 
 
-def _blur_background(frame: np.ndarray, scene: Scene, t: int) -> None:
-    """Smear the background ((3, H, W) planar, in place) along the camera's shake in frame ``t``;
-    objects get their own blur from their speeds, which include the shake."""
-    if scene.camera_motion is None or scene.blur_exposure <= 0.0:
-        return
-    dx, dy = scene.camera_motion[t]
-    length = min(scene.blur_exposure * float(np.hypot(dx, dy)), _MAX_BLUR_LENGTH)
-    if length < 2.0:
-        return
-    kernel = motion_blur_kernel(length, float(np.arctan2(dy, dx)))
-    for plane in frame:
-        cv2.filter2D(plane, -1, kernel, dst=plane, borderType=cv2.BORDER_REFLECT_101)
+def _blur_background(frame: np.ndarray, scene: Scene, t: int, camera_speeds) -> None:
+    """Smear the background ((3, H, W) planar, in place) along the camera's shake in frame ``t``
+    (``camera_speeds``: speed and direction of the camera, as :meth:`Track.speeds` gives them for
+    objects, which get their own blur from speeds that include the shake)."""
+    kernel = None if camera_speeds is None else _blur_kernel(scene, t, camera_speeds)
+    if kernel is not None:
+        for plane in frame:
+            cv2.filter2D(plane, -1, kernel, dst=plane, borderType=cv2.BORDER_REFLECT_101)
 
 
 def _paint(frame: np.ndarray, x0: int, y0: int, patch: np.ndarray, kernel: np.ndarray | None) -> None:
@@ -85,6 +81,10 @@ def render(config: SyntheticConfig, index: int) -> RenderedSequence:
     back = [o for o in scene.objects if not o.front]
     front = [o for o in scene.objects if o.front]
     speeds = {id(o): o.track.speeds() for o in [scene.target, *scene.objects]}
+    camera_speeds = None
+    if scene.camera_motion is not None:
+        dx, dy = scene.camera_motion[:, 0], scene.camera_motion[:, 1]
+        camera_speeds = (np.hypot(dx, dy), np.arctan2(dy, dx))
     columns = np.arange(frame_w, dtype=np.float32)[None, :] - frame_w / 2
     rows = np.arange(frame_h, dtype=np.float32)[:, None] - frame_h / 2
     half_diagonal = np.float32(0.5 * math.hypot(frame_w, frame_h))
@@ -93,7 +93,7 @@ def render(config: SyntheticConfig, index: int) -> RenderedSequence:
     for t in range(count):
         pan_x, pan_y = scene.pan[t]
         frame = np.array(scene.background[:, pan_y : pan_y + frame_h, pan_x : pan_x + frame_w])
-        _blur_background(frame, scene, t)
+        _blur_background(frame, scene, t, camera_speeds)
         for obj in back:
             _draw(frame, obj, t, _blur_kernel(scene, t, speeds[id(obj)]))
 
