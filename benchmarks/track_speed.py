@@ -33,7 +33,8 @@ with the packaged weights.
 Usage::
 
     python -m benchmarks.track_speed [--frames N] [--batch-sizes 1,8,64]
-        [--conv-impl auto|lax|matmul|shift] [--compare-impl] [--repeats 3] [--sequence DIR --weights FILE]
+        [--conv-impl auto|lax|matmul|shift|rows] [--compare-impl] [--repeats 3]
+        [--sequence DIR --weights FILE]
 
 The last line printed is ``fps_device=<single> fps_end_to_end=<single> ours_over_torch_device=<ratio>
 ours_over_torch=<ratio>``: single target, first convolution formulation; the ratios divide our fps
@@ -63,7 +64,7 @@ import numpy as np
 
 from siamfc_jax.interop.torch_weights import WeightsError, flax_to_torch
 from siamfc_jax.ops import conv
-from siamfc_jax.runtime import available_cores, describe_devices, select_platform
+from siamfc_jax.runtime import available_cores, describe_devices, keep_freed_host_memory, select_platform
 from siamfc_jax.sequences.frames import DataError, average_color, read_image
 from siamfc_jax.sequences.readers import open_sequence
 from siamfc_jax.synthetic.demo import ensure_demo_sequence
@@ -443,7 +444,7 @@ def run(args: argparse.Namespace) -> int:
           f"{GFLOP_PER_TARGET_FRAME} GFLOP per target-frame")
     print(compile_note)
     convs = ", ".join(f"{p.impl} {p.label}: {p.convolutions}" for p in programs)
-    print(f"convolution ops per update program (lax: 5 backbone + 1 correlation; matmul and shift: "
+    print(f"convolution ops per update program (lax: 5 backbone + 1 correlation; matmul, shift and rows: "
           f"the correlation only; auto: those of the formulations chosen): {convs}")
     print()
     header = (f"{'impl':>6} | {'targets':>9} | {'mode':>10} | {'fps':>8} | {'target-frames/s':>15} | "
@@ -482,6 +483,7 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     select_platform()
+    keep_freed_host_memory()  # as track.py and train.py run
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sequence", type=Path,
                         help="sequence folder (default: shared Crossing, else the synthetic demo)")

@@ -19,7 +19,7 @@ gives medians. ``compiles`` counts XLA compilations during the timed steps (must
 Usage::
 
     python -m benchmarks.train_speed [--batch-size 8] [--steps N] [--devices 1,2]
-        [--conv-impl auto|lax|matmul] [--compare-impl] [--data-dir DIR] [--sequences 32]
+        [--conv-impl auto|lax|matmul|shift|rows] [--compare-impl] [--data-dir DIR] [--sequences 32]
 
 The 1-device run also times siamfc-pytorch's train step (``torch`` row, :func:`torch_train_step`) on
 the same initial weights, alternating with ours.
@@ -62,7 +62,7 @@ from siamfc_jax.interop.torch_weights import flax_to_torch
 from siamfc_jax.ops.conv import CONV_IMPLS
 from siamfc_jax.pipeline.loader import PairLoader
 from siamfc_jax.pipeline.sources import prepare_training_data
-from siamfc_jax.runtime import available_cores, describe_devices, select_platform
+from siamfc_jax.runtime import available_cores, describe_devices, keep_freed_host_memory, select_platform
 from siamfc_jax.sequences.frames import DataError
 from siamfc_jax.training.state import create_train_state, make_optimizer
 from siamfc_jax.training.step import data_mesh, make_train_step, shard_batch
@@ -344,6 +344,7 @@ def run(args: argparse.Namespace, child_base: dict[str, str]) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     select_platform()
+    keep_freed_host_memory()  # as track.py and train.py run
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     default_cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "siamfc_jax"
     parser.add_argument("--batch-size", type=int, default=8, help="global batch in pairs (default 8)")

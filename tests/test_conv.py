@@ -101,9 +101,15 @@ def test_fastest_measures_once_then_reads_the_cache(tune_cache, monkeypatch, cap
     def no_measuring(*args, **kwargs):
         raise AssertionError("measured again")
 
+    measure = autotune.measure
     monkeypatch.setattr(autotune, "measure", no_measuring)
     assert autotune.fastest("toy problem", candidates, shapes) == "fast"
     assert capsys.readouterr().err == ""
+    # A new candidate makes the entry stale: the problem is measured again, among all three.
+    monkeypatch.setattr(autotune, "measure", measure)
+    candidates["faster"] = lambda a: a
+    autotune.fastest("toy problem", candidates, shapes)
+    assert set(json.loads(autotune.cache_path().read_text())["toy problem"]["ms"]) == set(candidates)
 
 
 def test_machine_key_follows_xla_flags(monkeypatch):
@@ -123,10 +129,13 @@ def test_auto_runs_the_cached_choice_and_skips_small_layers(tune_cache, monkeypa
     x = jnp.zeros((3, 28, 28, 256), jnp.float32)
     kernel = jnp.zeros((3, 3, 256, 384), jnp.float32)
     assert conv.conv_macs(x.shape, kernel.shape, 1) >= conv.MIN_TUNED_MACS
-    problem = "conv2d forward x=3x28x28x256 k=3x3x256x384 stride=1 groups=1 float32 precision=highest"
+    problem = (
+        "conv2d forward of scale-offset-relu x=3x28x28x256 k=3x3x256x384 stride=1 groups=1 float32 "
+        "precision=highest"
+    )
     path = autotune.cache_path()
     path.parent.mkdir(parents=True)
-    path.write_text(json.dumps({problem: {"choice": "lax", "ms": {}}}))
+    path.write_text(json.dumps({problem: {"choice": "lax", "ms": dict.fromkeys(conv.FORMULATIONS, 1.0)}}))
     monkeypatch.setattr(autotune, "measure", lambda *a, **k: pytest.fail("measured a cached layer"))
     assert convolution_ops(lambda x, k: conv.conv2d(x, k, precision="highest"), x, kernel) == 1
     # The backward direction is another problem; this small one is not measured but takes "shift".
@@ -139,6 +148,7 @@ def test_auto_without_measuring_takes_the_static_choice(tune_cache, monkeypatch)
     monkeypatch.setattr(autotune, "measure", lambda *a, **k: pytest.fail("measured with tuning off"))
     x = jnp.zeros((3, 28, 28, 256), jnp.float32)
     kernel = jnp.zeros((3, 3, 256, 384), jnp.float32)
-    assert conv.UNTUNED_FORMULATION == "shift"
+    assert conv.untuned_formulation(3, 1) == "shift"
+    assert conv.untuned_formulation(11, 2) == conv.untuned_formulation(5, 1) == "rows"
     assert convolution_ops(lambda x, k: conv.conv2d(x, k), x, kernel) == 0
     assert not autotune.cache_path().exists()

@@ -12,6 +12,8 @@ from flax import traverse_util
 from siamfc_jax.config import ModelConfig
 from siamfc_jax.interop.torch_weights import flax_to_torch, torch_to_flax
 from siamfc_jax.models import AlexNetV1, AlexNetV2, AlexNetV3, SiamFC, cross_correlate
+from siamfc_jax.models.layers import max_pool
+from siamfc_jax.ops.conv import FORMULATIONS
 from tests.torch_reference import TorchHead, TorchNet, randomize
 
 # Parity bound from the issue: max |ours - torch| / max |torch| per output.
@@ -86,7 +88,7 @@ def test_grouped_convolutions_are_single_feature_group_convs(name):
     assert not any(e.primitive.name == "concatenate" for e in jaxpr.jaxpr.eqns)
 
 
-CONV_IMPLS = pytest.mark.parametrize("impl", ["lax", "matmul", "shift"])
+CONV_IMPLS = pytest.mark.parametrize("impl", FORMULATIONS)
 
 
 @CONV_IMPLS
@@ -165,3 +167,29 @@ def test_variables_round_trip_through_torch_layout(pair):
     assert flat_a.keys() == flat_b.keys()
     for key in flat_a:
         np.testing.assert_array_equal(flat_a[key], flat_b[key])
+
+
+@pytest.mark.parametrize(
+    ("shape", "stride"), [((2, 123, 123, 5), 2), ((1, 29, 30, 3), 2), ((1, 12, 11, 2), 1)]
+)
+@pytest.mark.parametrize("relu", [False, True])
+def test_max_pool_values_and_gradients_equal_torch(shape, stride, relu):
+    """Both pooling forms against PyTorch's MaxPool2d(3, stride), values and input gradients.
+
+    After a ReLU most windows of zeros tie: PyTorch gives a window's gradient to its first maximum
+    in row-major order, and so must we. Values are exact (maxima); gradients sum up to 4 window
+    contributions per element in another order than PyTorch's (float32, relative 1e-6).
+    """
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal(shape).astype(np.float32)
+    if relu:
+        x = np.maximum(x, 0)
+    x_t = nchw(x).requires_grad_()
+    ref = torch.nn.functional.max_pool2d(x_t, 3, stride)
+    cotangent = rng.standard_normal(tuple(ref.permute(0, 2, 3, 1).shape)).astype(np.float32)
+    ref.backward(nchw(cotangent))
+    for separable in (False, True):
+        ours, pullback = jax.vjp(lambda x, s=separable: max_pool(x, 3, stride, s), jnp.asarray(x))
+        np.testing.assert_array_equal(np.asarray(ours), nhwc(ref))
+        (grad,) = pullback(jnp.asarray(cotangent))
+        assert rel_error(grad, nhwc(x_t.grad)) <= 1e-6

@@ -65,3 +65,45 @@ def test_driver_markers_are_files(monkeypatch):
     assert runtime._nvidia_driver_present()
     monkeypatch.setattr(runtime.os.path, "exists", lambda path: False)
     assert not runtime._nvidia_driver_present()
+
+
+# The check runs in a fresh interpreter: the setting is process-wide and would change the
+# allocator under the rest of the suite. mallinfo2 (glibc >= 2.33) counts the bytes glibc holds
+# in mmap'd chunks; a 64 MiB array is above glibc's largest dynamic mmap threshold (32 MiB), so by
+# default it is always mmap'd.
+MMAP_PROBE = """
+import ctypes
+import numpy as np
+from siamfc_jax.runtime import keep_freed_host_memory
+
+class MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in (
+        "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks",
+        "fordblks", "keepcost")]
+
+libc = ctypes.CDLL(None)
+libc.mallinfo2.restype = MallInfo2
+
+def mmapped_by_a_64_mib_array():
+    before = libc.mallinfo2().hblkhd
+    array = np.ones(2**26, np.uint8)
+    return libc.mallinfo2().hblkhd - before
+
+default = mmapped_by_a_64_mib_array()
+took_effect = keep_freed_host_memory()
+print(default, took_effect, mmapped_by_a_64_mib_array())
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc")
+def test_keep_freed_host_memory_stops_mmap_for_large_buffers():
+    import ctypes
+    import subprocess
+
+    if not hasattr(ctypes.CDLL(None), "mallinfo2"):
+        pytest.skip("glibc older than 2.33 (no mallinfo2)")
+    result = subprocess.run(
+        [sys.executable, "-c", MMAP_PROBE], capture_output=True, text=True, check=True
+    )
+    default, took_effect, after = result.stdout.split()
+    assert int(default) >= 2**26 and took_effect == "True" and int(after) == 0

@@ -48,7 +48,12 @@ from siamfc_jax.evaluation.runner import (
 from siamfc_jax.evaluation.scoring import SUMMARY_NAME
 from siamfc_jax.evaluation.validation import check_target_boxes, is_sequence_root, validate_for_tracking
 from siamfc_jax.live import display_problem, format_live_result, is_live_source, run_live, source_name
-from siamfc_jax.runtime import describe_devices, enable_compilation_cache, select_platform
+from siamfc_jax.runtime import (
+    describe_devices,
+    enable_compilation_cache,
+    keep_freed_host_memory,
+    select_platform,
+)
 from siamfc_jax.sequences.datasets import SequenceFolder
 from siamfc_jax.sequences.frames import DataError
 from siamfc_jax.sequences.readers import open_sequence
@@ -74,7 +79,7 @@ _FIELD_HELP = {
     "total_stride": "network stride in pixels (default: the network's, 8 for AlexNetV1)",
     "precision": "matmul/convolution precision on the device: highest, high or default",
     "conv_impl": "convolution formulation: auto (on CPU the fastest measured per layer, lax elsewhere), "
-    "lax, matmul or shift",
+    "lax, matmul, shift or rows",
 }
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser; every :class:`TrackerConfig` field has a flag (``--scale-step`` …)."""
@@ -405,6 +410,7 @@ def _run_live(
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit status (:mod:`siamfc_jax.cli`'s convention)."""
     select_platform()
+    keep_freed_host_memory()
 
     def body() -> int:
         args = build_parser().parse_args(argv)

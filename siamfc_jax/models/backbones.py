@@ -16,6 +16,7 @@ import jax
 import jax.numpy as jnp
 
 from siamfc_jax.models.layers import BatchNorm, Conv2d, Dtype, PrecisionLike, max_pool
+from siamfc_jax.ops.conv import resolve_conv_impl
 
 
 @dataclass(frozen=True)
@@ -132,7 +133,10 @@ class _ConvBlock(nn.Module):
         if b.relu:
             x = nn.relu(x)
         if b.pool_stride is not None:
-            x = max_pool(x, POOL_WINDOW, b.pool_stride)
+            # The CPU formulations take the separable pool (same values and gradients, faster on
+            # XLA:CPU); "lax" keeps the reduce_window that exporters recognise.
+            separable = resolve_conv_impl(self.conv_impl) != "lax"
+            x = max_pool(x, POOL_WINDOW, b.pool_stride, separable)
         return x
 
 

@@ -23,7 +23,7 @@ def cross_correlate(
         (training: k = 1, one search per exemplar; tracking: n = 1, k scales).
       out_scale: the fixed response scale (0.001 in SiamFC; it keeps the initial logits small).
       precision: convolution precision (``"highest"`` for exact float32 on GPUs).
-      impl: ``"lax"``, ``"matmul"`` or ``"auto"`` (:mod:`siamfc_jax.ops.conv`).
+      impl: one of ``siamfc_jax.config.CONV_IMPLS`` (:mod:`siamfc_jax.ops.conv`).
 
     Returns:
       Responses (n·k, hx − hz + 1, wx − wz + 1, 1).

@@ -8,6 +8,7 @@ round trip through Flax bit for bit.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import flax.linen as nn
@@ -25,9 +26,10 @@ class Conv2d(nn.Module):
     """``VALID`` convolution with bias, optionally grouped.
 
     ``impl`` picks the formulation (:mod:`siamfc_jax.ops.conv`): ``"lax"`` (what ``"auto"`` runs off
-    the CPU) is one ``lax.conv_general_dilated`` with ``feature_group_count=groups``; ``"matmul"``
-    and ``"shift"`` compute the same as matrix products; ``"auto"`` on the CPU runs the one measured
-    fastest for this layer and ``direction`` (``"backward"``: the call will be differentiated).
+    the CPU) is one ``lax.conv_general_dilated`` with ``feature_group_count=groups``; ``"matmul"``,
+    ``"shift"`` and ``"rows"`` compute the same as matrix products; ``"auto"`` on the CPU runs the
+    one measured fastest for this layer and ``direction`` (``"backward"``: the call will be
+    differentiated).
 
     Kernel layout is HWIO: ``(k, k, in_features // groups, features)``; output channel ``o`` belongs to
     group ``o // (features // groups)``, as in PyTorch. Parameters are stored in ``param_dtype`` and the
@@ -121,11 +123,64 @@ class BatchNorm(nn.Module):
         return y.astype(self.dtype)
 
 
-def max_pool(x: jax.Array, window: int, stride: int) -> jax.Array:
+def max_pool(x: jax.Array, window: int, stride: int, separable: bool = False) -> jax.Array:
     """``VALID`` max pooling over H and W (PyTorch ``MaxPool2d(window, stride)``, floor mode).
 
-    Flax's ``max_pool`` lowers to the same ``reduce_window`` as a direct call (identical StableHLO),
-    but converters recognise it: jax2onnx turns it into a 2-D ONNX ``MaxPool``, whereas a raw 4-D
-    ``reduce_window`` becomes a 4-D ``MaxPool`` that onnxruntime rejects ("Unsupported pooling size").
+    By default one ``reduce_window``, through Flax's ``max_pool``: it lowers to the same StableHLO
+    as a direct call, but converters recognise it: jax2onnx turns it into a 2-D ONNX ``MaxPool``,
+    whereas a raw 4-D ``reduce_window`` becomes a 4-D ``MaxPool`` that onnxruntime rejects
+    ("Unsupported pooling size"). ``separable=True`` pools the columns of each row (a ``window``
+    × 1 ``reduce_window``), then the rows of that (1 × ``window``): the same values (a maximum is
+    exact), and on XLA:CPU 4x faster forward and 3-5x faster with its gradient, which routes each
+    window's gradient to the first of its maxima in row-major order, as PyTorch's and
+    ``reduce_window``'s do (2-core AMD EPYC: conv1's pool on 3 AlexNetV1 searches 1.0 ms against
+    4.0 ms; forward and backward on a train step's 8 searches 26 ms against 142 ms). Its output
+    is a ``reduce_window``, which XLA:CPU computes once; the maximum of strided slices, as fast
+    alone, would be fused into, and recomputed by, each of the next convolution's slices.
     """
-    return nn.max_pool(x, window_shape=(window, window), strides=(stride, stride), padding="VALID")
+    if not separable:
+        return nn.max_pool(x, window_shape=(window, window), strides=(stride, stride), padding="VALID")
+    return _separable_max_pool(x, window, stride)
+
+
+def _pooled_span(side: int, window: int, stride: int) -> int:
+    """Input rows (or columns) from the first window's start to the last window's start, inclusive."""
+    return stride * ((side - window) // stride) + 1
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(1, 2))
+def _separable_max_pool(x: jax.Array, window: int, stride: int) -> jax.Array:
+    lowest = jnp.array(-jnp.inf, x.dtype)
+    rows = lax.reduce_window(x, lowest, lax.max, (1, window, 1, 1), (1, stride, 1, 1), "VALID")
+    return lax.reduce_window(rows, lowest, lax.max, (1, 1, window, 1), (1, 1, stride, 1), "VALID")
+
+
+def _separable_max_pool_forward(x, window, stride):
+    pooled = _separable_max_pool(x, window, stride)
+    return pooled, (x, pooled)
+
+
+def _separable_max_pool_backward(window, stride, residuals, cotangent):
+    x, pooled = residuals
+    height, width = x.shape[1:3]
+    span_h, span_w = _pooled_span(height, window, stride), _pooled_span(width, window, stride)
+    zero = jnp.zeros((), x.dtype)
+    taken = jnp.zeros(pooled.shape, bool)
+    grad = jnp.zeros_like(x)
+    # Window elements in row-major order: each window's gradient goes to its first maximum.
+    for i in range(window):
+        for j in range(window):
+            hit = (x[:, i : i + span_h : stride, j : j + span_w : stride] == pooled) & ~taken
+            taken = taken | hit
+            # Interior padding puts element (i, j) of every window back where it was read from.
+            placement = (
+                (0, 0, 0),
+                (i, height - i - span_h, stride - 1),
+                (j, width - j - span_w, stride - 1),
+                (0, 0, 0),
+            )
+            grad = grad + lax.pad(jnp.where(hit, cotangent, zero), zero, placement)
+    return (grad,)
+
+
+_separable_max_pool.defvjp(_separable_max_pool_forward, _separable_max_pool_backward)

@@ -3,11 +3,12 @@
 :func:`fastest` compiles each candidate for the given shapes, times them in alternating rounds on
 random inputs (so that load from other processes falls on all of them alike) and keeps the one with
 the shortest best time. The answer is stored in ``cache_dir()/"autotune"/<machine>.json`` (beside
-JAX's compilation cache), keyed by the problem's description; the file name is a digest of what
-makes timings differ between machines: the CPU model and its instruction-set flags, the usable
-cores, the JAX and jaxlib versions, the backend and ``XLA_FLAGS``. Later calls, in this process or
-any other on the same machine, read the answer back, so a given input runs the same program (and
-gives the same numbers) every time. Each measurement is printed once, to stderr.
+JAX's compilation cache), keyed by the problem's description (an entry counts only for the same set
+of candidates); the file name is a digest of what makes timings differ between machines: the CPU
+model and its instruction-set flags, the usable cores, the JAX and jaxlib versions, the backend and
+``XLA_FLAGS``. Later calls, in this process or any other on the same machine, read the answer back,
+so a given input runs the same program (and gives the same numbers) every time. Each measurement is
+printed once, to stderr.
 
 Measuring is bounded: after the first round, candidates more than :data:`DROP_RATIO` times slower
 than the best are dropped, and no new round starts once :data:`TIMING_BUDGET_S` seconds have been
@@ -141,7 +142,12 @@ def fastest(
     """
     path = cache_path()
     entry = _read(path).get(problem)
-    if isinstance(entry, dict) and entry.get("choice") in candidates:
+    # An entry measured among other candidates (a formulation added since) is measured again.
+    if (
+        isinstance(entry, dict)
+        and entry.get("choice") in candidates
+        and set(entry.get("ms") or ()) == set(candidates)
+    ):
         return entry["choice"]
     seconds = measure(candidates, shapes)
     choice = min(seconds, key=seconds.get)

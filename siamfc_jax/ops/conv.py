@@ -13,25 +13,31 @@ to float32 summation order (``tests/test_conv.py``):
     multiplied by the kernel. On XLA:CPU the gather of ``k²`` shifted slices costs more than the
     product.
 ``"shift"``
-    only the ``k`` column shifts are gathered, into (n, h, w', k·c); one matrix product per group
-    multiplies them by all ``k`` kernel rows at once, giving (n, h, w', k, o), and the output sums
-    row ``i`` of the kernel's contribution shifted up by ``i`` rows. A strided convolution (conv1:
+    only the ``k`` column shifts are gathered, into (n, h, w', k·c); one matrix product per kernel
+    row ``i`` (and group) multiplies them by that row, giving (n, h, w', o), and the output sums
+    the ``k`` products, product ``i`` shifted up by ``i`` rows. A strided convolution (conv1:
     11×11 / 2) first becomes a stride-1 one by space-to-depth (6×6 over 2·2·3 channels, the kernel
-    zero-padded to 12×12, so the extra taps add exact zeros). It gathers ``k`` times less than im2col,
-    and its one product has ``k`` times more columns, which XLA:CPU runs faster.
+    zero-padded to 12×12, so the extra taps add exact zeros). It gathers ``k`` times less than
+    im2col, and each kernel row is a contiguous slice of the HWIO kernel, so nothing is re-laid out.
+``"rows"``
+    im2col a block of output rows at a time, in a loop (``lax.map``) over the blocks of every image:
+    each block's patch matrix (about :data:`ROW_BLOCK_BYTES`) is built and multiplied while it is
+    still in the cache, instead of writing and reading back one patch matrix of tens of megabytes
+    (conv1 on 3 searches: 78 MB). conv1 goes through space-to-depth first, as in ``"shift"``.
 
 ``"auto"`` runs ``"lax"`` off the CPU. On the CPU it runs, per layer shape and direction (forward for
 tracking, forward plus backward for training), the formulation measured fastest on this machine by
 :mod:`siamfc_jax.ops.autotune` (once, then cached on disk); layers too small to repay a
-measurement take ``"shift"``, the fastest of the three on every tracking layer we measured (in
-training, ``"matmul"`` won some backward passes), and so does every
-layer when ``SIAMFC_JAX_AUTOTUNE=0`` turns measuring off (the test suite does, to stay quick and
-independent of the machine's load).
+measurement take a static choice (:func:`untuned_formulation`: ``"rows"`` for conv1 and conv2,
+``"shift"`` for 3×3 kernels: the autotune's choices for the tracking layers on the 2-core AMD
+EPYC we measured), and so does every layer when ``SIAMFC_JAX_AUTOTUNE=0`` turns measuring off
+(the test suite does, to stay quick and independent of the machine's load).
 """
 
 from __future__ import annotations
 
 import functools
+import operator
 from collections.abc import Callable
 from typing import Literal
 
@@ -42,16 +48,24 @@ from jax import lax
 from siamfc_jax.config import CONV_IMPLS
 from siamfc_jax.ops import autotune
 
-ConvImpl = Literal["auto", "lax", "matmul", "shift"]
+ConvImpl = Literal["auto", "lax", "matmul", "shift", "rows"]
 FORMULATIONS = CONV_IMPLS[1:]
 Direction = Literal["forward", "backward"]
 DIRECTIONS = ("forward", "backward")
-# The formulation of layers that "auto" does not measure (see the module docstring).
-UNTUNED_FORMULATION = "shift"
+# The formulations of layers that "auto" does not measure (see the module docstring), by the
+# side of the kernel the products see (conv1's 11x11 / 2 is 6x6 after space-to-depth): what the
+# autotune chose for the forward passes of AlexNetV1's search layers on the 2-core AMD EPYC.
+UNTUNED_LARGE_KERNEL = "rows"
+UNTUNED_SMALL_KERNEL = "shift"
+LARGE_KERNEL_SIDE = 5
 # Layers below this many multiply-adds per call are not worth measuring: the exemplar's layers
 # (run once per sequence) and toy shapes. AlexNetV1's smallest search layer (conv5, 3 scales) has
 # about 0.6 G.
 MIN_TUNED_MACS = 3e8
+# Bytes of one row block's patch matrix in "rows": within a core's L2 cache (1-2 MB on the AMD
+# and Intel machines we measured); conv1 of AlexNetV1 then takes 8 rows (2-core AMD EPYC: 4, 8 and
+# 16 rows ran within 10 % of each other, 2 rows 40 % slower).
+ROW_BLOCK_BYTES = 2**20 + 2**19
 
 
 def resolve_conv_impl(impl: str) -> str:
@@ -166,16 +180,75 @@ def _shift_conv(x, kernel, stride, groups, precision):
     for g in range(groups):
         x_group = x[..., g * group_in : (g + 1) * group_in]
         columns = jnp.concatenate([x_group[:, :, j : j + out_w] for j in range(k)], axis=-1)
-        # (i, j, c, o) -> rows (j, c) matching the columns, columns (i, o): every kernel row at once.
-        kernel_group = kernel[..., g * group_out : (g + 1) * group_out]
-        kernel_group = kernel_group.transpose(1, 2, 0, 3).reshape(k * group_in, k * group_out)
-        per_row = jnp.dot(columns.reshape(-1, k * group_in), kernel_group, precision=precision)
-        per_row = per_row.reshape(n, h, out_w, k, group_out)
-        outputs.append(sum(per_row[:, i : i + out_h, :, i] for i in range(k)))
+        columns = columns.reshape(-1, k * group_in)
+        shifted_products = []
+        for i in range(k):
+            # Kernel row i, (j, c) x o, is a contiguous block of the HWIO kernel (for one group):
+            # no re-layout, which XLA:CPU would otherwise redo on every call.
+            kernel_row = kernel[i, :, :, g * group_out : (g + 1) * group_out].reshape(k * group_in, group_out)
+            product = jnp.dot(columns, kernel_row, precision=precision).reshape(n, h, out_w, group_out)
+            shifted_products.append(product[:, i : i + out_h])
+        outputs.append(functools.reduce(operator.add, shifted_products))
     return jnp.concatenate(outputs, axis=-1) if groups > 1 else outputs[0]
 
 
-_FORMULATIONS: dict[str, Callable] = {"lax": _lax_conv, "matmul": _im2col_conv, "shift": _shift_conv}
+def _row_block_conv(x, kernel, stride, groups, precision):
+    if stride > 1:
+        if groups > 1:  # not in any SiamFC backbone, as in _shift_conv
+            return _im2col_conv(x, kernel, stride, groups, precision)
+        x, kernel = space_to_depth(x, kernel, stride)
+    k, _, group_in, out_features = kernel.shape
+    n, h, w, _ = x.shape
+    out_h, out_w = h - k + 1, w - k + 1
+    group_out = out_features // groups
+    patch_row_bytes = out_w * k * k * group_in * jnp.dtype(x.dtype).itemsize
+    block_rows = max(1, min(out_h, ROW_BLOCK_BYTES // patch_row_bytes))
+    blocks_per_image = -(-out_h // block_rows)
+    # Zero rows below the image let the last block be whole; its extra output rows are dropped.
+    missing_rows = blocks_per_image * block_rows + k - 1 - h
+    if missing_rows > 0:
+        x = jnp.pad(x, ((0, 0), (0, missing_rows), (0, 0), (0, 0)))
+    kernels = [
+        kernel[..., g * group_out : (g + 1) * group_out].reshape(k * k * group_in, group_out)
+        for g in range(groups)
+    ]
+
+    def block(index):
+        image, first_row = index // blocks_per_image, (index % blocks_per_image) * block_rows
+        rows = lax.dynamic_slice_in_dim(x, image, 1, axis=0)[0]
+        rows = lax.dynamic_slice_in_dim(rows, first_row, block_rows + k - 1, axis=0)
+        outputs = []
+        for g, kernel_group in enumerate(kernels):
+            rows_group = rows[..., g * group_in : (g + 1) * group_in]
+            # Patch columns (kernel row, kernel column, channel): the HWIO kernel's row order.
+            patches = jnp.concatenate(
+                [rows_group[i : i + block_rows, j : j + out_w] for i in range(k) for j in range(k)],
+                axis=-1,
+            )
+            outputs.append(
+                jnp.dot(patches.reshape(-1, k * k * group_in), kernel_group, precision=precision)
+            )
+        output = jnp.concatenate(outputs, axis=-1) if groups > 1 else outputs[0]
+        return output.reshape(block_rows, out_w, out_features)
+
+    blocks = lax.map(block, jnp.arange(n * blocks_per_image))
+    return blocks.reshape(n, blocks_per_image * block_rows, out_w, out_features)[:, :out_h]
+
+
+_FORMULATIONS: dict[str, Callable] = {
+    "lax": _lax_conv,
+    "matmul": _im2col_conv,
+    "shift": _shift_conv,
+    "rows": _row_block_conv,
+}
+
+
+def untuned_formulation(kernel_side: int, stride: int) -> str:
+    """What ``"auto"`` runs on the CPU for a layer it does not measure: ``"rows"`` where the kernel
+    (after space-to-depth for a stride) has at least :data:`LARGE_KERNEL_SIDE` taps a side, else
+    ``"shift"``."""
+    side = -(-kernel_side // stride)
+    return UNTUNED_LARGE_KERNEL if side >= LARGE_KERNEL_SIDE else UNTUNED_SMALL_KERNEL
 
 
 def conv_macs(x_shape: tuple[int, ...], kernel_shape: tuple[int, ...], stride: int) -> int:
@@ -202,27 +275,40 @@ def _chosen_formulation(
     """
     macs = conv_macs(x_shape, kernel_shape, stride)
     if macs < MIN_TUNED_MACS or not autotune.enabled():
-        return UNTUNED_FORMULATION
-    shapes = (jax.ShapeDtypeStruct(x_shape, dtype), jax.ShapeDtypeStruct(kernel_shape, dtype))
+        return untuned_formulation(kernel_shape[0], stride)
+    channels = jax.ShapeDtypeStruct(x_shape[-1:], dtype)  # the scale and offset
+    shapes = (
+        jax.ShapeDtypeStruct(x_shape, dtype),
+        jax.ShapeDtypeStruct(kernel_shape, dtype),
+        channels,
+        channels,
+    )
     precision_arg = None if precision == "None" else precision
 
     def candidate(formulation: str) -> Callable:
-        def forward(x, kernel):
+        def forward(x, kernel, scale, offset):
+            # In the network a convolution reads the output of elementwise work (BatchNorm and
+            # ReLU; conv1: the crop or the image's conversion to float), which XLA:CPU fuses into
+            # each slice a formulation takes of its input, and so repeats once per slice. Timed
+            # without it, the formulations with the most slices (im2col: k²) would look cheaper
+            # than they run (in a train step, by up to a third).
+            x = jnp.maximum(x * scale + offset, 0)
             return _FORMULATIONS[formulation](x, kernel, stride, groups, precision_arg)
 
         if direction == "forward":
             return forward
 
-        def forward_and_backward(x, kernel):
+        def forward_and_backward(x, kernel, scale, offset):
             # A train step needs both: the kernel's gradient, and the input's for the layers below.
-            output, pullback = jax.vjp(forward, x, kernel)
+            output, pullback = jax.vjp(lambda x, kernel: forward(x, kernel, scale, offset), x, kernel)
             return pullback(output)
 
         return forward_and_backward
 
     problem = (
-        f"conv2d {direction} x={'x'.join(map(str, x_shape))} k={'x'.join(map(str, kernel_shape))} "
-        f"stride={stride} groups={groups} {dtype} precision={precision}"
+        f"conv2d {direction} of scale-offset-relu x={'x'.join(map(str, x_shape))} "
+        f"k={'x'.join(map(str, kernel_shape))} stride={stride} groups={groups} {dtype} "
+        f"precision={precision}"
     )
     return autotune.fastest(
         problem,
@@ -243,8 +329,8 @@ def correlate(
     Args:
       exemplar_features: (n, hz, wz, c).
       search_features: (n·k, hx, wx, c); map ``i`` is correlated with exemplar ``i % n``.
-      precision, impl: as for :func:`conv2d`; every ``impl`` but ``"lax"`` sums one product per
-        exemplar cell when there are several exemplars.
+      precision, impl: as for :func:`conv2d`; every ``impl`` but ``"lax"`` runs one exemplar as
+        a ``"shift"`` convolution and sums one product per exemplar cell for several exemplars.
 
     Returns:
       (n·k, hx − hz + 1, wx − wz + 1) responses.
@@ -253,14 +339,18 @@ def correlate(
     m, hx, wx, _ = search_features.shape
     k = m // n
     out_h, out_w = hx - hz + 1, wx - wz + 1
-    # One exemplar (tracking) is an ordinary convolution, which XLA:CPU runs well; only batched
-    # exemplars (training) take the per-cell products, since the gradient of XLA:CPU's n-group
-    # convolution costs about 20× its forward pass.
-    if resolve_conv_impl(impl) == "lax" or n == 1:
+    if resolve_conv_impl(impl) == "lax":
         stacked = search_features.reshape(k, n, hx, wx, c).transpose(0, 2, 3, 1, 4).reshape(k, hx, wx, n * c)
         kernels = exemplar_features.transpose(1, 2, 3, 0)  # HWIO: output channel j sees group j
         responses = conv2d(stacked, kernels, 1, n, precision, "lax")
         return responses.transpose(0, 3, 1, 2).reshape(m, out_h, out_w)
+    if n == 1:
+        # Tracking: the exemplar is the one-output kernel of an ordinary convolution, 3.5x faster
+        # as "shift" than as XLA:CPU's convolution (3 AlexNetV1 scales, 2-core AMD EPYC).
+        responses = conv2d(search_features, exemplar_features.transpose(1, 2, 3, 0), 1, 1, precision, "shift")
+        return responses.reshape(m, out_h, out_w)
+    # Batched exemplars (training): per-cell products, since the gradient of XLA:CPU's n-group
+    # convolution costs about 20x its forward pass.
     searches = search_features.reshape(k, n, hx, wx, c)
     responses = sum(
         jnp.einsum(

@@ -23,7 +23,12 @@ import jax
 from siamfc_jax import cli
 from siamfc_jax.config import ConfigError, TrackerConfig
 from siamfc_jax.evaluation.validation import is_sequence_root, validate_for_tracking
-from siamfc_jax.runtime import describe_devices, enable_compilation_cache, select_platform
+from siamfc_jax.runtime import (
+    describe_devices,
+    enable_compilation_cache,
+    keep_freed_host_memory,
+    select_platform,
+)
 from siamfc_jax.sequences.datasets import SequenceFolder
 from siamfc_jax.sequences.frames import DataError
 from siamfc_jax.sequences.readers import open_sequence
@@ -187,6 +192,7 @@ def _run(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     select_platform()
+    keep_freed_host_memory()
 
     def body() -> int:
         args = build_parser().parse_args(argv)
