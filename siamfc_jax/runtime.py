@@ -1,4 +1,4 @@
-"""Process-level setup: the JAX platform, the persistent caches, and the CPU count.
+"""Process-level setup: the JAX platform, the persistent caches, the CPU count, and glibc's malloc.
 
 Nothing here runs on import; the command-line tools call :func:`select_platform` and
 :func:`enable_compilation_cache` first thing, before anything compiles, and the tracking and

@@ -29,8 +29,8 @@ to float32 summation order (``tests/test_conv.py``):
 tracking, forward plus backward for training), the formulation measured fastest on this machine by
 :mod:`siamfc_jax.ops.autotune` (once, then cached on disk); layers too small to repay a
 measurement take a static choice (:func:`untuned_formulation`: ``"rows"`` for conv1 and conv2,
-``"shift"`` for 3×3 kernels: the autotune's choices for the tracking layers on the 2-core AMD
-EPYC we measured), and so does every layer when ``SIAMFC_JAX_AUTOTUNE=0`` turns measuring off
+``"shift"`` for 3×3 kernels: the autotune's usual choices for the tracking layers on the 2-core
+AMD EPYC we measured), and so does every layer when ``SIAMFC_JAX_AUTOTUNE=0`` turns measuring off
 (the test suite does, to stay quick and independent of the machine's load).
 """
 
@@ -54,7 +54,8 @@ Direction = Literal["forward", "backward"]
 DIRECTIONS = ("forward", "backward")
 # The formulations of layers that "auto" does not measure (see the module docstring), by the
 # side of the kernel the products see (conv1's 11x11 / 2 is 6x6 after space-to-depth): what the
-# autotune chose for the forward passes of AlexNetV1's search layers on the 2-core AMD EPYC.
+# autotune chose for the forward passes of AlexNetV1's search layers on the 2-core AMD EPYC (for
+# conv3 it chose "matmul" once and "shift" once, 4 % apart).
 UNTUNED_LARGE_KERNEL = "rows"
 UNTUNED_SMALL_KERNEL = "shift"
 LARGE_KERNEL_SIDE = 5
@@ -62,9 +63,9 @@ LARGE_KERNEL_SIDE = 5
 # (run once per sequence) and toy shapes. AlexNetV1's smallest search layer (conv5, 3 scales) has
 # about 0.6 G.
 MIN_TUNED_MACS = 3e8
-# Bytes of one row block's patch matrix in "rows": within a core's L2 cache (1-2 MB on the AMD
-# and Intel machines we measured); conv1 of AlexNetV1 then takes 8 rows (2-core AMD EPYC: 4, 8 and
-# 16 rows ran within 10 % of each other, 2 rows 40 % slower).
+# Bytes of one row block's patch matrix in "rows": about a core's L2 cache (1 MB on the AMD EPYC
+# we measured, 2 MB on recent Xeons); conv1 of AlexNetV1 (3 searches) then takes blocks of 7 rows.
+# There, conv1 ran 34 ms with 1.5 MB blocks, 49 ms with 0.5 MB, and 29-36 ms with 1-6 MB.
 ROW_BLOCK_BYTES = 2**20 + 2**19
 
 
