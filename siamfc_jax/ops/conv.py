@@ -168,11 +168,23 @@ def space_to_depth(x: jax.Array, kernel: jax.Array, stride: int) -> tuple[jax.Ar
     return x, kernel.reshape(blocks_k, blocks_k, s * s * c, out_features)
 
 
-def _shift_conv(x, kernel, stride, groups, precision):
-    if stride > 1:
-        if groups > 1:  # not in any SiamFC backbone; im2col handles it
-            return _im2col_conv(x, kernel, stride, groups, precision)
-        x, kernel = space_to_depth(x, kernel, stride)
+def _through_space_to_depth(stride_one_conv: Callable) -> Callable:
+    """A formulation of any stride from one of stride 1, ``(x, kernel, groups, precision)``: a
+    strided convolution goes through :func:`space_to_depth` first (grouped strided ones, in no
+    SiamFC backbone, through im2col)."""
+
+    def conv(x, kernel, stride, groups, precision):
+        if stride > 1:
+            if groups > 1:
+                return _im2col_conv(x, kernel, stride, groups, precision)
+            x, kernel = space_to_depth(x, kernel, stride)
+        return stride_one_conv(x, kernel, groups, precision)
+
+    return conv
+
+
+@_through_space_to_depth
+def _shift_conv(x, kernel, groups, precision):
     k, _, group_in, out_features = kernel.shape
     n, h, w, _ = x.shape
     out_h, out_w = h - k + 1, w - k + 1
@@ -193,11 +205,8 @@ def _shift_conv(x, kernel, stride, groups, precision):
     return jnp.concatenate(outputs, axis=-1) if groups > 1 else outputs[0]
 
 
-def _row_block_conv(x, kernel, stride, groups, precision):
-    if stride > 1:
-        if groups > 1:  # not in any SiamFC backbone, as in _shift_conv
-            return _im2col_conv(x, kernel, stride, groups, precision)
-        x, kernel = space_to_depth(x, kernel, stride)
+@_through_space_to_depth
+def _row_block_conv(x, kernel, groups, precision):
     k, _, group_in, out_features = kernel.shape
     n, h, w, _ = x.shape
     out_h, out_w = h - k + 1, w - k + 1
