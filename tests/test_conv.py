@@ -11,7 +11,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from siamfc_jax.ops import autotune, conv
+from siamfc_jax.ops import autotune, conv, winograd
 
 # max |ours - torch| / max |torch|: float32 against float64, sums of up to 363 products.
 REL_TOL = 1e-5
@@ -58,6 +58,27 @@ def test_formulation_matches_torch_forward_and_gradients(impl, x_shape, kernel_s
     assert rel_error(ours, ref.detach().permute(0, 2, 3, 1).numpy()) <= REL_TOL
     assert rel_error(grad_x, x_t.grad.permute(0, 2, 3, 1).numpy()) <= REL_TOL
     assert rel_error(grad_k, k_t.grad.permute(2, 3, 1, 0).numpy()) <= REL_TOL
+
+
+@pytest.mark.parametrize(("x_shape", "kernel_shape", "stride", "groups"), [CASES[0], CASES[2], CASES[3]])
+def test_winograd_in_blocks_matches_torch(monkeypatch, x_shape, kernel_shape, stride, groups):
+    """The blocked path (taken by large images) gives PyTorch's values and gradients too."""
+    monkeypatch.setattr(winograd, "UNBLOCKED_IMAGE_BYTES", 0)
+    monkeypatch.setattr(winograd, "BLOCK_BYTES", 1)  # one tile row a block, the most seams
+    test_formulation_matches_torch_forward_and_gradients("winograd", x_shape, kernel_shape, stride, groups)
+
+
+@pytest.mark.parametrize("tile_outputs", [2, 3])
+def test_winograd_transforms_compute_the_correlation(tile_outputs):
+    """Aᵀ((G g) ⊙ (Bᵀ d)) is numpy's correlation of one tile, in float64 (only rounding apart)."""
+    input_transform, kernel_transform, output_transform = winograd.transforms(tile_outputs, 3)
+    rng = np.random.default_rng(1)
+    for _ in range(10):
+        d, g = rng.standard_normal(tile_outputs + 2), rng.standard_normal(3)
+        ours = output_transform @ ((kernel_transform @ g) * (input_transform @ d))
+        np.testing.assert_allclose(ours, np.correlate(d, g, "valid"), rtol=0, atol=1e-12)
+    # The input transform is scaled to integers (its entries are exact in float32).
+    np.testing.assert_array_equal(input_transform, np.round(input_transform))
 
 
 def test_space_to_depth_layout_by_hand():
@@ -138,7 +159,8 @@ def test_auto_runs_the_cached_choice_and_skips_small_layers(tune_cache, monkeypa
     path.write_text(json.dumps({problem: {"choice": "lax", "ms": dict.fromkeys(conv.FORMULATIONS, 1.0)}}))
     monkeypatch.setattr(autotune, "measure", lambda *a, **k: pytest.fail("measured a cached layer"))
     assert convolution_ops(lambda x, k: conv.conv2d(x, k, precision="highest"), x, kernel) == 1
-    # The backward direction is another problem; this small one is not measured but takes "shift".
+    # The backward direction is another problem; this small one is not measured but takes the
+    # static choice (untuned_formulation), not XLA's convolution.
     small_x, small_k = jnp.zeros((1, 9, 9, 8)), jnp.zeros((3, 3, 8, 8))
     assert convolution_ops(lambda x, k: conv.conv2d(x, k, direction="backward"), small_x, small_k) == 0
 

@@ -87,7 +87,8 @@ class AlexNet(nn.Module):
         Computation runs in ``dtype`` (float32 by default), parameters are kept in ``param_dtype``;
         ``conv_impl`` picks how convolutions are computed (:mod:`siamfc_jax.ops.conv`); with
         ``"auto"``, ``train=True`` takes the formulations fastest forward plus backward (a train
-        step differentiates it) and ``train=False`` those fastest forward.
+        step differentiates it; conv1 for its kernel only) and ``train=False`` those fastest
+        forward.
         """
         x = images.astype(self.dtype)
         for index, block in enumerate(self.blocks, start=1):
@@ -98,6 +99,7 @@ class AlexNet(nn.Module):
                 self.dtype,
                 self.param_dtype,
                 self.conv_impl,
+                first=index == 1,
                 name=f"conv{index}",
             )(x, train)
         return x
@@ -110,6 +112,14 @@ class _ConvBlock(nn.Module):
     dtype: Dtype
     param_dtype: Dtype
     conv_impl: str
+    first: bool
+
+    def direction(self, train: bool) -> str:
+        """What "auto" chooses this convolution for: a train step differentiates the first one
+        for its kernel only (its input is the images)."""
+        if not train:
+            return "forward"
+        return "kernel_backward" if self.first else "backward"
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool) -> jax.Array:
@@ -123,7 +133,7 @@ class _ConvBlock(nn.Module):
             self.precision,
             **dtypes,
             impl=self.conv_impl,
-            direction="backward" if train else "forward",
+            direction=self.direction(train),
             name="conv",
         )(x)
         if b.norm:

@@ -27,9 +27,9 @@ class Conv2d(nn.Module):
 
     ``impl`` picks the formulation (:mod:`siamfc_jax.ops.conv`): ``"lax"`` (what ``"auto"`` runs off
     the CPU) is one ``lax.conv_general_dilated`` with ``feature_group_count=groups``; ``"matmul"``,
-    ``"shift"`` and ``"rows"`` compute the same as matrix products; ``"auto"`` on the CPU runs the
-    one measured fastest for this layer and ``direction`` (``"backward"``: the call will be
-    differentiated).
+    ``"shift"``, ``"rows"`` and ``"winograd"`` compute the same with matrix products; ``"auto"`` on
+    the CPU runs the one measured fastest for this layer and ``direction`` (``"backward"``: the
+    call will be differentiated; ``"kernel_backward"``: for the kernel only).
 
     Kernel layout is HWIO: ``(k, k, in_features // groups, features)``; output channel ``o`` belongs to
     group ``o // (features // groups)``, as in PyTorch. Parameters are stored in ``param_dtype`` and the
