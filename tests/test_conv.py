@@ -60,6 +60,35 @@ def test_formulation_matches_torch_forward_and_gradients(impl, x_shape, kernel_s
     assert rel_error(grad_k, k_t.grad.permute(2, 3, 1, 0).numpy()) <= REL_TOL
 
 
+# Each role by another formulation, so that a mix-up of the roles or of a transpose shows.
+ROLE_MIXES = [
+    conv.Formulations("winograd", "shift", "rows"),
+    conv.Formulations("rows", "winograd", "matmul"),
+    conv.Formulations("shift", "matmul", "winograd"),
+]
+
+
+@pytest.mark.parametrize("formulations", ROLE_MIXES, ids=lambda f: "-".join(f))
+@pytest.mark.parametrize(("x_shape", "kernel_shape", "stride", "groups"), CASES)
+def test_roles_by_different_formulations_match_torch(formulations, x_shape, kernel_shape, stride, groups):
+    """conv2d_with: forward by one formulation, each gradient by the transpose of another."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(x_shape).astype(np.float32)
+    kernel = rng.standard_normal(kernel_shape).astype(np.float32)
+    x_t, k_t, ref = torch_conv(x, kernel, stride, groups)
+    cotangent = rng.standard_normal(tuple(ref.shape)).astype(np.float32)  # NCHW
+    ref.backward(torch.from_numpy(cotangent.astype(np.float64)))
+
+    def forward(x, kernel):
+        return conv.conv2d_with(x, kernel, stride, groups, "highest", formulations)
+
+    ours, pullback = jax.vjp(jax.jit(forward), x, kernel)
+    grad_x, grad_k = pullback(jnp.asarray(cotangent.transpose(0, 2, 3, 1)))
+    assert rel_error(ours, ref.detach().permute(0, 2, 3, 1).numpy()) <= REL_TOL
+    assert rel_error(grad_x, x_t.grad.permute(0, 2, 3, 1).numpy()) <= REL_TOL
+    assert rel_error(grad_k, k_t.grad.permute(2, 3, 1, 0).numpy()) <= REL_TOL
+
+
 @pytest.mark.parametrize(("x_shape", "kernel_shape", "stride", "groups"), [CASES[0], CASES[2], CASES[3]])
 def test_winograd_in_blocks_matches_torch(monkeypatch, x_shape, kernel_shape, stride, groups):
     """The blocked path (taken by large images) gives PyTorch's values and gradients too."""
@@ -163,6 +192,45 @@ def test_auto_runs_the_cached_choice_and_skips_small_layers(tune_cache, monkeypa
     # static choice (untuned_formulation), not XLA's convolution.
     small_x, small_k = jnp.zeros((1, 9, 9, 8)), jnp.zeros((3, 3, 8, 8))
     assert convolution_ops(lambda x, k: conv.conv2d(x, k, direction="backward"), small_x, small_k) == 0
+
+
+@pytest.mark.skipif(jax.default_backend() != "cpu", reason="auto measures only on the CPU")
+def test_auto_backward_tunes_each_role_and_runs_each_choice(tune_cache, monkeypatch):
+    """A differentiated layer measures its forward pass and its two gradients as three problems,
+    and runs each role by its own choice (here: XLA's convolution only for the kernel gradient)."""
+    x = jnp.zeros((3, 28, 28, 256), jnp.float32)
+    kernel = jnp.zeros((3, 3, 256, 384), jnp.float32)
+    measured = []
+    choices = {"forward": "winograd", "input_gradient": "matmul", "kernel_gradient": "lax"}
+
+    def fake_measure(candidates, shapes):
+        role = next(r for r in choices if f"conv2d {r} " in measured_problem[-1])
+        measured.append(role)
+        return {name: 1e-3 if name == choices[role] else 1.0 for name in candidates}
+
+    measured_problem = []
+    real_fastest = autotune.fastest
+
+    def fastest(problem, *args, **kwargs):
+        measured_problem.append(problem)
+        return real_fastest(problem, *args, **kwargs)
+
+    monkeypatch.setattr(autotune, "measure", fake_measure)
+    monkeypatch.setattr(autotune, "fastest", fastest)
+
+    def loss(x, kernel):
+        return jnp.sum(conv.conv2d(x, kernel, direction="backward"))
+
+    compiled = jax.jit(jax.grad(loss, (0, 1))).lower(x, kernel).compile().as_text()
+    assert sorted(measured) == sorted(choices)
+    # Only the kernel gradient, lax's transpose in the kernel, is a convolution (the primal
+    # pass inside that transpose is dropped by XLA as unused).
+    assert compiled.count(" convolution(") == 1
+    # A first layer (kernel_backward) asks for no input gradient (the others are cached now).
+    conv._chosen_formulation.cache_clear()
+    measured_problem.clear()
+    jax.make_jaxpr(jax.grad(lambda k: jnp.sum(conv.conv2d(x, k, direction="kernel_backward"))))(kernel)
+    assert [problem.split()[1] for problem in measured_problem] == ["forward", "kernel_gradient"]
 
 
 def test_auto_without_measuring_takes_the_static_choice(tune_cache, monkeypatch):

@@ -29,12 +29,15 @@ to float32 summation order (``tests/test_conv.py``):
     than the others for a 3×3 kernel, at the price of transforming input and output; a larger
     kernel is split into 3×3 sub-kernels, a strided one goes through space-to-depth first.
 
-``"auto"`` runs ``"lax"`` off the CPU. On the CPU it runs, per layer shape and direction (forward for
-tracking, forward plus backward for training), the formulation measured fastest on this machine by
-:mod:`siamfc_jax.ops.autotune` (once, then cached on disk); layers too small to repay a
+``"auto"`` runs ``"lax"`` off the CPU. On the CPU it runs, per layer shape and role, the formulation
+measured fastest on this machine by :mod:`siamfc_jax.ops.autotune` (once, then cached on disk). The
+roles are the three linear maps of a convolution: the forward pass (all that tracking runs), and in
+a train step the input gradient and the kernel gradient, which JAX derives from any formulation
+(as its transpose in the input or in the kernel) and which need not come from the one that ran
+forward: :func:`conv2d_with` computes each role by its own formulation. Layers too small to repay a
 measurement take a static choice (:func:`untuned_formulation`: ``"rows"`` for conv1 and conv2,
-``"shift"`` for 3×3 kernels), and so does every layer when ``SIAMFC_JAX_AUTOTUNE=0`` turns
-measuring off (the test suite does, to stay quick and independent of the machine's load).
+``"shift"`` for 3×3 kernels) for every role, and so does every layer when ``SIAMFC_JAX_AUTOTUNE=0``
+turns measuring off (the test suite does, to stay quick and independent of the machine's load).
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ from __future__ import annotations
 import functools
 import operator
 from collections.abc import Callable
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -55,6 +58,15 @@ ConvImpl = Literal["auto", "lax", "matmul", "shift", "rows", "winograd"]
 FORMULATIONS = CONV_IMPLS[1:]
 Direction = Literal["forward", "backward", "kernel_backward"]
 DIRECTIONS = ("forward", "backward", "kernel_backward")
+Role = Literal["forward", "input_gradient", "kernel_gradient"]
+
+
+class Formulations(NamedTuple):
+    """The formulation (one of :data:`FORMULATIONS`) computing each role of one convolution."""
+
+    forward: str
+    input_gradient: str
+    kernel_gradient: str
 # The formulations of layers that "auto" does not measure (see the module docstring), by the
 # side of the kernel the products see (conv1's 11x11 / 2 is 6x6 after space-to-depth): what the
 # autotune chose for the forward passes of AlexNetV1's search layers on the 2-core AMD EPYC before
@@ -102,8 +114,10 @@ def conv2d(
       precision: matrix-multiply precision (``"highest"`` for exact float32 on GPUs).
       impl: one of :data:`siamfc_jax.config.CONV_IMPLS` (see the module docstring).
       direction: what ``"auto"`` chooses for: ``"forward"`` (inference), ``"backward"`` (the
-        forward pass that will be differentiated, as in a train step) or ``"kernel_backward"``
-        (differentiated for the kernel only: a network's first layer, whose input is data).
+        forward pass that will be differentiated, as in a train step: each role tuned) or
+        ``"kernel_backward"`` (differentiated for the kernel only: a network's first layer, whose
+        input is data; its input gradient, which XLA then drops as unused, takes the forward's
+        formulation).
 
     Returns:
       (N, (H − k) // stride + 1, (W − k) // stride + 1, O).
@@ -111,12 +125,62 @@ def conv2d(
     if direction not in DIRECTIONS:
         raise ValueError(f"direction must be one of {DIRECTIONS}, got {direction!r}")
     impl = resolve_conv_impl(impl)
-    if impl == "auto":
-        impl = _chosen_formulation(
-            tuple(x.shape), tuple(kernel.shape), stride, groups, jnp.dtype(x.dtype).name,
-            str(precision), direction,
-        )
-    return _FORMULATIONS[impl](x, kernel, stride, groups, precision)
+    if impl != "auto":
+        return _FORMULATIONS[impl](x, kernel, stride, groups, precision)
+    chosen = functools.partial(
+        _chosen_formulation,
+        tuple(x.shape), tuple(kernel.shape), stride, groups, jnp.dtype(x.dtype).name, str(precision),
+    )
+    forward = chosen("forward")
+    if direction == "forward":
+        return _FORMULATIONS[forward](x, kernel, stride, groups, precision)
+    input_gradient = chosen("input_gradient") if direction == "backward" else forward
+    formulations = Formulations(forward, input_gradient, chosen("kernel_gradient"))
+    return conv2d_with(x, kernel, stride, groups, precision, formulations)
+
+
+def conv2d_with(
+    x: jax.Array,
+    kernel: jax.Array,
+    stride: int,
+    groups: int,
+    precision: lax.PrecisionLike,
+    formulations: Formulations,
+) -> jax.Array:
+    """:func:`conv2d` computed forward by ``formulations.forward``, and differentiated by the
+    transposes of ``formulations.input_gradient`` (in the input) and ``formulations.kernel_gradient``
+    (in the kernel).
+
+    A convolution is linear in each argument, so each gradient is the transpose of one formulation
+    in that argument alone, whichever formulation ran forward; what the primal computations of
+    those transposes would compute is unused, and XLA drops it. The values equal JAX's gradients of
+    any one formulation up to float32 summation order. With one formulation for all three roles
+    this is that formulation, differentiated by JAX as a whole.
+    """
+    if len(set(formulations)) == 1:
+        return _FORMULATIONS[formulations.forward](x, kernel, stride, groups, precision)
+    return _conv_by_roles(x, kernel, stride, groups, precision, formulations)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4, 5))
+def _conv_by_roles(x, kernel, stride, groups, precision, formulations):
+    return _FORMULATIONS[formulations.forward](x, kernel, stride, groups, precision)
+
+
+def _conv_by_roles_forward(x, kernel, stride, groups, precision, formulations):
+    return _conv_by_roles(x, kernel, stride, groups, precision, formulations), (x, kernel)
+
+
+def _conv_by_roles_backward(stride, groups, precision, formulations, residuals, output_gradient):
+    x, kernel = residuals
+    by_input = _FORMULATIONS[formulations.input_gradient]
+    by_kernel = _FORMULATIONS[formulations.kernel_gradient]
+    _, input_pullback = jax.vjp(lambda x: by_input(x, kernel, stride, groups, precision), x)
+    _, kernel_pullback = jax.vjp(lambda kernel: by_kernel(x, kernel, stride, groups, precision), kernel)
+    return input_pullback(output_gradient)[0], kernel_pullback(output_gradient)[0]
+
+
+_conv_by_roles.defvjp(_conv_by_roles_forward, _conv_by_roles_backward)
 
 
 def _lax_conv(x, kernel, stride, groups, precision):
@@ -285,59 +349,68 @@ def _chosen_formulation(
     groups: int,
     dtype: str,
     precision: str,
-    direction: str,
+    role: Role,
 ) -> str:
-    """The formulation ``"auto"`` runs on the CPU for one layer (see the module docstring).
+    """The formulation ``"auto"`` runs on the CPU for one role of one layer (see the module docstring).
 
-    Cached per process, so one program is traced with one choice per layer; the measurement itself
-    is cached on disk by :func:`siamfc_jax.ops.autotune.fastest`.
+    Cached per process, so one program is traced with one choice per layer and role; the
+    measurement itself is cached on disk by :func:`siamfc_jax.ops.autotune.fastest`.
     """
     macs = conv_macs(x_shape, kernel_shape, stride)
     if macs < MIN_TUNED_MACS or not autotune.enabled():
         return untuned_formulation(kernel_shape[0], stride)
-    channels = jax.ShapeDtypeStruct(x_shape[-1:], dtype)  # the scale and offset
-    shapes = (
-        jax.ShapeDtypeStruct(x_shape, dtype),
-        jax.ShapeDtypeStruct(kernel_shape, dtype),
-        channels,
-        channels,
+    k = kernel_shape[0]
+    output_shape = (
+        x_shape[0], (x_shape[1] - k) // stride + 1, (x_shape[2] - k) // stride + 1, kernel_shape[-1]
+    )
+    x, kernel, output, channels = (
+        jax.ShapeDtypeStruct(shape, dtype)
+        for shape in (x_shape, kernel_shape, output_shape, x_shape[-1:])  # channels: scale, offset
     )
     precision_arg = None if precision == "None" else precision
 
     def candidate(formulation: str) -> Callable:
-        def forward(x, kernel, scale, offset):
+        def convolve(x, kernel):
+            return _FORMULATIONS[formulation](x, kernel, stride, groups, precision_arg)
+
+        def activation(x, scale, offset):
             # In the network a convolution reads the output of elementwise work (BatchNorm and
             # ReLU; conv1: the crop or the image's conversion to float), which XLA:CPU fuses into
             # each slice a formulation takes of its input, and so repeats once per slice. Timed
             # without it, the formulations with the most slices (im2col: k²) would look cheaper
             # than they run (in a train step, by up to a third).
-            x = jnp.maximum(x * scale + offset, 0)
-            return _FORMULATIONS[formulation](x, kernel, stride, groups, precision_arg)
+            return jnp.maximum(x * scale + offset, 0)
 
-        if direction == "forward":
-            return forward
+        def forward(x, kernel, scale, offset):
+            return convolve(activation(x, scale, offset), kernel)
 
-        def forward_and_backward(x, kernel, scale, offset):
-            # A train step needs the kernel's gradient, and the input's for the layers below.
-            output, pullback = jax.vjp(lambda x, kernel: forward(x, kernel, scale, offset), x, kernel)
-            return pullback(output)
+        def input_gradient(kernel, output_gradient):
+            # The transpose in the input reads only the kernel and the output's gradient.
+            zeros = jnp.zeros(x_shape, dtype)
+            return jax.vjp(lambda x: convolve(x, kernel), zeros)[1](output_gradient)[0]
 
-        def forward_and_kernel_backward(x, kernel, scale, offset):
-            output, pullback = jax.vjp(lambda kernel: forward(x, kernel, scale, offset), kernel)
-            return pullback(output)
+        def kernel_gradient(x, kernel, output_gradient, scale, offset):
+            inputs = activation(x, scale, offset)
+            return jax.vjp(lambda kernel: convolve(inputs, kernel), kernel)[1](output_gradient)[0]
 
-        return forward_and_backward if direction == "backward" else forward_and_kernel_backward
+        roles = {"forward": forward, "input_gradient": input_gradient, "kernel_gradient": kernel_gradient}
+        return roles[role]
 
+    shapes = {
+        "forward": (x, kernel, channels, channels),
+        "input_gradient": (kernel, output),
+        "kernel_gradient": (x, kernel, output, channels, channels),
+    }[role]
+    # The forward problem keeps the name it had before the gradients were tuned apart, so that
+    # cached tracking choices stay valid.
+    of_what = "" if role == "input_gradient" else " of scale-offset-relu"
     problem = (
-        f"conv2d {direction} of scale-offset-relu x={'x'.join(map(str, x_shape))} "
+        f"conv2d {role}{of_what} x={'x'.join(map(str, x_shape))} "
         f"k={'x'.join(map(str, kernel_shape))} stride={stride} groups={groups} {dtype} "
         f"precision={precision}"
     )
     return autotune.fastest(
-        problem,
-        {name: candidate(name) for name in FORMULATIONS},
-        shapes,
-        approximate_gflop=2 * macs * {"forward": 1, "kernel_backward": 2, "backward": 3}[direction] / 1e9,
+        problem, {name: candidate(name) for name in FORMULATIONS}, shapes, approximate_gflop=2 * macs / 1e9
     )
 
 
@@ -353,7 +426,8 @@ def correlate(
       exemplar_features: (n, hz, wz, c).
       search_features: (n·k, hx, wx, c); map ``i`` is correlated with exemplar ``i % n``.
       precision, impl: as for :func:`conv2d`; every ``impl`` but ``"lax"`` runs one exemplar as
-        a ``"shift"`` convolution and sums one product per exemplar cell for several exemplars.
+        a ``"shift"`` convolution, and several as one product per exemplar of its kernel rows with
+        its search maps' column shifts.
 
     Returns:
       (n·k, hx − hz + 1, wx − wz + 1) responses.
@@ -372,18 +446,15 @@ def correlate(
         # as "shift" than as XLA:CPU's convolution (3 AlexNetV1 scales, 2-core AMD EPYC).
         responses = conv2d(search_features, exemplar_features.transpose(1, 2, 3, 0), 1, 1, precision, "shift")
         return responses.reshape(m, out_h, out_w)
-    # Batched exemplars (training): per-cell products, since the gradient of XLA:CPU's n-group
-    # convolution costs about 20x its forward pass.
-    searches = search_features.reshape(k, n, hx, wx, c)
-    responses = sum(
-        jnp.einsum(
-            "knhwc,nc->knhw",
-            searches[:, :, i : i + out_h, j : j + out_w],
-            exemplar_features[:, i, j],
-            precision=precision,
-        )
-        for i in range(hz)
-        for j in range(wz)
-    )
+    # Batched exemplars (training): one batched product per exemplar of its kernel rows with the
+    # search map's column shifts, (hx·w', wz·c) x (wz·c, hz), then output row y sums product column
+    # i at row y + i. The gradient of XLA:CPU's n-group convolution costs about 20x its forward
+    # pass, and one product per exemplar cell (hz·wz transposed slices) 8x this (a train step's 8
+    # pairs, forward and backward, 2-core AMD EPYC: 59 ms against 7.7 ms).
+    columns = jnp.concatenate([search_features[:, :, j : j + out_w] for j in range(wz)], axis=-1)
+    columns = columns.reshape(k, n, hx * out_w, wz * c)
+    products = jnp.einsum(
+        "knpc,nic->knpi", columns, exemplar_features.reshape(n, hz, wz * c), precision=precision
+    ).reshape(k, n, hx, out_w, hz)
+    responses = functools.reduce(operator.add, (products[:, :, i : i + out_h, :, i] for i in range(hz)))
     return responses.reshape(m, out_h, out_w)
-
