@@ -53,6 +53,7 @@ from siamfc_jax.runtime import (
     enable_compilation_cache,
     keep_freed_host_memory,
     select_platform,
+    use_xla_cpu_convolutions,
 )
 from siamfc_jax.sequences.datasets import SequenceFolder
 from siamfc_jax.sequences.frames import DataError
@@ -411,6 +412,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit status (:mod:`siamfc_jax.cli`'s convention)."""
     select_platform()
     keep_freed_host_memory()
+    use_xla_cpu_convolutions()
 
     def body() -> int:
         args = build_parser().parse_args(argv)

@@ -11,10 +11,11 @@ so a given input runs the same program (and gives the same numbers) every time. 
 printed once, to stderr.
 
 Measuring is bounded: after the first round, candidates more than :data:`DROP_RATIO` times slower
-than the best are dropped, and no new round starts once :data:`TIMING_BUDGET_S` seconds have been
-spent timing one problem (compilation excluded: the chosen program is compiled again, from JAX's
-cache where it is enabled, by the caller). Where the cache folder cannot be written, the answer
-holds for this process only. ``SIAMFC_JAX_AUTOTUNE=0`` turns measuring off (:func:`enabled`).
+than the best are dropped, and after :data:`MIN_ROUNDS` rounds no new round starts once
+:data:`TIMING_BUDGET_S` seconds have been spent timing one problem (compilation excluded: the
+chosen program is compiled again, from JAX's cache where it is enabled, by the caller). Where the
+cache folder cannot be written, the answer holds for this process only. ``SIAMFC_JAX_AUTOTUNE=0``
+turns measuring off (:func:`enabled`).
 """
 
 from __future__ import annotations
@@ -35,8 +36,11 @@ import numpy as np
 from siamfc_jax.io import write_text_atomic
 from siamfc_jax.runtime import available_cores, cache_dir
 
-# Timed rounds at most, and the seconds of timing after which no new round starts.
+# Timed rounds at most; rounds always timed (a single one, all a train step's large layers got
+# within the budget, chose 2x slower formulations when another process took a core meanwhile);
+# and the seconds of timing after which no new round starts.
 MAX_ROUNDS = 5
+MIN_ROUNDS = 3
 TIMING_BUDGET_S = 1.5
 # Candidates this many times slower than the best after the first round are not timed again.
 DROP_RATIO = 1.5
@@ -113,7 +117,7 @@ def measure(
         best = {name: float("inf") for name in compiled}
         timing = 0.0
         for round_index in range(MAX_ROUNDS):
-            if round_index and timing > TIMING_BUDGET_S:
+            if round_index >= MIN_ROUNDS and timing > TIMING_BUDGET_S:
                 break
             for name, program in compiled.items():
                 if round_index and best[name] > DROP_RATIO * min(best.values()):

@@ -28,6 +28,7 @@ from siamfc_jax.runtime import (
     enable_compilation_cache,
     keep_freed_host_memory,
     select_platform,
+    use_xla_cpu_convolutions,
 )
 from siamfc_jax.sequences.datasets import SequenceFolder
 from siamfc_jax.sequences.frames import DataError
@@ -193,6 +194,7 @@ def _run(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     select_platform()
     keep_freed_host_memory()
+    use_xla_cpu_convolutions()
 
     def body() -> int:
         args = build_parser().parse_args(argv)
