@@ -67,6 +67,8 @@ class Formulations(NamedTuple):
     forward: str
     input_gradient: str
     kernel_gradient: str
+
+
 # The formulations of layers that "auto" does not measure (see the module docstring), by the
 # side of the kernel the products see (conv1's 11x11 / 2 is 6x6 after space-to-depth): what the
 # autotune chose for the forward passes of AlexNetV1's search layers on the 2-core AMD EPYC before
