@@ -95,10 +95,10 @@ def use_xla_cpu_convolutions() -> bool:
     which makes the "lax" formulation the fastest for conv1 and conv2 in tracking; the autotune
     measures under whatever flags are set (they are part of its machine key). The tracking
     command-line tools call it first thing, as it is process-wide and read when JAX creates its
-    CPU backend; ``train.py`` does not: there a whole train step ran about 12 % slower with it, though
-    its layers alone, tuned under it, summed to 11 % less. A flag the user set in ``XLA_FLAGS``
-    is left as it is. The flag is one of the jaxlib this project
-    pins (``tests/test_runtime.py`` runs JAX with it, as XLA aborts on a flag it does not know).
+    CPU backend; ``train.py`` does not: there a whole train step ran about 12 % slower with it,
+    though its layers alone, tuned under it, summed to 11 % less. A flag the user set in
+    ``XLA_FLAGS`` is left as it is. The flag is one of the jaxlib this project pins
+    (``tests/test_runtime.py`` runs JAX with it, as XLA aborts on a flag it does not know).
 
     Returns:
       True where the flag was added, False where ``XLA_FLAGS`` already set it.

@@ -36,8 +36,8 @@ import numpy as np
 from siamfc_jax.io import write_text_atomic
 from siamfc_jax.runtime import available_cores, cache_dir
 
-# Timed rounds at most; rounds always timed (a single one, all a train step's large layers got
-# within the budget, chose 2x slower formulations when another process took a core meanwhile);
+# Timed rounds at most; rounds timed even past the budget (a train step's large layers used to get
+# one, and a core taken by another process during it made the choice a 2x slower formulation);
 # and the seconds of timing after which no new round starts.
 MAX_ROUNDS = 5
 MIN_ROUNDS = 3
