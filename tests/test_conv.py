@@ -39,25 +39,29 @@ def rel_error(ours, ref) -> float:
     return float(np.max(np.abs(ours - ref)) / np.max(np.abs(ref)))
 
 
-@pytest.mark.parametrize("impl", conv.FORMULATIONS)
-@pytest.mark.parametrize(("x_shape", "kernel_shape", "stride", "groups"), CASES)
-def test_formulation_matches_torch_forward_and_gradients(impl, x_shape, kernel_shape, stride, groups):
+def assert_matches_torch(convolve, x_shape, kernel_shape, stride, groups) -> None:
+    """``convolve(x, kernel)`` and its gradients in both arguments equal PyTorch's in float64."""
     rng = np.random.default_rng(0)
     x = rng.standard_normal(x_shape).astype(np.float32)
     kernel = rng.standard_normal(kernel_shape).astype(np.float32)
     x_t, k_t, ref = torch_conv(x, kernel, stride, groups)
     cotangent = rng.standard_normal(tuple(ref.shape)).astype(np.float32)  # NCHW
     ref.backward(torch.from_numpy(cotangent.astype(np.float64)))
-
-    def forward(x, kernel):
-        return conv.conv2d(x, kernel, stride, groups, "highest", impl)
-
-    ours, pullback = jax.vjp(forward, x, kernel)
+    ours, pullback = jax.vjp(convolve, x, kernel)
     grad_x, grad_k = pullback(jnp.asarray(cotangent.transpose(0, 2, 3, 1)))
     assert ours.shape == tuple(ref.permute(0, 2, 3, 1).shape)
     assert rel_error(ours, ref.detach().permute(0, 2, 3, 1).numpy()) <= REL_TOL
     assert rel_error(grad_x, x_t.grad.permute(0, 2, 3, 1).numpy()) <= REL_TOL
     assert rel_error(grad_k, k_t.grad.permute(2, 3, 1, 0).numpy()) <= REL_TOL
+
+
+@pytest.mark.parametrize("impl", conv.FORMULATIONS)
+@pytest.mark.parametrize(("x_shape", "kernel_shape", "stride", "groups"), CASES)
+def test_formulation_matches_torch_forward_and_gradients(impl, x_shape, kernel_shape, stride, groups):
+    def forward(x, kernel):
+        return conv.conv2d(x, kernel, stride, groups, "highest", impl)
+
+    assert_matches_torch(forward, x_shape, kernel_shape, stride, groups)
 
 
 # Each role by another formulation, so that a mix-up of the roles or of a transpose shows.
@@ -72,21 +76,11 @@ ROLE_MIXES = [
 @pytest.mark.parametrize(("x_shape", "kernel_shape", "stride", "groups"), CASES)
 def test_roles_by_different_formulations_match_torch(formulations, x_shape, kernel_shape, stride, groups):
     """conv2d_with: forward by one formulation, each gradient by the transpose of another."""
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal(x_shape).astype(np.float32)
-    kernel = rng.standard_normal(kernel_shape).astype(np.float32)
-    x_t, k_t, ref = torch_conv(x, kernel, stride, groups)
-    cotangent = rng.standard_normal(tuple(ref.shape)).astype(np.float32)  # NCHW
-    ref.backward(torch.from_numpy(cotangent.astype(np.float64)))
 
     def forward(x, kernel):
         return conv.conv2d_with(x, kernel, stride, groups, "highest", formulations)
 
-    ours, pullback = jax.vjp(jax.jit(forward), x, kernel)
-    grad_x, grad_k = pullback(jnp.asarray(cotangent.transpose(0, 2, 3, 1)))
-    assert rel_error(ours, ref.detach().permute(0, 2, 3, 1).numpy()) <= REL_TOL
-    assert rel_error(grad_x, x_t.grad.permute(0, 2, 3, 1).numpy()) <= REL_TOL
-    assert rel_error(grad_k, k_t.grad.permute(2, 3, 1, 0).numpy()) <= REL_TOL
+    assert_matches_torch(jax.jit(forward), x_shape, kernel_shape, stride, groups)
 
 
 @pytest.mark.parametrize(("x_shape", "kernel_shape", "stride", "groups"), [CASES[0], CASES[2], CASES[3]])
