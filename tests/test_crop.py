@@ -142,3 +142,14 @@ def test_device_crop_random_cases_match_host(textured_image: np.ndarray) -> None
             differing += int(np.sum(difference > 0))
             total += difference.size
     assert differing / total < 1e-3
+
+
+def test_device_crop_taps_per_square_equal_vectorised_taps() -> None:
+    """On the CPU the squares' taps are computed in a loop; elsewhere vectorised: the same values."""
+    center = jnp.asarray([33.7, 121.2], jnp.float32)
+    sizes = jnp.asarray([333.3, 200.1, 0.4], jnp.float32)
+    looped = device_crop._taps_of_each_square(center, sizes, 255)  # the CPU's loop
+    vectorised = jax.vmap(lambda size: device_crop._square_taps(center, size, 255))(sizes)
+    for got, want in zip(looped, vectorised, strict=True):
+        assert got.shape == want.shape
+        np.testing.assert_array_equal(got, want)

@@ -13,8 +13,11 @@ source position lying within float32 rounding of a weight-rounding tie may round
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
+from jax import lax
 
 _WEIGHT_BITS = 11  # OpenCV's INTER_RESIZE_COEF_BITS
 
@@ -47,6 +50,39 @@ def _linear_taps(sides: jax.Array, out_size: int) -> tuple[jax.Array, ...]:
     return first, second, first_weight, second_weight
 
 
+def _square_taps(
+    center_yx: jax.Array, size: jax.Array, out_size: int
+) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
+    """The frame rows and columns one square's output pixels read, and their weights.
+
+    Returns ``(rows, cols, first_weight, second_weight)``: rows and columns (out_size, 2) int32
+    in frame pixels (outside the frame where the square is), weights (out_size,) int32. Rows and
+    columns of a square share their taps.
+    """
+    side = jnp.maximum(jnp.round(size), 1).astype(jnp.int32)
+    top_left = jnp.round(center_yx.astype(jnp.float32) - (side - 1).astype(jnp.float32) / 2).astype(jnp.int32)
+    first, second, first_weight, second_weight = (tap[0] for tap in _linear_taps(side[None], out_size))
+    offsets = jnp.stack([first, second], axis=-1)
+    return offsets + top_left[0], offsets + top_left[1], first_weight, second_weight
+
+
+def _taps_of_each_square(center_yx: jax.Array, sizes: jax.Array, out_size: int) -> tuple[jax.Array, ...]:
+    """:func:`_square_taps` of every size, stacked; on the CPU one square at a time.
+
+    Vectorised over the squares, the taps are a chain of cheap elementwise operations, which
+    XLA:CPU fuses into the gather that reads the pixels, and so redoes for every one of the
+    S x out² x 3 values it writes. Computed in a loop (a ``lax.map`` of S steps), they are the
+    loop's outputs, which XLA materialises: S x out x 6 values computed once. (AlexNetV1's 3 search
+    crops of a 360 x 240 frame, 2-core AMD EPYC: 5-8 ms vectorised, 3.5-4.5 ms in the loop.) On
+    other backends the squares stay vectorised: an accelerator spreads the recomputation over its
+    cores, and each step of a loop would cost a kernel launch.
+    """
+    taps = functools.partial(_square_taps, center_yx, out_size=out_size)
+    if jax.default_backend() != "cpu":
+        return jax.vmap(taps)(sizes)
+    return lax.map(taps, sizes)
+
+
 def crop_and_resize(
     image: jax.Array,
     center_yx: jax.Array,
@@ -68,15 +104,10 @@ def crop_and_resize(
       patches of the host crop (OpenCV) for the same arguments.
     """
     height, width = image.shape[:2]
-    sides = jnp.maximum(jnp.round(sizes), 1).astype(jnp.int32)
-    top_left = jnp.round(
-        center_yx.astype(jnp.float32)[None, :] - (sides[:, None] - 1).astype(jnp.float32) / 2
-    ).astype(jnp.int32)  # (S, 2)
-    row_a, row_b, row_wa, row_wb = _linear_taps(sides, out_size)
-    col_a, col_b, col_wa, col_wb = _linear_taps(sides, out_size)
-
-    rows = jnp.stack([row_a, row_b], axis=-1) + top_left[:, 0, None, None]  # (S, out, 2)
-    cols = jnp.stack([col_a, col_b], axis=-1) + top_left[:, 1, None, None]
+    # (S, out, 2) rows and columns, (S, out) weights; a square's rows and columns share weights.
+    rows, cols, first_weight, second_weight = _taps_of_each_square(center_yx, sizes, out_size)
+    row_wa = col_wa = first_weight
+    row_wb = col_wb = second_weight
     rows = rows[:, :, :, None, None]  # (S, out, 2, 1, 1)
     cols = cols[:, None, None, :, :]  # (S, 1, 1, out, 2)
     inside = (rows >= 0) & (rows < height) & (cols >= 0) & (cols < width)
