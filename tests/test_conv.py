@@ -91,6 +91,35 @@ def test_winograd_in_blocks_matches_torch(monkeypatch, x_shape, kernel_shape, st
     test_formulation_matches_torch_forward_and_gradients("winograd", x_shape, kernel_shape, stride, groups)
 
 
+@pytest.mark.parametrize(("x_shape", "kernel_shape", "stride", "groups"), CASES[:4])
+def test_prepared_winograd_kernel_matches_torch(x_shape, kernel_shape, stride, groups):
+    """conv2d_prepared from prepare_kernel: PyTorch's values, and the unprepared formulation's."""
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal(x_shape).astype(np.float32)
+    kernel = rng.standard_normal(kernel_shape).astype(np.float32)
+    prepared = conv.prepare_kernel("winograd", jnp.asarray(kernel), stride, groups)
+    ours = jax.jit(
+        lambda x, prepared: conv.conv2d_prepared(
+            "winograd", x, prepared, kernel_shape[0], stride, groups, "highest"
+        )
+    )(x, prepared)
+    _, _, ref = torch_conv(x, kernel, stride, groups)
+    assert rel_error(ours, ref.detach().permute(0, 2, 3, 1).numpy()) <= REL_TOL
+    unprepared = conv.conv2d(x, kernel, stride, groups, "highest", "winograd")
+    np.testing.assert_allclose(ours, unprepared, rtol=0, atol=1e-6 * float(np.max(np.abs(unprepared))))
+
+
+def test_only_winograd_prepares_a_kernel():
+    kernel = jnp.ones((3, 3, 2, 4))
+    for formulation in conv.FORMULATIONS:
+        prepared = conv.prepare_kernel(formulation, kernel, 1, 1)
+        assert (prepared is None) == (formulation != "winograd")
+    # A grouped strided layer runs "winograd" by im2col: nothing to prepare.
+    assert conv.prepare_kernel("winograd", kernel, 2, 2) is None
+    with pytest.raises(ValueError, match="no prepared kernel"):
+        conv.conv2d_prepared("shift", jnp.ones((1, 5, 5, 2)), kernel, 3, 1, 1)
+
+
 @pytest.mark.parametrize("tile_outputs", [2, 3])
 def test_winograd_transforms_compute_the_correlation(tile_outputs):
     """Aᵀ((G g) ⊙ (Bᵀ d)) is numpy's correlation of one tile, in float64 (only rounding apart)."""

@@ -12,7 +12,7 @@ from flax import traverse_util
 from siamfc_jax.config import ModelConfig
 from siamfc_jax.interop.torch_weights import flax_to_torch, torch_to_flax
 from siamfc_jax.models import AlexNetV1, AlexNetV2, AlexNetV3, SiamFC, cross_correlate
-from siamfc_jax.models.layers import max_pool
+from siamfc_jax.models.layers import PREPARED, max_pool
 from siamfc_jax.ops.conv import FORMULATIONS
 from tests.torch_reference import TorchHead, TorchNet, randomize
 
@@ -105,6 +105,35 @@ def test_eval_features_match_torch(pair, impl):
         err = rel_error(ours, ref)
         print(f"{name} {impl} eval {size}: max rel diff {err:.2e}")
         assert err <= REL_TOL
+
+
+@pytest.mark.parametrize("pair", ["v1"], indirect=True)
+def test_prepared_kernels_are_stored_once_and_used(pair):
+    """Applied with PREPARED mutable, each Winograd layer stores its kernel's transform (init does
+    not); applied with them, the features stay PyTorch's, and the stored transforms are what runs."""
+    name, net, variables = pair
+    net.eval()
+    model = SiamFC(ModelConfig(name), precision="highest", conv_impl="winograd")
+    initialised = jax.eval_shape(
+        model.init, jax.random.key(0), jnp.zeros((1, 127, 127, 3)), jnp.zeros((1, 255, 255, 3))
+    )
+    assert PREPARED not in initialised
+    # A transform depends on the weights alone: the smallest input prepares them all.
+    smallest = AlexNetV1.receptive_field()
+    _, prepared = model.apply(
+        variables, jnp.zeros((1, smallest, smallest, 3)), method=SiamFC.embed, mutable=[PREPARED]
+    )
+    stored = traverse_util.flatten_dict(prepared[PREPARED])
+    assert sorted(stored) == [("backbone", f"conv{i}", "conv", "winograd_kernel") for i in range(1, 6)]
+    images = random_images(np.random.default_rng(3), 2, 127)
+    embed = jax.jit(lambda variables, images: model.apply(variables, images, method=SiamFC.embed))
+    with torch.no_grad():
+        ref = nhwc(net.backbone(nchw(images)))
+    assert rel_error(embed({**variables, **prepared}, images), ref) <= REL_TOL
+    # Zeroed transforms zero each layer's convolution, which moves the features far beyond the
+    # parity bound: the stored arrays are the ones read.
+    zeroed = {**variables, PREPARED: jax.tree.map(jnp.zeros_like, prepared[PREPARED])}
+    assert rel_error(embed(zeroed, images), ref) > 100 * REL_TOL
 
 
 @CONV_IMPLS

@@ -3,6 +3,7 @@ compile count, and batched tracking against single-target runs."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 
@@ -11,11 +12,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from flax import traverse_util
 from numpy.lib.stride_tricks import sliding_window_view
 from PIL import Image
 
 from siamfc_jax.config import ModelConfig, TrackerConfig
 from siamfc_jax.evaluation.metrics import evaluate, iou
+from siamfc_jax.models.layers import PREPARED
 from siamfc_jax.pipeline.crops import crop_and_resize
 from siamfc_jax.sequences.frames import average_color, read_image
 from siamfc_jax.sequences.readers import open_sequence
@@ -29,6 +32,7 @@ from siamfc_jax.tracker import (
     locate,
     update_state,
 )
+from siamfc_jax.tracker.host import fill_color
 from siamfc_jax.weights import load_variables
 from tests.conftest import shared_path
 
@@ -256,6 +260,32 @@ def test_batch_one_frame_per_target_equals_single_runs(
     batched = np.stack([batch.update([video[t] for video in videos]) for t in (1, 2)])
     expected = _single_runs(weights, videos, boxes)
     np.testing.assert_allclose(batched, expected, rtol=0, atol=1e-3)
+
+
+def test_prepared_variables_track_as_the_weights_alone(
+    weights: tuple, crossing_frames: list, crossing_boxes: np.ndarray
+) -> None:
+    """With "winograd", which transforms its kernels, prepare_variables adds each search layer's
+    transform once, and tracking on them gives the boxes of tracking on the weights alone."""
+    config = dataclasses.replace(CONFIG, conv_impl="winograd")
+    tracker = Tracker(weights, config)
+    prepared = tracker.prepared_variables
+    stored = traverse_util.flatten_dict(prepared[PREPARED])
+    assert sorted(stored) == [("backbone", f"conv{i}", "conv", "winograd_kernel") for i in range(1, 6)]
+    assert tracker.prepared_variables is prepared  # computed once
+    frames = crossing_frames[:4]
+    boxes, _ = tracker.track(frames, crossing_boxes[0])
+
+    statics = {"config": tracker.config, "model_config": tracker.model_config}
+    state = init_state(
+        tracker.variables, frames[0], crossing_boxes[0].astype(np.float32), fill_color(frames[0]), **statics
+    )
+    for frame, box in zip(frames[1:], boxes[1:], strict=True):
+        state, unprepared = update_state(tracker.variables, state, frame, **statics)
+        np.testing.assert_allclose(np.asarray(unprepared), box, rtol=0, atol=1e-3)
+    # New weights are prepared again.
+    tracker.variables = jax.tree.map(jnp.array, tracker.variables)
+    assert tracker.prepared_variables is not prepared
 
 
 def test_paths_arrays_and_pil_images_track_alike(

@@ -81,6 +81,7 @@ from siamfc_jax.tracker.device import (
     empty_slots,
     fit_config,
     hyper_params,
+    prepare_variables,
     start_slot,
     static_config,
     step_slots,
@@ -190,6 +191,7 @@ def track_jobs(
         raise ValueError(f"slots must be >= 1, got {slots}")
     config = static_config(fit_config(config, model_config))
     statics = {"config": config, "model_config": model_config}
+    variables = prepare_variables(variables, **statics)
     num_slots = min(slots, len(jobs))
     height, width = padded_size([job.sequence.frame_size for job in jobs])
     buffer = np.zeros((num_slots, height, width, 3), np.uint8)

@@ -16,7 +16,12 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from siamfc_jax.ops.conv import conv2d
+from siamfc_jax.ops.conv import conv2d, conv2d_prepared, forward_formulation, prepare_kernel
+
+# The Flax collection of kernels prepared for the formulation that runs them forward
+# (:func:`siamfc_jax.ops.conv.prepare_kernel`), computed once for inference by applying a network
+# with this collection mutable; see :class:`Conv2d`.
+PREPARED = "prepared"
 
 PrecisionLike = lax.Precision | str | None
 Dtype = Any
@@ -34,6 +39,12 @@ class Conv2d(nn.Module):
     Kernel layout is HWIO: ``(k, k, in_features // groups, features)``; output channel ``o`` belongs to
     group ``o // (features // groups)``, as in PyTorch. Parameters are stored in ``param_dtype`` and the
     convolution runs in ``dtype``.
+
+    Forward, a formulation that first transforms the kernel (``"winograd"``) takes the transform
+    from the :data:`PREPARED` collection where the variables hold one (``<formulation>_kernel``),
+    so that a tracker computes it once rather than every frame. Applied with :data:`PREPARED`
+    mutable, the layer stores the transform it computes there (not while initialising). The
+    prepared kernel must come from the same weights: it replaces them for this formulation.
     """
 
     features: int
@@ -61,16 +72,24 @@ class Conv2d(nn.Module):
             self.param_dtype,
         )
         bias = self.param("bias", nn.initializers.zeros, (self.features,), self.param_dtype)
-        y = conv2d(
-            x.astype(self.dtype),
-            kernel.astype(self.dtype),
-            self.stride,
-            self.groups,
-            self.precision,
-            self.impl,
-            self.direction,
-        )
-        return y + bias.astype(self.dtype)
+        return self._convolve(x.astype(self.dtype), kernel.astype(self.dtype)) + bias.astype(self.dtype)
+
+    def _convolve(self, x: jax.Array, kernel: jax.Array) -> jax.Array:
+        if self.direction == "forward" and not self.is_initializing():
+            formulation = forward_formulation(
+                x.shape, kernel.shape, self.stride, self.groups, x.dtype, self.precision, self.impl
+            )
+            name = f"{formulation}_kernel"
+            prepared = self.get_variable(PREPARED, name) if self.has_variable(PREPARED, name) else None
+            if prepared is None and self.is_mutable_collection(PREPARED):
+                prepared = prepare_kernel(formulation, kernel, self.stride, self.groups)
+                if prepared is not None:
+                    self.put_variable(PREPARED, name, prepared)
+            if prepared is not None:
+                return conv2d_prepared(
+                    formulation, x, prepared, self.kernel_size, self.stride, self.groups, self.precision
+                )
+        return conv2d(x, kernel, self.stride, self.groups, self.precision, self.impl, self.direction)
 
 
 class BatchNorm(nn.Module):

@@ -127,18 +127,73 @@ def conv2d(
     if direction not in DIRECTIONS:
         raise ValueError(f"direction must be one of {DIRECTIONS}, got {direction!r}")
     impl = resolve_conv_impl(impl)
-    if impl != "auto":
-        return _FORMULATIONS[impl](x, kernel, stride, groups, precision)
+    forward = forward_formulation(x.shape, kernel.shape, stride, groups, x.dtype, precision, impl)
+    if impl != "auto" or direction == "forward":
+        return _FORMULATIONS[forward](x, kernel, stride, groups, precision)
     chosen = functools.partial(
         _chosen_formulation,
         tuple(x.shape), tuple(kernel.shape), stride, groups, jnp.dtype(x.dtype).name, str(precision),
     )
-    forward = chosen("forward")
-    if direction == "forward":
-        return _FORMULATIONS[forward](x, kernel, stride, groups, precision)
     input_gradient = chosen("input_gradient") if direction == "backward" else forward
     formulations = Formulations(forward, input_gradient, chosen("kernel_gradient"))
     return conv2d_with(x, kernel, stride, groups, precision, formulations)
+
+
+def forward_formulation(
+    x_shape: tuple[int, ...],
+    kernel_shape: tuple[int, ...],
+    stride: int,
+    groups: int,
+    dtype: jnp.dtype | str,
+    precision: lax.PrecisionLike = None,
+    impl: str = "auto",
+) -> str:
+    """The formulation :func:`conv2d` runs forward (``direction="forward"``) on these shapes:
+    ``impl`` itself, or for ``"auto"`` the measured (or static) choice."""
+    impl = resolve_conv_impl(impl)
+    if impl != "auto":
+        return impl
+    return _chosen_formulation(
+        tuple(x_shape), tuple(kernel_shape), stride, groups, jnp.dtype(dtype).name, str(precision), "forward"
+    )
+
+
+def prepare_kernel(formulation: str, kernel: jax.Array, stride: int, groups: int) -> jax.Array | None:
+    """What ``formulation`` computes from the kernel alone before it reads an input, for
+    :func:`conv2d_prepared`; None where that is nothing (every formulation but ``"winograd"``,
+    and ``"winograd"`` of a grouped strided kernel, which it runs by im2col).
+
+    A kernel that meets many inputs (a tracker's, every frame) is worth preparing once: for
+    AlexNetV1's conv3-5 the Winograd transforms cost about 3 ms of a tracking frame.
+    """
+    if formulation != "winograd" or (stride > 1 and groups > 1):
+        return None
+    if stride > 1:
+        kernel = _space_to_depth_kernel(kernel, stride)
+    return winograd.transform_kernel(kernel, groups)
+
+
+def conv2d_prepared(
+    formulation: str,
+    x: jax.Array,
+    prepared_kernel: jax.Array,
+    kernel_side: int,
+    stride: int,
+    groups: int,
+    precision: lax.PrecisionLike = None,
+) -> jax.Array:
+    """:func:`conv2d` by ``formulation`` from :func:`prepare_kernel` of a ``kernel_side`` kernel;
+    the values of ``_FORMULATIONS[formulation]`` on the kernel itself (the same operations).
+
+    Raises:
+      ValueError: ``formulation`` prepares nothing.
+    """
+    if formulation != "winograd":
+        raise ValueError(f"formulation {formulation!r} has no prepared kernel")
+    if stride > 1:
+        x = _space_to_depth_input(x, kernel_side, stride)
+        kernel_side = -(-kernel_side // stride)
+    return winograd.conv_transformed(x, prepared_kernel, kernel_side, groups, precision)
 
 
 def conv2d_with(
@@ -223,20 +278,29 @@ def space_to_depth(x: jax.Array, kernel: jax.Array, stride: int) -> tuple[jax.Ar
     ``s·⌈k/s⌉``, becomes ⌈k/s⌉×⌈k/s⌉ over the same channel order. Padded input pixels meet only
     the zero taps, so a ``VALID`` stride-1 convolution of the pair gives the strided one's output.
     """
-    s = stride
-    k, _, c, out_features = kernel.shape
-    n, h, w, _ = x.shape
+    return _space_to_depth_input(x, kernel.shape[0], stride), _space_to_depth_kernel(kernel, stride)
+
+
+def _space_to_depth_input(x: jax.Array, kernel_side: int, stride: int) -> jax.Array:
+    s, k = stride, kernel_side
+    n, h, w, c = x.shape
     out_h, out_w = (h - k) // s + 1, (w - k) // s + 1
     blocks_k = -(-k // s)
     blocks_h, blocks_w = out_h + blocks_k - 1, out_w + blocks_k - 1
     x = jnp.pad(x, ((0, 0), (0, max(0, s * blocks_h - h)), (0, max(0, s * blocks_w - w)), (0, 0)))
     x = x[:, : s * blocks_h, : s * blocks_w]
     x = x.reshape(n, blocks_h, s, blocks_w, s, c).transpose(0, 1, 3, 2, 4, 5)
-    x = x.reshape(n, blocks_h, blocks_w, s * s * c)
+    return x.reshape(n, blocks_h, blocks_w, s * s * c)
+
+
+def _space_to_depth_kernel(kernel: jax.Array, stride: int) -> jax.Array:
+    s = stride
+    k, _, c, out_features = kernel.shape
+    blocks_k = -(-k // s)
     pad = s * blocks_k - k
     kernel = jnp.pad(kernel, ((0, pad), (0, pad), (0, 0), (0, 0)))
     kernel = kernel.reshape(blocks_k, s, blocks_k, s, c, out_features).transpose(0, 2, 1, 3, 4, 5)
-    return x, kernel.reshape(blocks_k, blocks_k, s * s * c, out_features)
+    return kernel.reshape(blocks_k, blocks_k, s * s * c, out_features)
 
 
 def _through_space_to_depth(stride_one_conv: Callable) -> Callable:

@@ -129,12 +129,24 @@ def conv(x: jax.Array, kernel: jax.Array, groups: int, precision: lax.PrecisionL
     are computed a block of tile rows at a time (a ``lax.map`` over images and blocks), so that a
     block's transforms and products (about :data:`BLOCK_BYTES`) stay in the cache.
     """
-    k, _, _, out_features = kernel.shape
+    return conv_transformed(x, transform_kernel(kernel, groups), kernel.shape[0], groups, precision)
+
+
+def conv_transformed(
+    x: jax.Array,
+    transformed_kernel: jax.Array,
+    kernel_side: int,
+    groups: int,
+    precision: lax.PrecisionLike,
+) -> jax.Array:
+    """:func:`conv` of ``x`` by a kernel of side ``kernel_side``, given its
+    :func:`transform_kernel`; the same values as :func:`conv` of the kernel itself."""
+    k = kernel_side
+    out_features = groups * transformed_kernel.shape[-1]
     n, h, w, _ = x.shape
     out_h, out_w = h - k + 1, w - k + 1
-    subs, m = _tiling(k)
+    _, m = _tiling(k)
     alpha = m + SUB_KERNEL_SIDE - 1
-    transformed_kernel = _transform_kernel(kernel, groups, subs)
     tile_row_bytes = alpha * alpha * -(-out_w // m) * out_features * jnp.dtype(x.dtype).itemsize
     if tile_row_bytes * -(-out_h // m) <= UNBLOCKED_IMAGE_BYTES:
         return _tiles_conv(x, transformed_kernel, k, groups, precision)
@@ -162,12 +174,17 @@ def _tiling(kernel_side: int) -> tuple[int, int]:
     return subs, 2 if subs == 1 else SUB_KERNEL_SIDE
 
 
-def _transform_kernel(kernel: jax.Array, groups: int, subs: int) -> jax.Array:
-    """G g Gᵀ of each sub-kernel: (k, k, c_g, o) → (α², groups, subs²·c_g, o // groups), rows
-    ordered (sub-kernel row, sub-kernel column, channel)."""
+def transform_kernel(kernel: jax.Array, groups: int) -> jax.Array:
+    """G g Gᵀ of each 3×3 sub-kernel, the part of :func:`conv` that reads only the kernel:
+    (k, k, c_g, o) HWIO → (α², groups, s²·c_g, o // groups), ``s`` sub-kernels a side, rows ordered
+    (sub-kernel row, sub-kernel column, channel).
+
+    A kernel used on many inputs (a tracker's weights, every frame) can be transformed once and
+    passed to :func:`conv_transformed`.
+    """
     k, _, group_in, out_features = kernel.shape
     r = SUB_KERNEL_SIDE
-    _, m = _tiling(k)
+    subs, m = _tiling(k)
     alpha = m + r - 1
     _, kernel_transform, _ = transforms(m, r)
     kernel = jnp.pad(kernel, ((0, subs * r - k), (0, subs * r - k), (0, 0), (0, 0)))

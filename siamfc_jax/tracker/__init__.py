@@ -9,7 +9,8 @@ in one compiled call: :func:`search_responses` (search crops at every scale, bac
 with the cached exemplar features), then :func:`locate` (bicubic upsampling, scale penalty,
 normalisation, cosine window, peak, new centre and size). :func:`init_states` /
 :func:`update_states` do the same for N targets in one call. Each compiles once per frame size (and
-number of targets).
+number of targets). :func:`prepare_variables` computes once what the backbone would otherwise derive
+from the weights every frame.
 
 The response geometry follows the network: :func:`fit_config` sets ``response_sz`` and
 ``total_stride`` of a :class:`TrackerConfig` from the backbone (17 and 8 for AlexNetV1, 33 and 4 for
@@ -30,6 +31,7 @@ from siamfc_jax.tracker.device import (
     init_state,
     init_states,
     locate,
+    prepare_variables,
     search_responses,
     update_state,
     update_states,
@@ -45,6 +47,7 @@ __all__ = [
     "init_state",
     "init_states",
     "locate",
+    "prepare_variables",
     "search_responses",
     "update_state",
     "update_states",

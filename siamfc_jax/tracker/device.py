@@ -32,6 +32,7 @@ import numpy as np
 
 from siamfc_jax.config import ConfigError, ModelConfig, TrackerConfig
 from siamfc_jax.models import SiamFC, backbone_class, cross_correlate, init_variables, response_size
+from siamfc_jax.models.layers import PREPARED
 from siamfc_jax.ops import crop_and_resize, upsample
 
 
@@ -214,6 +215,33 @@ def _center_to_box(center: jax.Array, size: jax.Array) -> jax.Array:
 _STATIC = ("config", "model_config")
 # The largest target side, in frame sides, that the tracker accepts as a first box and keeps.
 MAX_TARGET_TO_FRAME = 2.0
+
+
+@functools.partial(jax.jit, static_argnames=_STATIC)
+def prepare_variables(variables: dict, *, config: TrackerConfig, model_config: ModelConfig) -> dict:
+    """``variables`` plus the kernels the search branch's formulations prepare, computed once.
+
+    Every frame, a formulation that transforms its kernel before reading the search crops
+    (``"winograd"``, :func:`siamfc_jax.ops.conv.prepare_kernel`) would transform the same weights
+    again (AlexNetV1's conv3-5 on the CPU: about 3 ms of a frame). This computes those transforms
+    for the formulations chosen for the search crops of ``config`` and adds them to the variables
+    (collection :data:`siamfc_jax.models.layers.PREPARED`), where the backbone takes them instead.
+    Batched calls (:func:`update_states`, :func:`step_slots`) map the single-target update, so the
+    same kernels serve them. Pass the result to :func:`init_state` / :func:`update_state` and the
+    other tracking functions in place of ``variables``; it must be computed again if the weights
+    change. Jitted; only the transforms remain of the program (the network's outputs are unused).
+
+    Args:
+      variables: Flax ``{"params", "batch_stats"}`` of :class:`SiamFC`.
+      config, model_config: as for :func:`init_state` (static).
+
+    Returns:
+      ``variables`` with a ``"prepared"`` collection (empty where nothing is prepared).
+    """
+    searches = jnp.zeros((config.scale_num, config.instance_sz, config.instance_sz, 3), jnp.float32)
+    model = SiamFC(model_config, precision=config.precision, conv_impl=config.conv_impl)
+    _, prepared = model.apply(variables, searches, method=SiamFC.embed, mutable=[PREPARED])
+    return {**variables, PREPARED: prepared.get(PREPARED, {})}
 
 
 @functools.partial(jax.jit, static_argnames=_STATIC)

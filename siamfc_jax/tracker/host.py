@@ -25,6 +25,7 @@ from siamfc_jax.tracker.device import (
     fit_config,
     init_state,
     init_states,
+    prepare_variables,
     update_state,
     update_states,
 )
@@ -158,9 +159,21 @@ class _DeviceTracker:
     name = "SiamFC-JAX"
     is_deterministic = True
 
+    _prepared: tuple[dict, dict] | None = None
+
     def __init__(self, weights: Weights = None, config: TrackerConfig = TrackerConfig()) -> None:
         self.variables, self.model_config = _resolve_weights(weights)
         self.config = fit_config(config, self.model_config)
+
+    @property
+    def prepared_variables(self) -> dict:
+        """What the tracking programs run on: :attr:`variables` plus the kernels prepared once for
+        them (:func:`~siamfc_jax.tracker.device.prepare_variables`); computed on first use, and
+        again after :attr:`variables` is replaced."""
+        if self._prepared is None or self._prepared[0] is not self.variables:
+            prepared = prepare_variables(self.variables, config=self.config, model_config=self.model_config)
+            self._prepared = (self.variables, prepared)
+        return self._prepared[1]
 
 
 class Tracker(_DeviceTracker):
@@ -196,7 +209,7 @@ class Tracker(_DeviceTracker):
             raise ValueError(f"box {problem}")
         self._frame_shape = frame.shape
         self._state = init_state(
-            self.variables,
+            self.prepared_variables,
             jax.device_put(frame),
             jax.device_put(box.astype(np.float32)),
             jax.device_put(fill_color(frame)),
@@ -211,7 +224,7 @@ class Tracker(_DeviceTracker):
         frame = _to_rgb(image)
         _check_frame_shape(frame.shape, self._frame_shape)
         self._state, box = update_state(
-            self.variables,
+            self.prepared_variables,
             self._state,
             jax.device_put(frame),
             config=self.config,
@@ -277,7 +290,7 @@ class BatchTracker(_DeviceTracker):
         else:
             fills = np.broadcast_to(fill_color(frames), (len(boxes), 3))
         self._states = init_states(
-            self.variables,
+            self.prepared_variables,
             jax.device_put(frames),
             jax.device_put(boxes.astype(np.float32)),
             jax.device_put(np.ascontiguousarray(fills)),
@@ -293,7 +306,7 @@ class BatchTracker(_DeviceTracker):
         frames = _stack_frames(images, self._num_targets)
         _check_frame_shape(frames.shape[-3:], self._frame_shape)
         self._states, boxes = update_states(
-            self.variables,
+            self.prepared_variables,
             self._states,
             jax.device_put(frames),
             config=self.config,
