@@ -184,7 +184,7 @@ def compile_program(
     the update once, so that timed runs start warm."""
     config = dataclasses.replace(tracker.config, conv_impl=impl)
     statics = {"config": config, "model_config": tracker.model_config}
-    variables = tracker.variables
+    variables = tracker.prepared_variables
     image = jax.device_put(first_frame)
     box = box.astype(np.float32)
     # siamfc-pytorch's border colour (the first frame's mean), rounded as Tracker.init rounds it.
@@ -283,11 +283,12 @@ class TorchTracker:
         self.penalties[half] = 1.0
         hann = np.outer(np.hanning(config.upscale_sz), np.hanning(config.upscale_sz))
         self.window = hann / hann.sum()
-        exemplar = self._crop(first_frame, self.exemplar_side, config.exemplar_sz)
+        exemplar = self.crop(first_frame, self.exemplar_side, config.exemplar_sz)
         with torch.no_grad():
-            self.kernel = net.backbone(self._tensor([exemplar]))
+            self.kernel = net.backbone(self.tensor([exemplar]))
 
-    def _crop(self, frame: np.ndarray, side: float, out_size: int) -> np.ndarray:
+    def crop(self, frame: np.ndarray, side: float, out_size: int) -> np.ndarray:
+        """The ``side``-pixel square around the target in ``frame``, resized to ``out_size`` (uint8)."""
         side = round(side)
         top, left = np.round(self.center - (side - 1) / 2).astype(int)
         bottom, right = top + side, left + side
@@ -298,15 +299,19 @@ class TorchTracker:
         patch = frame[top + pad : bottom + pad, left + pad : right + pad]
         return cv2.resize(patch, (out_size, out_size), interpolation=cv2.INTER_LINEAR)
 
-    def _tensor(self, crops: list[np.ndarray]):
+    def tensor(self, crops: list[np.ndarray]):
+        """The crops as the network's input: (n, 3, H, W) float32, a view in NHWC memory order."""
         return self.torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).float()
+
+    def search_crops(self, frame: np.ndarray) -> list[np.ndarray]:
+        """The search crops of ``frame`` at every scale, (instance_sz, instance_sz, 3) uint8 each."""
+        return [self.crop(frame, self.search_side * f, self.config.instance_sz) for f in self.factors]
 
     def update(self, frame: np.ndarray) -> np.ndarray:
         """Track into ``frame`` (H, W, 3) RGB uint8; returns the 1-indexed [x, y, w, h] box."""
         config = self.config
-        crops = [self._crop(frame, self.search_side * f, config.instance_sz) for f in self.factors]
         with self.torch.no_grad():
-            responses = self.net.head(self.kernel, self.net.backbone(self._tensor(crops)))
+            responses = self.net.head(self.kernel, self.net.backbone(self.tensor(self.search_crops(frame))))
         responses = responses.squeeze(1).numpy()
         up = config.upscale_sz
         responses = np.stack([cv2.resize(r, (up, up), interpolation=cv2.INTER_CUBIC) for r in responses])
@@ -422,9 +427,9 @@ def run(args: argparse.Namespace) -> int:
                 row = Row(program.impl, program.label, mode, program.target_count)
                 before = len(counter)
                 if mode == "device":
-                    elapsed = time_device(program, tracker.variables, frames)
+                    elapsed = time_device(program, tracker.prepared_variables, frames)
                 else:
-                    elapsed = time_end_to_end(program, tracker.variables, paths)
+                    elapsed = time_end_to_end(program, tracker.prepared_variables, paths)
                 compiles[row] += len(counter) - before
                 seconds[row].append(elapsed)
                 print(f"repeat {repeat + 1}/{repeats}: {program.impl:>6} {program.label:>9} "
