@@ -74,7 +74,15 @@ from siamfc_jax.runtime import (
 from siamfc_jax.sequences.frames import DataError, average_color, read_image
 from siamfc_jax.sequences.readers import open_sequence
 from siamfc_jax.synthetic.demo import ensure_demo_sequence
-from siamfc_jax.tracker import BatchTracker, Tracker, init_state, init_states, update_state, update_states
+from siamfc_jax.tracker import (
+    BatchTracker,
+    Tracker,
+    init_state,
+    init_states,
+    prepare_variables,
+    update_state,
+    update_states,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_SEQUENCE = REPO / "../shared/siamfc/data/sequences/Crossing"
@@ -159,7 +167,9 @@ class Program:
     """One row's compiled programs: ``targets`` None for ``single``, else ``batch N``.
 
     ``init(image)`` starts the row's target(s) in an (H, W, 3) frame on the device;
-    ``update(variables, state, image)`` is the compiled tracker update (the state is donated).
+    ``update(variables, state, image)`` is the compiled tracker update (the state is donated);
+    ``variables`` are the weights prepared for ``impl`` (:func:`prepare_variables`), as a tracker
+    of that formulation runs on.
     """
 
     impl: str
@@ -167,6 +177,7 @@ class Program:
     init: Callable[[jax.Array], object]
     update: Callable
     convolutions: int
+    variables: dict
 
     @property
     def label(self) -> str:
@@ -184,7 +195,7 @@ def compile_program(
     the update once, so that timed runs start warm."""
     config = dataclasses.replace(tracker.config, conv_impl=impl)
     statics = {"config": config, "model_config": tracker.model_config}
-    variables = tracker.prepared_variables
+    variables = prepare_variables(tracker.variables, **statics)
     image = jax.device_put(first_frame)
     box = box.astype(np.float32)
     # siamfc-pytorch's border colour (the first frame's mean), rounded as Tracker.init rounds it.
@@ -198,12 +209,14 @@ def compile_program(
     update = lowered.compile()
     jax.block_until_ready(update(variables, state, image))
     return Program(
-        impl, targets, lambda frame: init(variables, frame, box, fill), update, convolution_count(lowered)
+        impl, targets, lambda frame: init(variables, frame, box, fill), update, convolution_count(lowered),
+        variables,
     )
 
 
-def time_device(program: Program, variables: dict, frames: Sequence[jax.Array]) -> float:
+def time_device(program: Program, frames: Sequence[jax.Array]) -> float:
     """Seconds for the updates on ``frames[1:]`` (on the device), after an untimed init on ``frames[0]``."""
+    variables = program.variables
     state = jax.block_until_ready(program.init(frames[0]))
     boxes = []
     start = time.perf_counter()
@@ -214,8 +227,9 @@ def time_device(program: Program, variables: dict, frames: Sequence[jax.Array]) 
     return time.perf_counter() - start
 
 
-def time_end_to_end(program: Program, variables: dict, paths: Sequence[str]) -> float:
+def time_end_to_end(program: Program, paths: Sequence[str]) -> float:
     """Seconds to decode, send, update and fetch ``paths[1:]``, after an untimed init on ``paths[0]``."""
+    variables = program.variables
     state = jax.block_until_ready(program.init(jax.device_put(read_image(paths[0]))))
     start = time.perf_counter()
     for path in paths[1:]:
@@ -427,9 +441,9 @@ def run(args: argparse.Namespace) -> int:
                 row = Row(program.impl, program.label, mode, program.target_count)
                 before = len(counter)
                 if mode == "device":
-                    elapsed = time_device(program, tracker.prepared_variables, frames)
+                    elapsed = time_device(program, frames)
                 else:
-                    elapsed = time_end_to_end(program, tracker.prepared_variables, paths)
+                    elapsed = time_end_to_end(program, paths)
                 compiles[row] += len(counter) - before
                 seconds[row].append(elapsed)
                 print(f"repeat {repeat + 1}/{repeats}: {program.impl:>6} {program.label:>9} "
