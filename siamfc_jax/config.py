@@ -15,7 +15,7 @@ from typing import Any
 
 BACKBONES = ("v1", "v2", "v3")
 # The convolution formulations of siamfc_jax.ops.conv (which imports this tuple).
-CONV_IMPLS = ("auto", "lax", "matmul", "shift", "rows", "winograd")
+CONV_IMPLS = ("auto", "lax", "lax_per_group", "matmul", "shift", "rows", "winograd")
 # Names of the synthetic worlds (their settings: siamfc_jax.synthetic.config.WORLDS).
 SYNTHETIC_WORLDS = ("basic", "rich")
 

@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from siamfc_jax import cli
-from siamfc_jax.config import ConfigError, TrackerConfig
+from siamfc_jax.config import CONV_IMPLS, ConfigError, TrackerConfig
 from siamfc_jax.evaluation.batched import run_batched
 from siamfc_jax.evaluation.metrics import PROTOCOLS
 from siamfc_jax.evaluation.outputs import claim_outputs, target_name
@@ -80,7 +80,7 @@ _FIELD_HELP = {
     "total_stride": "network stride in pixels (default: the network's, 8 for AlexNetV1)",
     "precision": "matmul/convolution precision on the device: highest, high or default",
     "conv_impl": "convolution formulation: auto (on CPU the fastest measured per layer, lax elsewhere), "
-    "lax, matmul, shift or rows",
+    f"{', '.join(CONV_IMPLS[1:-1])} or {CONV_IMPLS[-1]}",
 }
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser; every :class:`TrackerConfig` field has a flag (``--scale-step`` …)."""

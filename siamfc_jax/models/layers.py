@@ -31,7 +31,8 @@ class Conv2d(nn.Module):
     """``VALID`` convolution with bias, optionally grouped.
 
     ``impl`` picks the formulation (:mod:`siamfc_jax.ops.conv`): ``"lax"`` (what ``"auto"`` runs off
-    the CPU) is one ``lax.conv_general_dilated`` with ``feature_group_count=groups``; ``"matmul"``,
+    the CPU) is one ``lax.conv_general_dilated`` with ``feature_group_count=groups``;
+    ``"lax_per_group"`` one per group; ``"matmul"``,
     ``"shift"``, ``"rows"`` and ``"winograd"`` compute the same with matrix products; ``"auto"`` on
     the CPU runs the one measured fastest for this layer and ``direction`` (``"backward"``: the
     call will be differentiated; ``"kernel_backward"``: for the kernel only).
