@@ -208,7 +208,11 @@ def test_auto_runs_the_cached_choice_and_skips_small_layers(tune_cache, monkeypa
     )
     path = autotune.cache_path()
     path.parent.mkdir(parents=True)
-    path.write_text(json.dumps({problem: {"choice": "lax", "ms": dict.fromkeys(conv.FORMULATIONS, 1.0)}}))
+    # Ungrouped, lax_per_group would be lax again: it is not among the candidates.
+    assert "lax_per_group" not in conv.tuned_formulations(1)
+    assert "lax_per_group" in conv.tuned_formulations(2)
+    entry = {"choice": "lax", "ms": dict.fromkeys(conv.tuned_formulations(1), 1.0)}
+    path.write_text(json.dumps({problem: entry}))
     monkeypatch.setattr(autotune, "measure", lambda *a, **k: pytest.fail("measured a cached layer"))
     assert convolution_ops(lambda x, k: conv.conv2d(x, k, precision="highest"), x, kernel) == 1
     # The backward direction is another problem; this small one is not measured but takes the

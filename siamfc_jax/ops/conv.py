@@ -13,7 +13,7 @@ to float32 summation order (``tests/test_conv.py``):
     ungrouped one is ``"lax"``). XLA:CPU runs a grouped convolution slower than its groups one by
     one, and its kernel gradient 10-20x slower (2-core AMD EPYC, AlexNetV1's conv2, 8 searches:
     1345 against 75 ms).
-``"matmul"
+``"matmul"``
     im2col: the input patches of every output pixel gathered (per group) into one matrix and
     multiplied by the kernel. On XLA:CPU the gather of ``k²`` shifted slices costs more than the
     product.
@@ -426,6 +426,13 @@ def conv_macs(x_shape: tuple[int, ...], kernel_shape: tuple[int, ...], stride: i
     return n * ((h - k) // stride + 1) * ((w - k) // stride + 1) * out_features * k * k * group_in
 
 
+def tuned_formulations(groups: int) -> tuple[str, ...]:
+    """The formulations ``"auto"`` measures for a layer of ``groups`` channel groups: all of
+    :data:`FORMULATIONS`, but ``"lax_per_group"`` only for a grouped layer (ungrouped, it is
+    ``"lax"``, which would be measured twice)."""
+    return tuple(name for name in FORMULATIONS if groups > 1 or name != "lax_per_group")
+
+
 @functools.cache
 def _chosen_formulation(
     x_shape: tuple[int, ...],
@@ -494,10 +501,11 @@ def _chosen_formulation(
         f"k={'x'.join(map(str, kernel_shape))} stride={stride} groups={groups} {dtype} "
         f"precision={precision}"
     )
-    # Ungrouped, "lax_per_group" is "lax": not measured twice.
-    names = [name for name in FORMULATIONS if groups > 1 or name != "lax_per_group"]
     return autotune.fastest(
-        problem, {name: candidate(name) for name in names}, shapes, approximate_gflop=2 * macs / 1e9
+        problem,
+        {name: candidate(name) for name in tuned_formulations(groups)},
+        shapes,
+        approximate_gflop=2 * macs / 1e9,
     )
 
 
