@@ -258,8 +258,6 @@ def _lax_conv(x, kernel, stride, groups, precision):
 
 
 def _lax_per_group_conv(x, kernel, stride, groups, precision):
-    if groups == 1:
-        return _lax_conv(x, kernel, stride, 1, precision)
     # Output channel o reads group o // (O // groups): each group's outputs are a contiguous block.
     inputs = jnp.split(x, groups, axis=-1)
     kernels = jnp.split(kernel, groups, axis=-1)

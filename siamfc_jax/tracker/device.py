@@ -223,9 +223,9 @@ def prepare_variables(variables: dict, *, config: TrackerConfig, model_config: M
 
     Every frame, a formulation that transforms its kernel before reading the search crops
     (``"winograd"``, :func:`siamfc_jax.ops.conv.prepare_kernel`) would transform the same weights
-    again (AlexNetV1's conv3-5 on a 2-core CPU: about 3.8 ms of a frame). This computes those transforms
-    for the formulations chosen for the search crops of ``config`` and adds them to the variables
-    (collection :data:`siamfc_jax.models.layers.PREPARED`), where the backbone takes them instead.
+    again (its docstring gives the cost). This computes those transforms for the formulations
+    chosen for the search crops of ``config`` and adds them to the variables (collection
+    :data:`siamfc_jax.models.layers.PREPARED`), where the backbone takes them instead.
     Batched calls (:func:`update_states`, :func:`step_slots`) map the single-target update, so the
     same kernels serve them. Pass the result to :func:`init_state` / :func:`update_state` and the
     other tracking functions in place of ``variables``; it must be computed again if the weights
