@@ -7,7 +7,8 @@ Rows:
 - ``batch N``: N targets in one :func:`~siamfc_jax.tracker.update_states` call per frame (what
   :class:`~siamfc_jax.tracker.BatchTracker` runs). The N targets are N copies of the sequence's
   first box in one shared frame, so every frame goes to the device once for all N;
-- ``torch``: siamfc-pytorch's tracker path per frame on the CPU (:class:`TorchTracker`): OpenCV
+- ``torch``: siamfc-pytorch's tracker path per frame (:class:`TorchTracker`), its network on the
+  CPU or, with ``--torch-device cuda``, on the GPU as siamfc-pytorch runs it there: OpenCV
   crops at the three scales, the network of ``tests/torch_reference.py`` with the same weights
   (backbone on the three 255 x 255 crops, correlation with the cached exemplar), OpenCV bicubic
   upsampling and the peak search, in NumPy. Skipped when PyTorch is not installed.
@@ -33,8 +34,8 @@ with the packaged weights.
 Usage::
 
     python -m benchmarks.track_speed [--frames N] [--batch-sizes 1,8,64]
-        [--conv-impl auto|lax|matmul|shift|rows] [--compare-impl] [--repeats 3]
-        [--sequence DIR --weights FILE]
+        [--conv-impl auto|lax|...] [--compare-impl [IMPL,...]] [--precision highest|high|default]
+        [--repeats 3] [--torch-device cpu|cuda] [--sequence DIR --weights FILE]
 
 The last line printed is ``fps_device=<single> fps_end_to_end=<single> ours_over_torch_device=<ratio>
 ours_over_torch=<ratio>``: single target, first convolution formulation; the ratios divide our fps
@@ -62,6 +63,7 @@ import flax
 import jax
 import numpy as np
 
+from siamfc_jax.config import TrackerConfig
 from siamfc_jax.interop.torch_weights import WeightsError, flax_to_torch
 from siamfc_jax.ops import conv
 from siamfc_jax.runtime import (
@@ -151,11 +153,30 @@ def positive_counts(text: str) -> list[int]:
     return counts
 
 
-def conv_impls(requested: str, compare: bool) -> list[str]:
-    """The formulations to measure: ``requested`` (``auto`` resolved off the CPU) first, then, with
-    ``compare``, every fixed formulation but that one."""
+def conv_impls(requested: str, compare: Sequence[str] | None) -> list[str]:
+    """The formulations to measure: ``requested`` (``auto`` resolved off the CPU) first, then those
+    of ``compare`` (``--compare-impl``; empty: every fixed formulation) but that one."""
     first = conv.resolve_conv_impl(requested)
-    return [first, *([impl for impl in conv.FORMULATIONS if impl != first] if compare else [])]
+    if compare is None:
+        return [first]
+    return [first, *[impl for impl in (compare or conv.FORMULATIONS) if impl != first]]
+
+
+def formulation_list(text: str) -> list[str]:
+    """argparse type of ``--compare-impl``: comma-separated fixed formulations."""
+    names = [name for name in text.split(",") if name]
+    unknown = [name for name in names if name not in conv.FORMULATIONS]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"expected formulations from {','.join(conv.FORMULATIONS)}, got {text!r}")
+    return names
+
+
+def add_compare_impl_argument(parser: argparse.ArgumentParser) -> None:
+    """``--compare-impl [LIST]``: also time other formulations (all fixed ones, or those listed)."""
+    parser.add_argument("--compare-impl", nargs="?", const=[], default=None, type=formulation_list,
+                        metavar="IMPL,...",
+                        help="also time other formulations: those listed, or every fixed one")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -257,6 +278,25 @@ def check_compilations(weights: str | Path | None, paths: Sequence[str], box: np
 # PyTorch reference
 
 
+def add_torch_device_argument(parser: argparse.ArgumentParser) -> None:
+    """``--torch-device cpu|cuda``: where siamfc-pytorch's network runs (it uses the GPU when it has one)."""
+    parser.add_argument("--torch-device", choices=("cpu", "cuda"), default="cpu",
+                        help="device of the PyTorch rows' network (default cpu)")
+
+
+def torch_device_line(torch, device: str, threads: int) -> str:
+    """Where the PyTorch rows ran, for the report: the GPU's name, or the CPU threads."""
+    if device == "cuda":
+        return f"GPU {torch.cuda.get_device_name(0)}"
+    return f"CPU, {threads} threads"
+
+
+def check_torch_device(torch, device: str) -> None:
+    """Raise :class:`DataError` where ``--torch-device`` names a device PyTorch cannot use."""
+    if device == "cuda" and not torch.cuda.is_available():
+        raise DataError("--torch-device cuda: this PyTorch sees no CUDA device")
+
+
 def load_torch_reference():
     """``(torch, the tests/torch_reference.py module)``, or None without PyTorch."""
     if importlib.util.find_spec("torch") is None:
@@ -281,8 +321,9 @@ class TorchTracker:
     the peak and move the target. Boxes are not compared here (the parity tests do that).
     """
 
-    def __init__(self, torch, net, config, first_frame: np.ndarray, box: np.ndarray, threads: int):
-        self.torch, self.net, self.config = torch, net, config
+    def __init__(self, torch, net, config, first_frame: np.ndarray, box: np.ndarray, threads: int,
+                 device: str = "cpu"):
+        self.torch, self.net, self.config, self.device = torch, net, config, device
         torch.set_num_threads(threads)
         x, y, w, h = box
         self.center = np.array([y - 1 + (h - 1) / 2, x - 1 + (w - 1) / 2])
@@ -314,8 +355,9 @@ class TorchTracker:
         return cv2.resize(patch, (out_size, out_size), interpolation=cv2.INTER_LINEAR)
 
     def tensor(self, crops: list[np.ndarray]):
-        """The crops as the network's input: (n, 3, H, W) float32, a view in NHWC memory order."""
-        return self.torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).float()
+        """The crops as the network's input on its device: (n, 3, H, W) float32, in NHWC memory
+        order (siamfc-pytorch sends the uint8 crops and converts them there)."""
+        return self.torch.from_numpy(np.stack(crops)).to(self.device).permute(0, 3, 1, 2).float()
 
     def search_crops(self, frame: np.ndarray) -> list[np.ndarray]:
         """The search crops of ``frame`` at every scale, (instance_sz, instance_sz, 3) uint8 each."""
@@ -326,7 +368,7 @@ class TorchTracker:
         config = self.config
         with self.torch.no_grad():
             responses = self.net.head(self.kernel, self.net.backbone(self.tensor(self.search_crops(frame))))
-        responses = responses.squeeze(1).numpy()
+        responses = responses.squeeze(1).cpu().numpy()
         up = config.upscale_sz
         responses = np.stack([cv2.resize(r, (up, up), interpolation=cv2.INTER_CUBIC) for r in responses])
         responses *= self.penalties[:, None, None]
@@ -345,23 +387,26 @@ class TorchTracker:
                          self.center[0] + 1 - (self.size[0] - 1) / 2, self.size[1], self.size[0]])
 
 
-def torch_tracking(tracker: Tracker, first_frame: np.ndarray, box: np.ndarray, threads: int):
-    """``(make, torch version)``: ``make()`` starts a :class:`TorchTracker` on the first frame with
-    ``tracker``'s weights and config; None without PyTorch."""
+def torch_tracking(tracker: Tracker, first_frame: np.ndarray, box: np.ndarray, threads: int,
+                   device: str = "cpu"):
+    """``(make, torch version, device line)``: ``make()`` starts a :class:`TorchTracker` on the first
+    frame with ``tracker``'s weights and config, its network on ``device``; None without PyTorch."""
     loaded = load_torch_reference()
     if loaded is None:
         return None
     torch, reference = loaded
+    check_torch_device(torch, device)
     net = reference.TorchNet(tracker.model_config.backbone, tracker.model_config.out_scale).eval()
     state = {key: torch.from_numpy(np.array(value)) for key, value in flax_to_torch(
         jax.device_get(tracker.variables)).items()}
     net.load_state_dict(state)
+    net.to(device)
 
     def make() -> TorchTracker:
-        return TorchTracker(torch, net, tracker.config, first_frame, box, threads)
+        return TorchTracker(torch, net, tracker.config, first_frame, box, threads, device)
 
     make().update(first_frame)  # first call: allocations, kernel selection
-    return make, torch.__version__
+    return make, torch.__version__, torch_device_line(torch, device, threads)
 
 
 def time_torch(make: Callable[[], TorchTracker], frames: Sequence[np.ndarray] | None,
@@ -419,9 +464,12 @@ def run(args: argparse.Namespace) -> int:
 
     compile_note = check_compilations(weights, paths[:3], box)
     started = time.perf_counter()
-    tracker = Tracker(weights)
+    precision = {} if args.precision is None else {"precision": args.precision}
+    tracker = Tracker(weights, TrackerConfig(**precision))
     frames = [jax.device_put(read_image(path)) for path in paths]
     first = read_image(paths[0])
+    torch_run = None if args.no_torch else torch_tracking(
+        tracker, first, box, args.torch_threads, args.torch_device)
     counter = CompileCounter()
     programs = [
         compile_program(tracker, first, box, impl, targets)
@@ -430,7 +478,6 @@ def run(args: argparse.Namespace) -> int:
     ]
     print(f"compiled {len(programs)} programs ({len(counter)} XLA compilations) in "
           f"{time.perf_counter() - started:.0f} s", flush=True)
-    torch_run = None if args.no_torch else torch_tracking(tracker, first, box, args.torch_threads)
     host_frames = [read_image(path) for path in paths]
 
     seconds: dict[Row, list[float]] = collections.defaultdict(list)
@@ -460,10 +507,11 @@ def run(args: argparse.Namespace) -> int:
     for line in machine_lines():
         print(line)
     if torch_run is not None:
-        print(f"torch {torch_run[1]} (CPU, {args.torch_threads} threads): siamfc-pytorch's tracker path "
+        print(f"torch {torch_run[1]} ({torch_run[2]}): siamfc-pytorch's tracker path "
               f"(OpenCV crops at {tracker.config.scale_num} scales, network, OpenCV upsampling, peak) "
               f"with the same weights and frames")
     print(f"data: {data_note}; {sequence.frame_size[0]}x{sequence.frame_size[1]} frames; "
+          f"precision {tracker.config.precision}; "
           f"{updates} timed updates per run, medians of {repeats} runs")
     print(f"batched rows: N copies of the first box in one shared frame; "
           f"{GFLOP_PER_TARGET_FRAME} GFLOP per target-frame")
@@ -520,9 +568,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-sizes", type=positive_counts, default=None,
                         help="targets per batched call, comma-separated (default: 1,8 on CPU, else 1,8,64)")
     parser.add_argument("--conv-impl", choices=conv.CONV_IMPLS, default="auto")
-    parser.add_argument("--compare-impl", action="store_true", help="also time the other formulation")
+    add_compare_impl_argument(parser)
+    parser.add_argument("--precision", choices=("highest", "high", "default"), default=None,
+                        help="the tracker's matmul precision (default: the tracker's, highest; "
+                             "on GPUs default means TF32)")
     parser.add_argument("--repeats", type=int, default=None, help="runs per row (default: 2 on CPU, else 3)")
     parser.add_argument("--torch-threads", type=int, default=2)
+    add_torch_device_argument(parser)
     parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch row")
     args = parser.parse_args(argv)
     if args.frames is not None and args.frames < 1:

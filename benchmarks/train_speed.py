@@ -19,7 +19,8 @@ gives medians. ``compiles`` counts XLA compilations during the timed steps (must
 Usage::
 
     python -m benchmarks.train_speed [--batch-size 8] [--steps N] [--devices 1,2]
-        [--conv-impl auto|lax|matmul|shift|rows] [--compare-impl] [--data-dir DIR] [--sequences 32]
+        [--conv-impl auto|lax|...] [--compare-impl [IMPL,...]] [--torch-device cpu|cuda]
+        [--data-dir DIR] [--sequences 32]
 
 The 1-device run also times siamfc-pytorch's train step (``torch`` row, :func:`torch_train_step`) on
 the same initial weights, alternating with ours.
@@ -51,11 +52,15 @@ from jax.sharding import PartitionSpec as P
 from benchmarks.track_speed import (
     REPO,
     CompileCounter,
+    add_compare_impl_argument,
+    add_torch_device_argument,
+    check_torch_device,
     conv_impls,
     convolution_count,
     load_torch_reference,
     machine_lines,
     positive_counts,
+    torch_device_line,
 )
 from siamfc_jax.config import OptimConfig, PairConfig, TrainConfig
 from siamfc_jax.interop.torch_weights import flax_to_torch
@@ -89,8 +94,10 @@ def training_config(args: argparse.Namespace) -> TrainConfig:
 # One device count (child process)
 
 
-def torch_train_step(variables: dict, batch_size: int, exemplar_sz: int, search_sz: int, threads: int):
-    """``step()`` running one siamfc-pytorch train step on a fixed random batch, or None without torch.
+def torch_train_step(variables: dict, batch_size: int, exemplar_sz: int, search_sz: int, threads: int,
+                     device: str = "cpu"):
+    """``(step, torch version, device line)``: ``step()`` runs one siamfc-pytorch train step on a fixed
+    random batch on ``device`` and returns the loss (waiting for it); None without torch.
 
     The network is ``tests/torch_reference.py``'s with ``variables`` (our initial weights), in
     train mode; the loss is its balanced logistic loss on siamfc-pytorch's labels (radius 16 px,
@@ -101,17 +108,20 @@ def torch_train_step(variables: dict, batch_size: int, exemplar_sz: int, search_
     if loaded is None:
         return None
     torch, module = loaded
+    check_torch_device(torch, device)
     torch.set_num_threads(threads)
     net = module.TorchNet("v1").train()
     net.load_state_dict({key: torch.from_numpy(np.array(value))
                          for key, value in flax_to_torch(jax.device_get(variables)).items()})
+    net.to(device)
     optimizer = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
     generator = torch.Generator().manual_seed(0)
     exemplars = torch.randint(0, 256, (batch_size, 3, exemplar_sz, exemplar_sz), generator=generator).float()
     searches = torch.randint(0, 256, (batch_size, 3, search_sz, search_sz), generator=generator).float()
+    exemplars, searches = exemplars.to(device), searches.to(device)
     with torch.no_grad():
         size = net(exemplars[:1], searches[:1]).shape[-1]
-    labels = module.labels(batch_size, size, size)
+    labels = module.labels(batch_size, size, size).to(device)
 
     def step() -> float:
         loss = module.balanced_loss(net(exemplars, searches), labels)
@@ -121,7 +131,7 @@ def torch_train_step(variables: dict, batch_size: int, exemplar_sz: int, search_
         return loss.item()
 
     step()  # first call: allocations, kernel selection
-    return step, torch.__version__
+    return step, torch.__version__, torch_device_line(torch, device, threads)
 
 
 def measure(args: argparse.Namespace) -> dict:
@@ -176,7 +186,7 @@ def measure(args: argparse.Namespace) -> dict:
     if mesh.size == 1 and config.model.backbone == "v1":
         torch_step = torch_train_step(
             {"params": state.params, "batch_stats": state.batch_stats}, args.batch_size, exemplar, search,
-            available_cores(),
+            available_cores(), args.torch_device,
         )
 
     seconds: dict[str, list[float]] = collections.defaultdict(list)
@@ -206,6 +216,7 @@ def measure(args: argparse.Namespace) -> dict:
         "devices": mesh.size,
         "device_line": describe_devices(),
         "torch": None if torch_step is None else torch_step[1],
+        "torch_device": None if torch_step is None else torch_step[2],
         "convolutions": convolutions,
         "rows": [
             {"impl": key.split()[0], "mode": key.split()[1], "seconds": times, "compiles": compiles[key]}
@@ -251,8 +262,12 @@ def child_command(args: argparse.Namespace, devices: int) -> list[str]:
         "--batch-size", str(args.batch_size), "--steps", str(args.steps), "--warmup", str(args.warmup),
         "--repeats", str(args.repeats), "--conv-impl", args.conv_impl, "--data-dir", str(args.data_dir),
         "--sequences", str(args.sequences), "--workers", str(args.workers),
+        "--torch-device", args.torch_device,
     ]
-    return [*command, "--compare-impl"] if args.compare_impl else command
+    if args.compare_impl is None:
+        return command
+    listed = ",".join(args.compare_impl)
+    return [*command, f"--compare-impl={listed}" if listed else "--compare-impl"]
 
 
 def child_environment(base: dict[str, str], devices: int, on_cpu: bool) -> dict[str, str]:
@@ -330,10 +345,10 @@ def run(args: argparse.Namespace, child_base: dict[str, str]) -> int:
     torch_rate = rates.get((1, "torch", "device"))
     ratio = "nan"
     if torch_rate:
-        torch_version = next(result["torch"] for result in results if result["torch"])
+        torch_result = next(result for result in results if result["torch"])
         ratio = f"{rates[1, impls[0], 'device'] / torch_rate:.2f}"
         print()
-        print(f"torch {torch_version} (CPU, {available_cores()} threads): siamfc-pytorch's train step "
+        print(f"torch {torch_result['torch']} ({torch_result['torch_device']}): siamfc-pytorch's train step "
               f"(tests/torch_reference.py, balanced loss, SGD momentum 0.9, weight decay 5e-4) on the same "
               f"initial weights and a random batch")
         print(f"ours ({impls[0]}, 1 device, device) / siamfc-pytorch's train step: {ratio}")
@@ -356,7 +371,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--devices", type=positive_counts, default=None,
                         help="device counts, comma-separated (default: 1,2 on CPU, else 1 and all)")
     parser.add_argument("--conv-impl", choices=CONV_IMPLS, default="auto")
-    parser.add_argument("--compare-impl", action="store_true", help="also time the other formulation")
+    add_compare_impl_argument(parser)
+    add_torch_device_argument(parser)
     parser.add_argument("--data-dir", type=Path, default=default_cache / "train_speed",
                         help="TFDS directory for the curated synthetic crops (reused)")
     parser.add_argument("--sequences", type=int, default=32, help="synthetic training sequences (>= 2)")

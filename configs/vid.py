@@ -7,8 +7,8 @@ this config by itself). One track per object id; frames where the object is abse
 
     python train.py --config vid --data vid:/data/ILSVRC2015 --workdir runs/vid
 
-Wall time: not measured (no GPU was available to us); curation is decode-bound like GOT-10k's
-(:mod:`configs.got10k`).
+Wall time: not measured; curation is decode-bound like GOT-10k's, and training runs at the rates
+given in :mod:`configs.got10k`.
 
 Expected AUC: not measured.
 """

@@ -269,3 +269,16 @@ def test_auto_without_measuring_takes_the_static_choice(tune_cache, monkeypatch)
     assert conv.untuned_formulation(11, 2) == conv.untuned_formulation(5, 1) == "rows"
     assert convolution_ops(lambda x, k: conv.conv2d(x, k), x, kernel) == 0
     assert not autotune.cache_path().exists()
+
+
+@pytest.mark.parametrize(
+    ("backend", "network_form"), [("cpu", "auto"), ("gpu", "lax_per_group"), ("tpu", "lax")]
+)
+def test_auto_resolves_by_backend(monkeypatch, backend, network_form):
+    # On the CPU "auto" chooses per layer; on GPUs it is the per-group network measured faster
+    # there (RESULTS.md "GPU"); on other accelerators lax. Fixed formulations pass through.
+    monkeypatch.setattr(jax, "default_backend", lambda: backend)
+    assert conv.resolve_conv_impl("auto") == network_form
+    assert conv.resolve_conv_impl("matmul") == "matmul"
+    with pytest.raises(ValueError, match="conv_impl must be one of"):
+        conv.resolve_conv_impl("cudnn")

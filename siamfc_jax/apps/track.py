@@ -79,7 +79,8 @@ _FIELD_HELP = {
     "response_up": "upsampling factor of the response map",
     "total_stride": "network stride in pixels (default: the network's, 8 for AlexNetV1)",
     "precision": "matmul/convolution precision on the device: highest, high or default",
-    "conv_impl": "convolution formulation: auto (on CPU the fastest measured per layer, lax elsewhere), "
+    "conv_impl": "convolution formulation: auto (on CPU the fastest measured per layer, on GPUs "
+    "lax_per_group, lax elsewhere), "
     f"{', '.join(CONV_IMPLS[1:-1])} or {CONV_IMPLS[-1]}",
 }
 def build_parser() -> argparse.ArgumentParser:

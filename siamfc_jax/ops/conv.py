@@ -5,14 +5,14 @@ to float32 summation order (``tests/test_conv.py``):
 
 ``"lax"``
     one ``lax.conv_general_dilated`` (grouped ones through ``feature_group_count``): the natural
-    form, and the fast one on GPUs and TPUs. XLA:CPU lowers it to a generic spatial convolution that
+    form, and the fast one on TPUs. XLA:CPU lowers it to a generic spatial convolution that
     reaches a fraction of its matrix-multiply speed (grouped ones are slower still, and so are their
     gradients).
 ``"lax_per_group"``
     a grouped convolution as one ``lax.conv_general_dilated`` per channel group, concatenated (an
     ungrouped one is ``"lax"``). XLA:CPU runs a grouped convolution slower than its groups one by
     one, and its kernel gradient 10-20x slower (2-core AMD EPYC, AlexNetV1's conv2, 8 searches:
-    1345 against 75 ms).
+    1345 against 75 ms). On GPUs it is what ``"auto"`` runs (:data:`GPU_AUTO`).
 ``"matmul"``
     im2col: the input patches of every output pixel gathered (per group) into one matrix and
     multiplied by the kernel. On XLA:CPU the gather of ``k²`` shifted slices costs more than the
@@ -34,15 +34,16 @@ to float32 summation order (``tests/test_conv.py``):
     than the others for a 3×3 kernel, at the price of transforming input and output; a larger
     kernel is split into 3×3 sub-kernels, a strided one goes through space-to-depth first.
 
-``"auto"`` runs ``"lax"`` off the CPU. On the CPU it runs, per layer shape and role, the formulation
-measured fastest on this machine by :mod:`siamfc_jax.ops.autotune` (once, then cached on disk). The
-roles are the three linear maps of a convolution: the forward pass (all that tracking runs), and in
-a train step the input gradient and the kernel gradient, which JAX derives from any formulation
-(as its transpose in the input or in the kernel) and which need not come from the one that ran
-forward: :func:`conv2d_with` computes each role by its own formulation. Layers too small to repay a
-measurement take a static choice (:func:`untuned_formulation`: ``"rows"`` for conv1 and conv2,
-``"shift"`` for 3×3 kernels) for every role, and so does every layer when ``SIAMFC_JAX_AUTOTUNE=0``
-turns measuring off (the test suite does, to stay quick and independent of the machine's load).
+``"auto"`` runs :data:`GPU_AUTO` on GPUs and ``"lax"`` on TPUs and other accelerators. On the CPU it
+runs, per layer shape and role, the formulation measured fastest on this machine by
+:mod:`siamfc_jax.ops.autotune` (once, then cached on disk). The roles are the three linear maps of a
+convolution: the forward pass (all that tracking runs), and in a train step the input gradient and
+the kernel gradient, which JAX derives from any formulation (as its transpose in the input or in the
+kernel) and which need not come from the one that ran forward: :func:`conv2d_with` computes each
+role by its own formulation. Layers too small to repay a measurement take a static choice
+(:func:`untuned_formulation`: ``"rows"`` for conv1 and conv2, ``"shift"`` for 3×3 kernels) for every
+role, and so does every layer when ``SIAMFC_JAX_AUTOTUNE=0`` turns measuring off (the test suite
+does, to stay quick and independent of the machine's load).
 """
 
 from __future__ import annotations
@@ -74,6 +75,11 @@ class Formulations(NamedTuple):
     kernel_gradient: str
 
 
+# What "auto" runs on GPUs: the network as "lax_per_group" runs it (grouped layers as one lax
+# convolution per group, separable pools, the correlation by products). Side by side with "lax" on
+# an NVIDIA H200 (jax 0.11.2, float32; benchmarks/RESULTS.md, "GPU"): a tracking frame 1.29x as
+# fast for one target and 1.27x for 64, a train step of 8 pairs 1.37x; bag's boxes the same.
+GPU_AUTO = "lax_per_group"
 # The formulations of layers that "auto" does not measure (see the module docstring), by the
 # side of the kernel the products see (conv1's 11x11 / 2 is 6x6 after space-to-depth): what the
 # autotune chose for the forward passes of AlexNetV1's search layers on the 2-core AMD EPYC before
@@ -93,12 +99,14 @@ ROW_BLOCK_BYTES = 2**20 + 2**19
 
 
 def resolve_conv_impl(impl: str) -> str:
-    """``impl`` checked; ``"auto"`` becomes ``"lax"`` off the CPU and stays ``"auto"`` on it."""
+    """``impl`` checked; ``"auto"`` stays ``"auto"`` on the CPU and becomes :data:`GPU_AUTO` on
+    GPUs and ``"lax"`` on other backends."""
     if impl not in CONV_IMPLS:
         raise ValueError(f"conv_impl must be one of {CONV_IMPLS}, got {impl!r}")
-    if impl == "auto" and jax.default_backend() != "cpu":
-        return "lax"
-    return impl
+    if impl != "auto":
+        return impl
+    backend = jax.default_backend()
+    return "auto" if backend == "cpu" else GPU_AUTO if backend == "gpu" else "lax"
 
 
 def conv2d(
