@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -97,11 +99,13 @@ def test_eval_features_match_torch(pair, impl):
     net.eval()
     rng = np.random.default_rng(1)
     model = SiamFC(ModelConfig(name), precision="highest", conv_impl=impl)
+    # Jitted: op by op, the formulations of many small operations (winograd) compile each one.
+    embed = jax.jit(functools.partial(model.apply, method=SiamFC.embed))
     for size in (127, 255):
         images = random_images(rng, 3, size)
         with torch.no_grad():
             ref = nhwc(net.backbone(nchw(images)))
-        ours = model.apply(variables, images, method=SiamFC.embed)
+        ours = embed(variables, images)
         err = rel_error(ours, ref)
         print(f"{name} {impl} eval {size}: max rel diff {err:.2e}")
         assert err <= REL_TOL
@@ -148,9 +152,8 @@ def test_train_step_outputs_and_running_stats_match_torch(pair, impl):
     with torch.no_grad():
         ref = nhwc(net(nchw(exemplars), nchw(searches)))
     model = SiamFC(ModelConfig(name), precision="highest", conv_impl=impl)
-    ours, updates = model.apply(
-        variables, exemplars, searches, train=True, mutable=["batch_stats"]
-    )
+    train_apply = jax.jit(functools.partial(model.apply, train=True, mutable=["batch_stats"]))
+    ours, updates = train_apply(variables, exemplars, searches)
     err = rel_error(ours, ref)
     print(f"{name} {impl} train responses: max rel diff {err:.2e}")
     assert err <= REL_TOL
