@@ -63,7 +63,7 @@ import flax
 import jax
 import numpy as np
 
-from siamfc_jax.config import TrackerConfig
+from siamfc_jax.config import TRACKER_PRECISIONS, TrackerConfig
 from siamfc_jax.interop.torch_weights import WeightsError, flax_to_torch
 from siamfc_jax.ops import conv
 from siamfc_jax.runtime import (
@@ -569,7 +569,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="targets per batched call, comma-separated (default: 1,8 on CPU, else 1,8,64)")
     parser.add_argument("--conv-impl", choices=conv.CONV_IMPLS, default="auto")
     add_compare_impl_argument(parser)
-    parser.add_argument("--precision", choices=("highest", "high", "default"), default=None,
+    parser.add_argument("--precision", choices=TRACKER_PRECISIONS, default=None,
                         help="the tracker's matmul precision (default: the tracker's, highest; "
                              "on GPUs default means TF32)")
     parser.add_argument("--repeats", type=int, default=None, help="runs per row (default: 2 on CPU, else 3)")

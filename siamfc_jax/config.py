@@ -16,6 +16,8 @@ from typing import Any
 BACKBONES = ("v1", "v2", "v3")
 # The convolution formulations of siamfc_jax.ops.conv (which imports this tuple).
 CONV_IMPLS = ("auto", "lax", "lax_per_group", "matmul", "shift", "rows", "winograd")
+# The tracker's matmul/convolution precisions (JAX's names; TrackerConfig.precision).
+TRACKER_PRECISIONS = ("highest", "high", "default")
 # Names of the synthetic worlds (their settings: siamfc_jax.synthetic.config.WORLDS).
 SYNTHETIC_WORLDS = ("basic", "rich")
 
@@ -88,7 +90,7 @@ class TrackerConfig(CropConfig):
     ``"highest"`` keeps float32 convolutions exact on GPUs (JAX's default there is TF32), which is what
     keeps the boxes equal to siamfc-pytorch's; ``"default"`` lets the GPU use TF32. ``conv_impl``
     picks the convolution formulation (:mod:`siamfc_jax.ops.conv`; ``"auto"``: on the CPU the one
-    measured fastest per layer on the machine, ``lax`` convolutions elsewhere).
+    measured fastest per layer on the machine, ``lax_per_group`` on GPUs, ``lax`` elsewhere).
     """
 
     scale_num: int = 3
@@ -124,9 +126,9 @@ class TrackerConfig(CropConfig):
             value = getattr(self, name)
             _check(value is None or value >= 1, name, "None or a positive integer", value)
         _check(
-            self.precision in ("highest", "high", "default"),
+            self.precision in TRACKER_PRECISIONS,
             "precision",
-            "highest, high or default",
+            ", ".join(TRACKER_PRECISIONS),
             self.precision,
         )
         _check(

@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from siamfc_jax import cli
-from siamfc_jax.config import CONV_IMPLS, ConfigError, TrackerConfig
+from siamfc_jax.config import CONV_IMPLS, TRACKER_PRECISIONS, ConfigError, TrackerConfig
 from siamfc_jax.evaluation.batched import run_batched
 from siamfc_jax.evaluation.metrics import PROTOCOLS
 from siamfc_jax.evaluation.outputs import claim_outputs, target_name
@@ -78,7 +78,8 @@ _FIELD_HELP = {
     "response_sz": "side of the raw response map (default: the network's, 17 for AlexNetV1)",
     "response_up": "upsampling factor of the response map",
     "total_stride": "network stride in pixels (default: the network's, 8 for AlexNetV1)",
-    "precision": "matmul/convolution precision on the device: highest, high or default",
+    "precision": "matmul/convolution precision on the device: "
+    f"{', '.join(TRACKER_PRECISIONS[:-1])} or {TRACKER_PRECISIONS[-1]}",
     "conv_impl": "convolution formulation: auto (on CPU the fastest measured per layer, on GPUs "
     "lax_per_group, lax elsewhere), "
     f"{', '.join(CONV_IMPLS[1:-1])} or {CONV_IMPLS[-1]}",
