@@ -10,7 +10,8 @@
 #
 #   env          nvidia-smi, package versions, the devices JAX sees
 #   track        tracking fps, single target and N = 64 and 256 targets, device-only and end to end,
-#                against siamfc-pytorch's tracker path with its network on the same GPU
+#                auto against lax and against siamfc-pytorch's tracker path, its network on the
+#                same GPU
 #   train8       train step, batch 8 (siamfc-pytorch's), device-only and end to end, auto
 #                (lax_per_group on GPUs) against lax and matmul, and against siamfc-pytorch's
 #                train step on the same GPU
@@ -20,7 +21,8 @@
 #   track_tf32   tracking at TF32 precision (--precision default) instead of the float32 default
 #   batched      track_jobs (track.py --batch K) against one sequence at a time, K = 1, 16, 64
 #
-# On the H200 of 2026-12-04 the steps took about 5 minutes together (benchmarks/RESULTS.md, "GPU").
+# On the H200 of 2026-12-04 the steps took about 5 minutes together, before the track step also
+# timed lax (benchmarks/RESULTS.md, "GPU").
 # The machine's Python needs siamfc_jax's packages (grain, tensorflow-datasets and dm-tree too).
 set -u -o pipefail
 out=${1:?usage: benchmarks/gpu_figures.sh OUT_DIR [BUDGET_SECONDS]}
@@ -55,8 +57,8 @@ for name in (\"jax\", \"jaxlib\", \"flax\", \"optax\", \"orbax-checkpoint\", \"t
         print(name, \"not installed\")
 print(jax.devices())
 '"
-step track 150 "$python" -m benchmarks.track_speed --batch-sizes 64,256 --frames 60 --repeats 3 \
-    --torch-device cuda
+step track 180 "$python" -m benchmarks.track_speed --batch-sizes 64,256 --frames 60 --repeats 3 \
+    --compare-impl lax --torch-device cuda
 step train8 120 "$python" -m benchmarks.train_speed --devices 1 --batch-size 8 --steps 50 --warmup 5 \
     --compare-impl lax,matmul --torch-device cuda
 step track_impls 120 "$python" -m benchmarks.track_speed --batch-sizes 64 --frames 30 --repeats 2 \
