@@ -66,6 +66,12 @@ from siamfc_jax.weights import WeightsError, default_weights_path
 
 HEARTBEAT_SECONDS = 10.0
 
+
+def _alternatives(names: tuple[str, ...]) -> str:
+    """``("a", "b", "c")`` -> ``"a, b or c"``, for help texts."""
+    return f"{', '.join(names[:-1])} or {names[-1]}"
+
+
 _FIELD_HELP = {
     "exemplar_sz": "side in pixels of the exemplar crop",
     "instance_sz": "side in pixels of the search crop",
@@ -78,11 +84,9 @@ _FIELD_HELP = {
     "response_sz": "side of the raw response map (default: the network's, 17 for AlexNetV1)",
     "response_up": "upsampling factor of the response map",
     "total_stride": "network stride in pixels (default: the network's, 8 for AlexNetV1)",
-    "precision": "matmul/convolution precision on the device: "
-    f"{', '.join(TRACKER_PRECISIONS[:-1])} or {TRACKER_PRECISIONS[-1]}",
+    "precision": f"matmul/convolution precision on the device: {_alternatives(TRACKER_PRECISIONS)}",
     "conv_impl": "convolution formulation: auto (on CPU the fastest measured per layer, on GPUs "
-    "lax_per_group, lax elsewhere), "
-    f"{', '.join(CONV_IMPLS[1:-1])} or {CONV_IMPLS[-1]}",
+    f"lax_per_group, lax elsewhere), {_alternatives(CONV_IMPLS[1:])}",
 }
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser; every :class:`TrackerConfig` field has a flag (``--scale-step`` …)."""

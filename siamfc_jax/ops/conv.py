@@ -105,8 +105,7 @@ def resolve_conv_impl(impl: str) -> str:
         raise ValueError(f"conv_impl must be one of {CONV_IMPLS}, got {impl!r}")
     if impl != "auto":
         return impl
-    backend = jax.default_backend()
-    return "auto" if backend == "cpu" else GPU_AUTO if backend == "gpu" else "lax"
+    return {"cpu": "auto", "gpu": GPU_AUTO}.get(jax.default_backend(), "lax")
 
 
 def conv2d(
