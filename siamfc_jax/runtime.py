@@ -2,7 +2,7 @@
 
 Nothing here runs on import; the command-line tools call :func:`select_platform` and
 :func:`enable_compilation_cache` first thing, before anything compiles, and the tracking and
-training ones :func:`keep_freed_host_memory`, the tracking ones :func:`use_xla_cpu_convolutions`.
+training ones :func:`keep_freed_host_memory` and :func:`use_xla_cpu_convolutions`.
 
 ``pip install jax[cuda12]`` on a machine without an NVIDIA driver makes JAX print a long traceback
 from the CUDA plugin on first use before it falls back to the CPU. Users of a CPU-only machine (and
@@ -80,24 +80,29 @@ def keep_freed_host_memory() -> bool:
     return bool(libc.mallopt(_M_MMAP_MAX, 0)) and bool(libc.mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD_BYTES))
 
 
-# XLA:CPU's choice of library for each kind of operation (matrix products and convolutions go to
-# YNNPACK by default): matrix products only, so that convolutions run on XLA's own kernels.
+# XLA:CPU's choice of library for each kind of operation (matrix products, convolutions and
+# reductions go to YNNPACK by default): the default list less convolutions (the "-" form removes one
+# kind and keeps the rest), so that convolutions run on XLA's own kernels while matrix products and
+# reductions (BatchNorm's statistics) stay with YNNPACK.
 _LIBRARY_FUSION_FLAG = "--xla_cpu_experimental_ynn_fusion_type"
-_LIBRARY_FUSIONS = "individual_dot"
+_LIBRARY_FUSIONS = "-individual_convolution"
 
 
 def use_xla_cpu_convolutions() -> bool:
     """Have XLA:CPU run ``lax`` convolutions on its own kernels rather than YNNPACK's (matrix
-    products stay with YNNPACK), by appending the flag to ``XLA_FLAGS``.
+    products and reductions stay with YNNPACK), by appending the flag to ``XLA_FLAGS``.
 
     On SiamFC's layers XLA's kernels are the faster ones, most of all on grouped layers (3
-    AlexNetV1 searches, 2-core AMD EPYC: conv2 39 ms against 168 ms, conv1 20 ms against 55 ms),
-    which makes the "lax" formulation the fastest for conv1 and conv2 in tracking; the autotune
-    measures under whatever flags are set (they are part of its machine key). The tracking
-    command-line tools call it first thing, as it is process-wide and read when JAX creates its
-    CPU backend; ``train.py`` does not: there a whole train step ran about 12 % slower with it,
-    though its layers alone, tuned under it, summed to 11 % less. A flag the user set in
-    ``XLA_FLAGS`` is left as it is. The flag is one of the jaxlib this project pins
+    AlexNetV1 searches, 2-core AMD EPYC: conv2 39 ms against 168 ms, conv1 20 ms against 55 ms;
+    a train step's 8 searches, forward: conv2 per group 72 ms against 220 ms, conv1 48 ms against
+    400 ms), which makes ``"lax"`` and ``"lax_per_group"`` the fastest formulations for conv1 and
+    conv2 in tracking and for most roles of a train step; the autotune measures under whatever
+    flags are set (they are part of its machine key). The tracking and training command-line tools
+    call it first thing, as it is process-wide and read when JAX creates its CPU backend. Only
+    convolutions leave YNNPACK: with matrix products alone left there (the list ``individual_dot``,
+    which takes its reductions away too), a train step ran about 12 % slower than with the default;
+    with convolutions alone removed, it runs 1.4x faster (benchmarks/RESULTS.md). A flag the user
+    set in ``XLA_FLAGS`` is left as it is. The flag is one of the jaxlib this project pins
     (``tests/test_runtime.py`` runs JAX with it, as XLA aborts on a flag it does not know).
 
     Returns:

@@ -114,7 +114,8 @@ def test_xla_cpu_convolutions_flag_is_added_once_and_a_users_choice_kept(monkeyp
     monkeypatch.setenv("XLA_FLAGS", "--xla_force_host_platform_device_count=2")
     assert runtime.use_xla_cpu_convolutions()
     assert runtime.os.environ["XLA_FLAGS"] == (
-        "--xla_force_host_platform_device_count=2 --xla_cpu_experimental_ynn_fusion_type=individual_dot"
+        "--xla_force_host_platform_device_count=2"
+        " --xla_cpu_experimental_ynn_fusion_type=-individual_convolution"
     )
     assert not runtime.use_xla_cpu_convolutions()  # already there: nothing appended twice
     monkeypatch.setenv("XLA_FLAGS", "--xla_cpu_experimental_ynn_fusion_type=dot")
@@ -124,25 +125,38 @@ def test_xla_cpu_convolutions_flag_is_added_once_and_a_users_choice_kept(monkeyp
 
 def test_jax_runs_a_convolution_with_the_xla_cpu_convolutions_flag():
     """XLA aborts on flags it does not know: this jaxlib must know the flag, and compute with it
-    (a fresh interpreter, as the flag is read once per process)."""
+    (a fresh interpreter, as the flag is read once per process). The compiled programs show its
+    effect: the convolution is XLA's own, while a matrix product and a sum stay YNNPACK fusions."""
     import subprocess
 
     code = (
         "from siamfc_jax import runtime\n"
         "runtime.use_xla_cpu_convolutions()\n"
-        "import numpy as np, jax.numpy as jnp\n"
+        "import jax, numpy as np, jax.numpy as jnp\n"
         "from siamfc_jax.ops.conv import conv2d\n"
         "x = np.arange(2 * 9 * 9 * 4, dtype=np.float32).reshape(2, 9, 9, 4) / 100\n"
         "k = np.ones((3, 3, 2, 6), np.float32)\n"
-        "print(float(jnp.sum(conv2d(jnp.asarray(x), jnp.asarray(k), 1, 2, impl='lax'))))\n"
+        "convolve = jax.jit(lambda x, k: conv2d(x, k, 1, 2, impl='lax'))\n"
+        "m = jnp.ones((64, 64))\n"
+        "programs = [\n"
+        # A convolution large enough for YNNPACK to take by default (small ones stay with XLA).
+        "    jax.jit(lambda x, k: conv2d(x, k, impl='lax')).lower(\n"
+        "        jnp.ones((1, 32, 32, 32)), jnp.ones((3, 3, 32, 64))),\n"
+        "    jax.jit(jnp.dot).lower(m, m),\n"
+        "    jax.jit(jnp.sum).lower(m),\n"
+        "]\n"
+        "print(*['__ynn_fusion' in p.compile().as_text() for p in programs])\n"
+        "print(float(jnp.sum(convolve(jnp.asarray(x), jnp.asarray(k)))))\n"
     )
     env = {key: value for key, value in runtime.os.environ.items() if key != "XLA_FLAGS"}
     done = subprocess.run(
         [sys.executable, "-c", code], env={**env, "JAX_PLATFORMS": "cpu"}, capture_output=True, text=True
     )
     assert done.returncode == 0, done.stderr[-2000:]
+    in_ynnpack, total = done.stdout.splitlines()
+    assert in_ynnpack.split() == ["False", "True", "True"]
     # By hand: each output channel of a group sums the 3x3 windows of the group's 2 channels;
     # 3 output channels a group.
     x = np.arange(2 * 9 * 9 * 4, dtype=np.float64).reshape(2, 9, 9, 4) / 100
     expected = 3 * sum(x[:, i : i + 7, j : j + 7].sum() for i in range(3) for j in range(3))
-    assert abs(float(done.stdout) - expected) <= 1e-5 * expected
+    assert abs(float(total) - expected) <= 1e-5 * expected
