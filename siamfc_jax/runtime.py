@@ -94,7 +94,7 @@ def use_xla_cpu_convolutions() -> bool:
 
     On SiamFC's layers XLA's kernels are the faster ones, most of all on grouped layers (3
     AlexNetV1 searches, 2-core AMD EPYC: conv2 39 ms against 168 ms, conv1 20 ms against 55 ms;
-    a train step's 8 searches, forward: conv2 per group 72 ms against 220 ms, conv1 48 ms against
+    a train step's 8 searches, forward: conv2 by groups 72 ms against 220 ms, conv1 48 ms against
     400 ms), which makes ``"lax"`` and ``"lax_per_group"`` the fastest formulations for conv1 and
     conv2 in tracking and for most roles of a train step; the autotune measures under whatever
     flags are set (they are part of its machine key). The tracking and training command-line tools
