@@ -6,7 +6,7 @@ Each module's docstring holds the exact command, its wall time and the success A
 
 ==================  ===============================================================================
 ``default``         siamfc-pytorch's recipe (50 epochs, batch 8, …) on the data ``--data`` names
-``synthetic``       the basic synthetic world, 6 epochs: what ``python train.py`` runs (13 minutes)
+``synthetic``       the basic synthetic world, 6 epochs: what ``python train.py`` runs (9 minutes)
 ``synthetic_rich``  the rich synthetic world, 6 epochs of 2,400 pairs: the packaged weights
 ``got10k``          siamfc-pytorch's recipe on GOT-10k
 ``vid``             siamfc-pytorch's recipe on ImageNet VID 2015
