@@ -10,7 +10,7 @@ Wall time: not measured as a whole. Curation decodes each of GOT-10k's 1.4 M mos
 frames once: on the order of an hour on 16 cores (estimated). An epoch is 9,335 pairs, 1,167 steps
 of 8. On one NVIDIA H200 the train step ran 2,884 pairs/s on the device and about 990 pairs/s fed
 by the loader's threads (benchmarks/RESULTS.md, "GPU"), so an epoch takes about 10 s there
-(estimated from those rates); a step takes 1.5 s on a 2-core CPU, so this run wants a GPU.
+(estimated from those rates); a step takes about 1 s on a 2-core CPU, so this run wants a GPU.
 
 Expected AUC: not measured for our own training. siamfc-pytorch's model trained this way scores
 0.7710 success AUC on OTB Crossing and 0.6431 on VOT bag, in siamfc-pytorch and in siamfc_jax alike

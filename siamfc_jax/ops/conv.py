@@ -5,9 +5,10 @@ to float32 summation order (``tests/test_conv.py``):
 
 ``"lax"``
     one ``lax.conv_general_dilated`` (grouped ones through ``feature_group_count``): the natural
-    form, and the fast one on TPUs. XLA:CPU lowers it to a generic spatial convolution that
-    reaches a fraction of its matrix-multiply speed (grouped ones are slower still, and so are their
-    gradients).
+    form, and the fast one on TPUs. On XLA:CPU its speed depends on the library running it: on
+    YNNPACK (XLA's default) it reaches a fraction of the matrix products' speed, on XLA's own
+    kernels (:func:`siamfc_jax.runtime.use_xla_cpu_convolutions`, which the command-line tools
+    set) about their speed; grouped ones are slower, and their kernel gradients much slower.
 ``"lax_per_group"``
     a grouped convolution as one ``lax.conv_general_dilated`` per channel group, concatenated (an
     ungrouped one is ``"lax"``). XLA:CPU runs a grouped convolution slower than its groups one by
