@@ -110,6 +110,55 @@ def test_keep_freed_host_memory_stops_mmap_for_large_buffers():
     assert int(default) >= 2**26 and took_effect == "True" and int(after) == 0
 
 
+# glibc's malloc_info lists one <heap> per arena. By default a thread's first allocation gets it an
+# arena of its own (a second heap); after keep_freed_host_memory every thread shares the main one.
+ARENA_PROBE = """
+import ctypes, os, sys, tempfile, threading
+import numpy as np
+from siamfc_jax.runtime import keep_freed_host_memory
+
+libc = ctypes.CDLL(None)
+libc.fopen.restype = ctypes.c_void_p
+libc.fopen.argtypes = [ctypes.c_char_p, ctypes.c_char_p]
+libc.malloc_info.argtypes = [ctypes.c_int, ctypes.c_void_p]
+libc.fclose.argtypes = [ctypes.c_void_p]
+
+def heaps_after_a_thread_allocates():
+    thread = threading.Thread(target=lambda: np.ones(2**20, np.uint8).sum())
+    thread.start()
+    thread.join()
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, "malloc_info.xml")
+        stream = libc.fopen(path.encode(), b"w")
+        libc.malloc_info(0, stream)
+        libc.fclose(stream)
+        with open(path) as report:
+            return report.read().count("<heap nr=")
+
+took_effect = keep_freed_host_memory() if sys.argv[1] == "keep" else None
+print(took_effect, heaps_after_a_thread_allocates())
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc")
+def test_keep_freed_host_memory_gives_threads_the_main_heap():
+    """XLA's worker threads allocate a compiled program's buffers; in arenas of their own glibc
+    unmaps a heap once it is free, so the next call would fault its pages in again."""
+    import ctypes
+    import subprocess
+
+    if not hasattr(ctypes.CDLL(None), "malloc_info"):
+        pytest.skip("no malloc_info in this C library")
+
+    def probe(mode: str) -> list[str]:
+        return subprocess.run(
+            [sys.executable, "-c", ARENA_PROBE, mode], capture_output=True, text=True, check=True
+        ).stdout.split()
+
+    assert probe("default") == ["None", "2"]
+    assert probe("keep") == ["True", "1"]
+
+
 def test_xla_cpu_convolutions_flag_is_added_once_and_a_users_choice_kept(monkeypatch):
     monkeypatch.setenv("XLA_FLAGS", "--xla_force_host_platform_device_count=2")
     assert runtime.use_xla_cpu_convolutions()
