@@ -14,7 +14,7 @@ from flax import traverse_util
 from siamfc_jax.config import ModelConfig
 from siamfc_jax.interop.torch_weights import flax_to_torch, torch_to_flax
 from siamfc_jax.models import AlexNetV1, AlexNetV2, AlexNetV3, SiamFC, cross_correlate
-from siamfc_jax.models.layers import PREPARED, max_pool
+from siamfc_jax.models.layers import PREPARED, BatchNorm, max_pool
 from siamfc_jax.ops.conv import FORMULATIONS
 from tests.torch_reference import TorchHead, TorchNet, randomize
 
@@ -225,3 +225,45 @@ def test_max_pool_values_and_gradients_equal_torch(shape, stride, relu):
         np.testing.assert_array_equal(np.asarray(ours), nhwc(ref))
         (grad,) = pullback(jnp.asarray(cotangent))
         assert rel_error(grad, nhwc(x_t.grad)) <= 1e-6
+
+
+def test_train_mode_batch_norm_values_and_gradients_equal_torch():
+    """The train-mode BatchNorm (closed-form gradient, the conv bias as ``input_offset``) against
+    PyTorch's ``batch_norm`` of ``x + offset`` in float64: outputs, the gradients of the input,
+    scale and shift, the running statistics after one step (1e-12 relative), and the offset's
+    gradient, exactly zero here and rounding noise in PyTorch (below 1e-12)."""
+    rng = np.random.default_rng(5)
+    shape = (3, 7, 6, 4)
+    x, cotangent = rng.standard_normal(shape), rng.standard_normal(shape)
+    offset, scale, shift = rng.standard_normal(4), rng.uniform(0.5, 2, 4), rng.standard_normal(4)
+    x_t = nchw(x).requires_grad_()
+    offset_t, scale_t, shift_t = (torch.tensor(a, requires_grad=True) for a in (offset, scale, shift))
+    running_mean, running_var = torch.zeros(4, dtype=torch.float64), torch.ones(4, dtype=torch.float64)
+    ref = torch.nn.functional.batch_norm(
+        x_t + offset_t[:, None, None], running_mean, running_var, scale_t, shift_t,
+        training=True, momentum=0.05, eps=1e-6,
+    )
+    ref.backward(nchw(cotangent))
+    with jax.enable_x64(True):
+        module = BatchNorm(param_dtype=jnp.float64, dtype=jnp.float64)
+        variables = module.init(jax.random.key(0), jnp.asarray(x), True)
+        params = {"scale": jnp.asarray(scale), "bias": jnp.asarray(shift)}
+
+        def apply(x, offset, params):
+            return module.apply(
+                {"params": params, "batch_stats": variables["batch_stats"]}, x, True, offset,
+                mutable=["batch_stats"],
+            )
+
+        (ours, stats), pullback = jax.vjp(apply, jnp.asarray(x), jnp.asarray(offset), params)
+        x_grad, offset_grad, param_grads = pullback(
+            (jnp.asarray(cotangent), jax.tree.map(jnp.zeros_like, stats))
+        )
+    assert rel_error(ours, nhwc(ref.detach())) <= 1e-12
+    assert rel_error(x_grad, nhwc(x_t.grad)) <= 1e-12
+    assert rel_error(param_grads["scale"], scale_t.grad.numpy()) <= 1e-12
+    assert rel_error(param_grads["bias"], shift_t.grad.numpy()) <= 1e-12
+    assert rel_error(stats["batch_stats"]["mean"], running_mean.numpy()) <= 1e-12
+    assert rel_error(stats["batch_stats"]["var"], running_var.numpy()) <= 1e-12
+    assert np.all(np.asarray(offset_grad) == 0)
+    assert np.max(np.abs(offset_t.grad.numpy())) <= 1e-12

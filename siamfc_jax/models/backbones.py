@@ -125,7 +125,9 @@ class _ConvBlock(nn.Module):
     def __call__(self, x: jax.Array, train: bool) -> jax.Array:
         b = self.block
         dtypes = {"dtype": self.dtype, "param_dtype": self.param_dtype}
-        x = Conv2d(
+        # Before a train-mode BatchNorm the convolution's bias cancels: BatchNorm takes it.
+        fold_bias = train and b.norm
+        conv = Conv2d(
             b.features,
             b.kernel_size,
             b.stride,
@@ -135,10 +137,12 @@ class _ConvBlock(nn.Module):
             impl=self.conv_impl,
             direction=self.direction(train),
             name="conv",
-        )(x)
+        )
+        x = conv(x, add_bias=not fold_bias)
         if b.norm:
+            offset = conv.variables["params"]["bias"] if fold_bias else None
             x = BatchNorm(momentum=0.95, epsilon=1e-6, axis_name=self.axis_name, **dtypes, name="bn")(
-                x, train
+                x, train, offset
             )
         if b.relu:
             x = nn.relu(x)

@@ -45,9 +45,11 @@ TIMING_BUDGET_S = 1.5
 # Candidates this many times slower than the best after the first round are not timed again.
 DROP_RATIO = 1.5
 # Part of the machine key, so raising it starts a new file: raised whenever the programs a cached
-# answer chose between change, so that they are measured again (2: "winograd" added, and "rows"
-# differentiated without keeping its patches).
-FORMAT_VERSION = 2
+# answer chose between change, or what they cost, so that they are measured again (2: "winograd"
+# added, and "rows" differentiated without keeping its patches; 3: runtime.keep_freed_host_memory
+# gives XLA's threads one kept heap, so that large buffers no longer pay page faults on every call,
+# which had weighed most on the formulations with the largest intermediates).
+FORMAT_VERSION = 3
 
 
 def enabled() -> bool:
