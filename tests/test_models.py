@@ -245,7 +245,7 @@ def test_train_mode_batch_norm_values_and_gradients_equal_torch():
     )
     ref.backward(nchw(cotangent))
     with jax.enable_x64(True):
-        module = BatchNorm(param_dtype=jnp.float64, dtype=jnp.float64)
+        module = BatchNorm(4, param_dtype=jnp.float64, dtype=jnp.float64)
         variables = module.init(jax.random.key(0), jnp.asarray(x), True)
         params = {"scale": jnp.asarray(scale), "bias": jnp.asarray(shift)}
 

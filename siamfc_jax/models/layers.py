@@ -59,9 +59,12 @@ class Conv2d(nn.Module):
     direction: str = "forward"
 
     @nn.compact
-    def __call__(self, x: jax.Array, add_bias: bool = True) -> jax.Array:
+    def __call__(
+        self, x: jax.Array, add_bias: bool = True, output_scale: jax.Array | None = None
+    ) -> jax.Array:
         """(N, H, W, C) → (N, H', W', features); with ``add_bias=False`` the bias is left out (a
-        train-mode :class:`BatchNorm` takes it as its ``input_offset`` instead)."""
+        BatchNorm after it takes it instead); ``output_scale`` (features,) multiplies each output
+        channel, folded into the kernel (an inference-mode BatchNorm's scale)."""
         in_features = x.shape[-1]
         if in_features % self.groups or self.features % self.groups:
             raise ValueError(
@@ -75,7 +78,10 @@ class Conv2d(nn.Module):
             self.param_dtype,
         )
         bias = self.param("bias", nn.initializers.zeros, (self.features,), self.param_dtype)
-        output = self._convolve(x.astype(self.dtype), kernel.astype(self.dtype))
+        kernel = kernel.astype(self.dtype)
+        if output_scale is not None:
+            kernel = kernel * output_scale.astype(self.dtype)
+        output = self._convolve(x.astype(self.dtype), kernel)
         return output + bias.astype(self.dtype) if add_bias else output
 
     def _convolve(self, x: jax.Array, kernel: jax.Array) -> jax.Array:
@@ -97,7 +103,7 @@ class Conv2d(nn.Module):
 
 
 class BatchNorm(nn.Module):
-    """BatchNorm over N, H, W with PyTorch's update rule.
+    """BatchNorm of ``features`` channels over N, H, W with PyTorch's update rule.
 
     ``momentum`` follows Flax's convention (weight of the old running value): PyTorch's 0.05 is 0.95.
     With ``axis_name`` set, batch statistics are averaged over that mapped axis, so a data-parallel
@@ -108,37 +114,55 @@ class BatchNorm(nn.Module):
     bias of the convolution before it. A batch's normalisation subtracts it again, so in training it
     is only added to the running mean and its gradient is zero (PyTorch computes that zero as a sum
     of rounding errors); the convolution then skips adding it, a pass over its output.
+
+    In inference the layer is a per-channel affine map, :meth:`inference_affine`, which a network
+    may fold into its neighbours instead of calling the layer.
     """
 
+    features: int
     momentum: float = 0.95
     epsilon: float = 1e-6
     axis_name: str | None = None
     dtype: Dtype = jnp.float32
     param_dtype: Dtype = jnp.float32
 
-    @nn.compact
+    def setup(self) -> None:
+        stats_dtype = self.stats_dtype
+        shape = (self.features,)
+        self.scale = self.param("scale", nn.initializers.ones, shape, self.param_dtype)
+        self.bias = self.param("bias", nn.initializers.zeros, shape, self.param_dtype)
+        self.running_mean = self.variable("batch_stats", "mean", jnp.zeros, shape, stats_dtype)
+        self.running_var = self.variable("batch_stats", "var", jnp.ones, shape, stats_dtype)
+        self.num_batches = self.variable("batch_stats", "num_batches_tracked", jnp.zeros, (), jnp.int32)
+
+    @property
+    def stats_dtype(self) -> Dtype:
+        """The type statistics are computed and kept in: ``param_dtype``, at least float32."""
+        return jnp.promote_types(self.param_dtype, jnp.float32)
+
+    def inference_affine(self, input_offset: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
+        """``(multiplier, shift)``, each (C,) in the statistics' type: in inference the layer maps
+        ``x`` to ``x · multiplier + shift`` (with ``input_offset`` added to ``x`` first)."""
+        multiplier = lax.rsqrt(self.running_var.value + self.epsilon) * self.scale
+        mean = self.running_mean.value
+        if input_offset is not None:
+            mean = mean - lax.stop_gradient(input_offset).astype(mean.dtype)
+        return multiplier, self.bias - mean * multiplier
+
     def __call__(self, x: jax.Array, train: bool, input_offset: jax.Array | None = None) -> jax.Array:
         """(N, H, W, C) → the same shape, normalised, scaled and shifted, in ``dtype``."""
-        features = x.shape[-1]
-        stats_dtype = jnp.promote_types(self.param_dtype, jnp.float32)
-        scale = self.param("scale", nn.initializers.ones, (features,), self.param_dtype)
-        bias = self.param("bias", nn.initializers.zeros, (features,), self.param_dtype)
-        running_mean = self.variable("batch_stats", "mean", jnp.zeros, (features,), stats_dtype)
-        running_var = self.variable("batch_stats", "var", jnp.ones, (features,), stats_dtype)
-        num_batches = self.variable("batch_stats", "num_batches_tracked", jnp.zeros, (), jnp.int32)
-
-        x = x.astype(jnp.promote_types(self.dtype, stats_dtype))
-        offset = None if input_offset is None else lax.stop_gradient(input_offset).astype(x.dtype)
+        if x.shape[-1] != self.features:
+            raise ValueError(f"BatchNorm of {self.features} channels got an input of {x.shape[-1]}")
+        x = x.astype(jnp.promote_types(self.dtype, self.stats_dtype))
         if not train:
-            if offset is not None:
-                x = x + offset
-            y = (x - running_mean.value) * (lax.rsqrt(running_var.value + self.epsilon) * scale) + bias
-            return y.astype(self.dtype)
+            multiplier, shift = self.inference_affine(input_offset)
+            return (x * multiplier + shift).astype(self.dtype)
+        offset = None if input_offset is None else lax.stop_gradient(input_offset).astype(x.dtype)
         y, mean, var = batch_normalize(
-            x, scale.astype(x.dtype), bias.astype(x.dtype), self.epsilon, self.axis_name
+            x, self.scale.astype(x.dtype), self.bias.astype(x.dtype), self.epsilon, self.axis_name
         )
         if not self.is_initializing():
-            count = x.size // features * (1 if self.axis_name is None else lax.axis_size(self.axis_name))
+            count = x.size // self.features * (1 if self.axis_name is None else lax.axis_size(self.axis_name))
             unbiased_var = var * (count / max(count - 1, 1))
             if offset is not None and self.axis_name is not None:
                 # Each shard differentiates its own replica of the parameters, so the offset is
@@ -146,9 +170,10 @@ class BatchNorm(nn.Module):
                 # value, exactly, and typed as the one value the running mean needs.
                 offset = lax.pmax(offset, self.axis_name)
             batch_mean = mean if offset is None else mean + offset
-            running_mean.value = self.momentum * running_mean.value + (1 - self.momentum) * batch_mean
-            running_var.value = self.momentum * running_var.value + (1 - self.momentum) * unbiased_var
-            num_batches.value = num_batches.value + 1
+            keep = self.momentum
+            self.running_mean.value = keep * self.running_mean.value + (1 - keep) * batch_mean
+            self.running_var.value = keep * self.running_var.value + (1 - keep) * unbiased_var
+            self.num_batches.value = self.num_batches.value + 1
         return y.astype(self.dtype)
 
 
