@@ -144,12 +144,16 @@ def test_device_crop_random_cases_match_host(textured_image: np.ndarray) -> None
     assert differing / total < 1e-3
 
 
-def test_device_crop_taps_per_square_equal_vectorised_taps() -> None:
-    """On the CPU the squares' taps are computed in a loop; elsewhere vectorised: the same values."""
+@pytest.mark.skipif(jax.default_backend() != "cpu", reason="the loop runs on the CPU only")
+def test_device_crop_per_square_loop_equals_vectorised(monkeypatch) -> None:
+    """On the CPU the squares' taps and pixels are computed in a loop; elsewhere vectorised: the
+    same values, squares partly outside the frame and one smaller than a pixel included."""
+    rng = np.random.default_rng(7)
+    image = jnp.asarray(rng.integers(0, 256, (48, 64, 3), np.uint8))
     center = jnp.asarray([33.7, 121.2], jnp.float32)
-    sizes = jnp.asarray([333.3, 200.1, 0.4], jnp.float32)
-    looped = device_crop._taps_of_each_square(center, sizes, 255)  # the CPU's loop
-    vectorised = jax.vmap(lambda size: device_crop._square_taps(center, size, 255))(sizes)
-    for got, want in zip(looped, vectorised, strict=True):
-        assert got.shape == want.shape
-        np.testing.assert_array_equal(got, want)
+    sizes = jnp.asarray([333.3, 20.1, 0.4], jnp.float32)
+    fill = jnp.asarray([10.0, 200.4, 99.5], jnp.float32)
+    looped = device_crop.crop_and_resize(image, center, sizes, 31, fill)
+    monkeypatch.setattr(device_crop.jax, "default_backend", lambda: "gpu")
+    vectorised = device_crop.crop_and_resize(image, center, sizes, 31, fill)
+    np.testing.assert_array_equal(looped, vectorised)

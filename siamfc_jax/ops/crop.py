@@ -1,7 +1,7 @@
 """Square crops at several sizes around one centre, resized to a fixed side (device, jittable).
 
 This reproduces :func:`siamfc_jax.pipeline.crops.crop_and_resize` (a constant-border square cut from the
-frame, then ``cv2.resize(..., INTER_LINEAR)`` on uint8) with one gather for all sizes. OpenCV's
+frame, then ``cv2.resize(..., INTER_LINEAR)`` on uint8) on the device for all sizes at once. OpenCV's
 uint8 bilinear resize works in fixed point: each output sample's source position is
 ``(i + 0.5) * size / out - 0.5`` rounded to float32, the two taps per axis get 11-bit weights, rows
 are blended first in integers and the vertical blend is done the way OpenCV's SIMD kernel does it
@@ -14,6 +14,8 @@ source position lying within float32 rounding of a weight-rounding tie may round
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -66,21 +68,23 @@ def _square_taps(
     return offsets + top_left[0], offsets + top_left[1], first_weight, second_weight
 
 
-def _taps_of_each_square(center_yx: jax.Array, sizes: jax.Array, out_size: int) -> tuple[jax.Array, ...]:
-    """:func:`_square_taps` of every size, stacked; on the CPU one square at a time.
+def _per_square(function: Callable[..., Any], *arrays: jax.Array) -> Any:
+    """``function`` of each square's slice of ``arrays`` (leading axis S), stacked; on the CPU
+    one square at a time.
 
-    Vectorised over the squares, the taps are a chain of cheap elementwise operations, which
-    XLA:CPU fuses into the gather that reads the pixels, and so redoes for every one of the
-    S x out² x 3 values it writes. Computed in a loop (a ``lax.map`` of S steps), they are the
-    loop's outputs, which XLA materialises: S x out x 6 values computed once. (AlexNetV1's 3 search
-    crops of a 360 x 240 frame, 2-core AMD EPYC: 5-8 ms vectorised, 3.5-4.5 ms in the loop.) On
-    other backends the squares stay vectorised: an accelerator spreads the recomputation over its
-    cores, and each step of a loop would cost a kernel launch.
+    Vectorised over the squares, XLA:CPU fuses the taps' arithmetic, and the gathers of pixels,
+    into the loops that consume them, and so recomputes them for every value those write (the taps
+    for each of the S x out² x 3 pixels; a gather's indices as a tensor of the output's size). The
+    results of a loop (a ``lax.map`` of S steps) are materialised instead: each computed once.
+    (AlexNetV1's 3 search crops of a 360 x 240 frame alone, 2-core AMD EPYC: the taps 5-8 ms
+    vectorised, 3.5-4.5 ms in a loop; 2-core Xeon: the pixels' gather 1.7 ms in one gather of
+    per-pixel indices, 1.2 ms as a row gather, then a column gather, in a loop.) On other
+    backends the squares stay vectorised: an accelerator spreads the recomputation over its cores,
+    and each step of a loop would cost a kernel launch.
     """
-    taps = functools.partial(_square_taps, center_yx, out_size=out_size)
     if jax.default_backend() != "cpu":
-        return jax.vmap(taps)(sizes)
-    return lax.map(taps, sizes)
+        return jax.vmap(function)(*arrays)
+    return lax.map(lambda sliced: function(*sliced), arrays)
 
 
 def crop_and_resize(
@@ -105,26 +109,33 @@ def crop_and_resize(
     """
     height, width = image.shape[:2]
     # (S, out, 2) rows and columns, (S, out) weights; a square's rows and columns share weights.
-    rows, cols, first_weight, second_weight = _taps_of_each_square(center_yx, sizes, out_size)
-    row_wa = col_wa = first_weight
-    row_wb = col_wb = second_weight
-    rows = rows[:, :, :, None, None]  # (S, out, 2, 1, 1)
-    cols = cols[:, None, None, :, :]  # (S, 1, 1, out, 2)
-    inside = (rows >= 0) & (rows < height) & (cols >= 0) & (cols < width)
-    pixels = image[jnp.clip(rows, 0, height - 1), jnp.clip(cols, 0, width - 1)]  # (S,out,2,out,2,3)
-    border = jnp.clip(jnp.round(fill), 0, 255).astype(jnp.int32)
-    pixels = jnp.where(inside[..., None], pixels.astype(jnp.int32), border)
+    rows, cols, first_weight, second_weight = _per_square(
+        functools.partial(_square_taps, center_yx, out_size=out_size), sizes
+    )
+    # The frame inside a one-pixel border of the fill colour: every row or column outside the
+    # frame reads the border, so a pixel outside reads the fill, as OpenCV's constant border does.
+    border = jnp.clip(jnp.round(fill), 0, 255).astype(jnp.uint8)
+    framed = lax.dynamic_update_slice(jnp.broadcast_to(border, (height + 2, width + 2, 3)), image, (1, 1, 0))
+    rows = jnp.clip(rows + 1, 0, height + 1).reshape(-1, 2 * out_size)
+    cols = jnp.clip(cols + 1, 0, width + 1).reshape(-1, 2 * out_size)
+
+    def square_pixels(square_rows: jax.Array, square_cols: jax.Array) -> jax.Array:
+        # The rows the square reads, whole (a copy of each), then their columns.
+        return jnp.take(jnp.take(framed, square_rows, axis=0), square_cols, axis=1)
+
+    pixels = _per_square(square_pixels, rows, cols).astype(jnp.int32)  # (S, out·2, out·2, 3)
+    pixels = pixels.reshape(-1, out_size, 2, out_size, 2, 3)  # (S, y, row tap, x, column tap, 3)
 
     # Horizontal pass: exact integers up to 255 * 2**11.
     blended_rows = (
-        pixels[:, :, :, :, 0] * col_wa[:, None, None, :, None]
-        + pixels[:, :, :, :, 1] * col_wb[:, None, None, :, None]
-    )  # (S, out, 2, out, 3)
+        pixels[..., 0, :] * first_weight[:, None, None, :, None]
+        + pixels[..., 1, :] * second_weight[:, None, None, :, None]
+    )  # (S, y, row tap, x, 3)
     upper, lower = blended_rows[:, :, 0], blended_rows[:, :, 1]
     # Vertical pass, OpenCV's SIMD rounding: ((w * (v >> 4)) >> 16) per tap, then (sum + 2) >> 2.
     vertical = (
-        ((row_wa[:, :, None, None] * (upper >> 4)) >> 16)
-        + ((row_wb[:, :, None, None] * (lower >> 4)) >> 16)
+        ((first_weight[:, :, None, None] * (upper >> 4)) >> 16)
+        + ((second_weight[:, :, None, None] * (lower >> 4)) >> 16)
         + 2
     ) >> 2
     return jnp.clip(vertical, 0, 255).astype(jnp.float32)
