@@ -45,7 +45,9 @@ class Conv2d(nn.Module):
     from the :data:`PREPARED` collection where the variables hold one (``<formulation>_kernel``),
     so that a tracker computes it once rather than every frame. Applied with :data:`PREPARED`
     mutable, the layer stores the transform it computes there (not while initialising). The
-    prepared kernel must come from the same weights: it replaces them for this formulation.
+    prepared kernel must come from the same weights, and for a convolution given an
+    ``output_scale``, the same scale (an inference-mode BatchNorm's multiplier, folded into the
+    kernel before it is transformed): it replaces them for this formulation.
     """
 
     features: int

@@ -229,7 +229,9 @@ def prepare_variables(variables: dict, *, config: TrackerConfig, model_config: M
     Batched calls (:func:`update_states`, :func:`step_slots`) map the single-target update, so the
     same kernels serve them. Pass the result to :func:`init_state` / :func:`update_state` and the
     other tracking functions in place of ``variables``; it must be computed again if the weights
-    change. Jitted; only the transforms remain of the program (the network's outputs are unused).
+    or BatchNorm statistics change (inference folds each BatchNorm's multiplier into the kernel
+    before it is transformed). Jitted; only the transforms remain of the program (the network's
+    outputs are unused).
 
     Args:
       variables: Flax ``{"params", "batch_stats"}`` of :class:`SiamFC`.
