@@ -25,7 +25,7 @@ import jax
 
 from benchmarks.track_speed import machine_lines
 from siamfc_jax.evaluation.batched import Job, track_jobs
-from siamfc_jax.runtime import keep_freed_host_memory, select_platform, use_xla_cpu_convolutions
+from siamfc_jax.runtime import choose_xla_cpu_libraries, keep_freed_host_memory, select_platform
 from siamfc_jax.sequences.readers import open_sequence
 from siamfc_jax.tracker import Tracker
 from siamfc_jax.tracker.device import hyper_params
@@ -41,7 +41,7 @@ def main() -> None:
     args = parser.parse_args()
     select_platform()
     keep_freed_host_memory()  # as track.py and train.py run
-    use_xla_cpu_convolutions()
+    choose_xla_cpu_libraries()
     for line in machine_lines():
         print(line)
     data = SHARED_ROOT / "siamfc" / "data" / "sequences"

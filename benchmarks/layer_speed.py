@@ -48,9 +48,9 @@ from siamfc_jax.models.backbones import backbone_class
 from siamfc_jax.ops.crop import crop_and_resize
 from siamfc_jax.runtime import (
     available_cores,
+    choose_xla_cpu_libraries,
     keep_freed_host_memory,
     select_platform,
-    use_xla_cpu_convolutions,
 )
 from siamfc_jax.sequences.frames import DataError, read_image
 from siamfc_jax.sequences.readers import open_sequence
@@ -174,7 +174,7 @@ def run(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     select_platform()
     keep_freed_host_memory()  # as track.py runs
-    use_xla_cpu_convolutions()
+    choose_xla_cpu_libraries()
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sequence", type=Path,
                         help="sequence folder (default: shared Crossing, else the synthetic demo)")

@@ -68,10 +68,10 @@ from siamfc_jax.interop.torch_weights import WeightsError, flax_to_torch
 from siamfc_jax.ops import conv
 from siamfc_jax.runtime import (
     available_cores,
+    choose_xla_cpu_libraries,
     describe_devices,
     keep_freed_host_memory,
     select_platform,
-    use_xla_cpu_convolutions,
 )
 from siamfc_jax.sequences.frames import DataError, average_color, read_image
 from siamfc_jax.sequences.readers import open_sequence
@@ -557,7 +557,7 @@ def run(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     select_platform()
     keep_freed_host_memory()  # as track.py and train.py run
-    use_xla_cpu_convolutions()
+    choose_xla_cpu_libraries()
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sequence", type=Path,
                         help="sequence folder (default: shared Crossing, else the synthetic demo)")

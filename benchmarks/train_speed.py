@@ -69,10 +69,10 @@ from siamfc_jax.pipeline.loader import PairLoader
 from siamfc_jax.pipeline.sources import prepare_training_data
 from siamfc_jax.runtime import (
     available_cores,
+    choose_xla_cpu_libraries,
     describe_devices,
     keep_freed_host_memory,
     select_platform,
-    use_xla_cpu_convolutions,
 )
 from siamfc_jax.sequences.frames import DataError
 from siamfc_jax.training.state import create_train_state, make_optimizer
@@ -366,7 +366,7 @@ def run(args: argparse.Namespace, child_base: dict[str, str]) -> int:
 def main(argv: list[str] | None = None) -> int:
     select_platform()
     keep_freed_host_memory()  # as track.py and train.py run
-    use_xla_cpu_convolutions()
+    choose_xla_cpu_libraries()  # as train.py runs
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     default_cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "siamfc_jax"
     parser.add_argument("--batch-size", type=int, default=8, help="global batch in pairs (default 8)")

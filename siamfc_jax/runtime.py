@@ -2,7 +2,7 @@
 
 Nothing here runs on import; the command-line tools call :func:`select_platform` and
 :func:`enable_compilation_cache` first thing, before anything compiles, and the tracking and
-training ones :func:`keep_freed_host_memory` and :func:`use_xla_cpu_convolutions`.
+training ones :func:`keep_freed_host_memory` and :func:`choose_xla_cpu_libraries`.
 
 ``pip install jax[cuda12]`` on a machine without an NVIDIA driver makes JAX print a long traceback
 from the CUDA plugin on first use before it falls back to the CPU. Users of a CPU-only machine (and
@@ -17,6 +17,7 @@ import ctypes.util
 import importlib.util
 import os
 import sys
+import warnings
 from pathlib import Path
 
 _NVIDIA_DRIVER_MARKERS = ("/proc/driver/nvidia/version", "/dev/nvidiactl")
@@ -89,39 +90,73 @@ def keep_freed_host_memory() -> bool:
     return all([bool(libc.mallopt(parameter, value)) for parameter, value in settings])
 
 
-# XLA:CPU's choice of library for each kind of operation (matrix products, convolutions and
-# reductions go to YNNPACK by default): the default list less convolutions (the "-" form removes one
-# kind and keeps the rest), so that convolutions run on XLA's own kernels while matrix products and
-# reductions (BatchNorm's statistics) stay with YNNPACK.
-_LIBRARY_FUSION_FLAG = "--xla_cpu_experimental_ynn_fusion_type"
-_LIBRARY_FUSIONS = "-individual_convolution"
+# XLA:CPU's choice of library for each kind of operation. YNNPACK takes matrix products,
+# convolutions and reductions by default; the "-" form of its list removes one kind and keeps the
+# rest, so convolutions run on XLA's own kernels and reductions (BatchNorm's statistics) stay with
+# YNNPACK. Matrix products may go to oneDNN instead, whose fusions XLA forms before YNNPACK's, one
+# product per fusion ("individual_dot"): the fusion type "dot", which also takes the additions
+# between products, failed to compile some of ours (oneDNN's "partition compile failed", then the
+# process died).
+_YNNPACK_FLAGS = (("--xla_cpu_experimental_ynn_fusion_type", "-individual_convolution"),)
+_ONEDNN_FLAGS = (
+    ("--xla_cpu_use_onednn", "true"),
+    ("--xla_cpu_experimental_onednn_fusion_type", "individual_dot"),
+)
+MATRIX_PRODUCT_LIBRARIES = ("onednn", "ynnpack")
+# What JAX warns, once per program, when it cannot write a program with oneDNN fusions to its
+# persistent compilation cache (jaxlib 0.10.2 cannot serialise them): such programs are compiled
+# again in every process, which is the price of oneDNN's products, not an error to report.
+_UNCACHEABLE_ONEDNN_WARNING = r"Error writing persistent compilation cache entry .*thunk kind: onednn-fusion"
 
 
-def use_xla_cpu_convolutions() -> bool:
-    """Have XLA:CPU run ``lax`` convolutions on its own kernels rather than YNNPACK's (matrix
-    products and reductions stay with YNNPACK), by appending the flag to ``XLA_FLAGS``.
+def choose_xla_cpu_libraries(matrix_products: str = "ynnpack") -> bool:
+    """Have XLA:CPU run ``lax`` convolutions on its own kernels, matrix products on
+    ``matrix_products``'s (``"ynnpack"`` or ``"onednn"``) and reductions on YNNPACK's, by appending
+    the flags missing from ``XLA_FLAGS``.
 
-    On SiamFC's layers XLA's kernels are the faster ones, most of all on grouped layers (3
-    AlexNetV1 searches, 2-core AMD EPYC: conv2 39 ms against 168 ms, conv1 20 ms against 55 ms;
-    a train step's 8 searches, forward: conv2 by groups 72 ms against 220 ms, conv1 48 ms against
-    400 ms), which makes ``"lax"`` and ``"lax_per_group"`` the fastest formulations for conv1 and
-    conv2 in tracking and for most roles of a train step; the autotune measures under whatever
-    flags are set (they are part of its machine key). The tracking and training command-line tools
-    call it first thing, as it is process-wide and read when JAX creates its CPU backend. Only
-    convolutions leave YNNPACK: with matrix products alone left there (the list ``individual_dot``,
-    which takes its reductions away too), a train step ran about 12 % slower than with the default;
-    with convolutions alone removed, it runs 1.4x faster (benchmarks/RESULTS.md). A flag the user
-    set in ``XLA_FLAGS`` is left as it is. The flag is one of the jaxlib this project pins
-    (``tests/test_runtime.py`` runs JAX with it, as XLA aborts on a flag it does not know).
+    On SiamFC's layers XLA's convolution kernels are faster than YNNPACK's, most of all on
+    grouped layers (3 AlexNetV1 searches, 2-core AMD EPYC: conv2 39 ms against 168 ms, conv1 20
+    ms against 55 ms; a train step's 8 searches, forward: conv2 by groups 72 ms against 220 ms,
+    conv1 48 ms against 400 ms); with reductions left to XLA as well, a train step ran about 12 %
+    slower.
+
+    oneDNN's matrix products are faster than YNNPACK's (2-core Xeon: conv3's input gradient as
+    im2col for 8 searches, (4608 × 384) × (384 × 2304), 23.0 against 26.3 ms, as fast as
+    siamfc-pytorch's GEMM), which takes tracking there from 0.97x to 1.08-1.10x siamfc-pytorch's
+    speed (benchmarks/RESULTS.md). Their price: JAX cannot keep programs that hold them in its
+    persistent compilation cache, so every process compiles the tracker again (``track.py`` on
+    the demo, with a warm cache: 16 s against 13 s). That outweighs the gain on fewer than about
+    700 frames in one process, and the train step was not measurably faster with them
+    (0.94-0.97x siamfc-pytorch's either way), so the command-line tools keep YNNPACK's; with
+    ``XLA_FLAGS="--xla_cpu_use_onednn=true --xla_cpu_experimental_onednn_fusion_type=individual_dot"``
+    a user chooses oneDNN's for them. Wherever oneDNN's products are on, the warning JAX gives
+    for each program it cannot cache is filtered: it is their known price, not an error.
+
+    The autotune measures under whatever flags are set (they are part of its machine key). The
+    command-line tools call this first thing, as the flags are process-wide and read when JAX
+    creates its CPU backend. A flag the user set in ``XLA_FLAGS`` is left as it is. The flags are
+    the pinned jaxlib's (``tests/test_runtime.py`` runs JAX with them, as XLA aborts on a flag it
+    does not know).
 
     Returns:
-      True where the flag was added, False where ``XLA_FLAGS`` already set it.
+      True where a flag was added, False where ``XLA_FLAGS`` already set them all.
+
+    Raises:
+      ValueError: ``matrix_products`` is not one of :data:`MATRIX_PRODUCT_LIBRARIES`.
     """
+    if matrix_products not in MATRIX_PRODUCT_LIBRARIES:
+        raise ValueError(
+            f"matrix_products must be one of {MATRIX_PRODUCT_LIBRARIES}, got {matrix_products!r}"
+        )
+    wanted = _YNNPACK_FLAGS + (_ONEDNN_FLAGS if matrix_products == "onednn" else ())
     flags = os.environ.get("XLA_FLAGS", "")
-    if _LIBRARY_FUSION_FLAG in flags:
-        return False
-    os.environ["XLA_FLAGS"] = f"{flags} {_LIBRARY_FUSION_FLAG}={_LIBRARY_FUSIONS}".strip()
-    return True
+    missing = [f"{flag}={value}" for flag, value in wanted if flag not in flags]
+    if missing:
+        flags = " ".join([flags, *missing]).strip()
+        os.environ["XLA_FLAGS"] = flags
+    if all(f"{flag}={value}" in flags for flag, value in _ONEDNN_FLAGS):
+        warnings.filterwarnings("ignore", message=_UNCACHEABLE_ONEDNN_WARNING, category=UserWarning)
+    return bool(missing)
 
 
 def describe_devices() -> str:

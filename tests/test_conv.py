@@ -17,13 +17,15 @@ from siamfc_jax.ops import autotune, conv, winograd
 REL_TOL = 1e-5
 
 # (input NHWC, kernel HWIO, stride, groups): SiamFC's kinds of layer on small inputs, and odd cases
-# (stride 3, sides that leave a remainder, a kernel wider than the stride's blocks).
+# (stride 3, sides that leave a remainder, a kernel wider than the stride's blocks, a grouped 3×3
+# whose Winograd tiles overhang the output).
 CASES = [
     ((2, 31, 29, 3), (11, 11, 3, 8), 2, 1),
     ((1, 30, 31, 3), (5, 5, 3, 6), 3, 1),
     ((2, 13, 12, 8), (5, 5, 4, 6), 1, 2),
     ((1, 9, 10, 6), (3, 3, 6, 5), 1, 1),
     ((1, 12, 12, 4), (3, 3, 2, 4), 2, 2),
+    ((2, 11, 12, 8), (3, 3, 4, 6), 1, 2),
 ]
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import sys
 import types
+import warnings
 
 import numpy as np
 import pytest
@@ -159,28 +160,64 @@ def test_keep_freed_host_memory_gives_threads_the_main_heap():
     assert probe("keep") == ["True", "1"]
 
 
-def test_xla_cpu_convolutions_flag_is_added_once_and_a_users_choice_kept(monkeypatch):
+YNNPACK_FLAGS = " --xla_cpu_experimental_ynn_fusion_type=-individual_convolution"
+ONEDNN_FLAGS = " --xla_cpu_use_onednn=true --xla_cpu_experimental_onednn_fusion_type=individual_dot"
+
+
+def test_xla_cpu_library_flags_are_added_once_and_a_users_choice_kept(monkeypatch):
     monkeypatch.setenv("XLA_FLAGS", "--xla_force_host_platform_device_count=2")
-    assert runtime.use_xla_cpu_convolutions()
-    assert runtime.os.environ["XLA_FLAGS"] == (
-        "--xla_force_host_platform_device_count=2"
-        " --xla_cpu_experimental_ynn_fusion_type=-individual_convolution"
-    )
-    assert not runtime.use_xla_cpu_convolutions()  # already there: nothing appended twice
+    assert runtime.choose_xla_cpu_libraries()
+    assert runtime.os.environ["XLA_FLAGS"] == "--xla_force_host_platform_device_count=2" + YNNPACK_FLAGS
+    assert not runtime.choose_xla_cpu_libraries()  # already there: nothing appended twice
     monkeypatch.setenv("XLA_FLAGS", "--xla_cpu_experimental_ynn_fusion_type=dot")
-    assert not runtime.use_xla_cpu_convolutions()
+    assert not runtime.choose_xla_cpu_libraries()
     assert runtime.os.environ["XLA_FLAGS"] == "--xla_cpu_experimental_ynn_fusion_type=dot"
+    with pytest.raises(ValueError, match="matrix_products"):
+        runtime.choose_xla_cpu_libraries(matrix_products="mkl")
 
 
-def test_jax_runs_a_convolution_with_the_xla_cpu_convolutions_flag():
-    """XLA aborts on flags it does not know: this jaxlib must know the flag, and compute with it
-    (a fresh interpreter, as the flag is read once per process). The compiled programs show its
-    effect: the convolution is XLA's own, while a matrix product and a sum stay YNNPACK fusions."""
+UNCACHEABLE = (
+    "Error writing persistent compilation cache entry for 'jit_update_state': JaxRuntimeError: "
+    "UNIMPLEMENTED: ToProto is not implemented for thunk kind: onednn-fusion"
+)
+DISK_FULL = "Error writing persistent compilation cache entry for 'f': disk full"
+
+
+def warns_when_uncacheable() -> list[str]:
+    """The warnings left after choose_xla_cpu_libraries() of JAX's for a program it cannot cache
+    because of oneDNN fusions and of another failure to write the cache."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        runtime.choose_xla_cpu_libraries()
+        warnings.warn(UNCACHEABLE, UserWarning, stacklevel=1)
+        warnings.warn(DISK_FULL, UserWarning, stacklevel=1)
+    return [str(w.message) for w in caught]
+
+
+def test_onednn_products_by_argument_or_by_the_user_and_their_cache_warning_filtered(monkeypatch):
+    monkeypatch.setenv("XLA_FLAGS", "")
+    with warnings.catch_warnings():  # the filter it adds stays in this test
+        assert runtime.choose_xla_cpu_libraries(matrix_products="onednn")
+    assert runtime.os.environ["XLA_FLAGS"] == (YNNPACK_FLAGS + ONEDNN_FLAGS).strip()
+    # oneDNN's products on: the warning about programs JAX cannot cache is filtered, others are not.
+    assert warns_when_uncacheable() == [DISK_FULL]
+    monkeypatch.setenv("XLA_FLAGS", ONEDNN_FLAGS.strip())  # the user's choice, kept
+    assert len(warns_when_uncacheable()) == 1
+    assert runtime.os.environ["XLA_FLAGS"] == (ONEDNN_FLAGS + YNNPACK_FLAGS).strip()
+    monkeypatch.setenv("XLA_FLAGS", "")  # YNNPACK's products: nothing filtered
+    assert len(warns_when_uncacheable()) == 2
+
+
+def test_jax_computes_with_the_xla_cpu_library_flags():
+    """XLA aborts on flags it does not know: this jaxlib must know the flags, and compute with them
+    (a fresh interpreter, as the flags are read once per process), oneDNN's included. The compiled
+    programs show their effect: the convolution is XLA's own, a matrix product a oneDNN fusion, a
+    sum a YNNPACK one; the values are checked by hand."""
     import subprocess
 
     code = (
         "from siamfc_jax import runtime\n"
-        "runtime.use_xla_cpu_convolutions()\n"
+        "runtime.choose_xla_cpu_libraries(matrix_products='onednn')\n"
         "import jax, numpy as np, jax.numpy as jnp\n"
         "from siamfc_jax.ops.conv import conv2d\n"
         "x = np.arange(2 * 9 * 9 * 4, dtype=np.float32).reshape(2, 9, 9, 4) / 100\n"
@@ -194,16 +231,25 @@ def test_jax_runs_a_convolution_with_the_xla_cpu_convolutions_flag():
         "    jax.jit(jnp.dot).lower(m, m),\n"
         "    jax.jit(jnp.sum).lower(m),\n"
         "]\n"
-        "print(*['__ynn_fusion' in p.compile().as_text() for p in programs])\n"
+        "texts = [p.compile().as_text() for p in programs]\n"
+        "print(*[('__onednn_fusion' in t, '__ynn_fusion' in t) for t in texts])\n"
         "print(float(jnp.sum(convolve(jnp.asarray(x), jnp.asarray(k)))))\n"
+        "a = np.arange(300, dtype=np.float32).reshape(20, 15) / 50\n"
+        "b = np.arange(15 * 7, dtype=np.float32).reshape(15, 7) / 30\n"
+        "print(*np.asarray(jax.jit(jnp.dot)(a, b)).ravel())\n"
     )
     env = {key: value for key, value in runtime.os.environ.items() if key != "XLA_FLAGS"}
     done = subprocess.run(
         [sys.executable, "-c", code], env={**env, "JAX_PLATFORMS": "cpu"}, capture_output=True, text=True
     )
     assert done.returncode == 0, done.stderr[-2000:]
-    in_ynnpack, total = done.stdout.splitlines()
-    assert in_ynnpack.split() == ["False", "True", "True"]
+    libraries, total, product = done.stdout.splitlines()
+    assert libraries.split() == ["(False,", "False)", "(True,", "False)", "(False,", "True)"]
+    # A matrix product by oneDNN, against NumPy's in float64 (sums of 15 float32 products).
+    a = np.arange(300, dtype=np.float64).reshape(20, 15) / 50
+    b = np.arange(15 * 7, dtype=np.float64).reshape(15, 7) / 30
+    expected_product = (a @ b).ravel()
+    assert np.allclose(np.array(product.split(), np.float64), expected_product, rtol=1e-6, atol=0)
     # By hand: each output channel of a group sums the 3x3 windows of the group's 2 channels;
     # 3 output channels a group.
     x = np.arange(2 * 9 * 9 * 4, dtype=np.float64).reshape(2, 9, 9, 4) / 100

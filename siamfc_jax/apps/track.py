@@ -49,11 +49,11 @@ from siamfc_jax.evaluation.scoring import SUMMARY_NAME
 from siamfc_jax.evaluation.validation import check_target_boxes, is_sequence_root, validate_for_tracking
 from siamfc_jax.live import display_problem, format_live_result, is_live_source, run_live, source_name
 from siamfc_jax.runtime import (
+    choose_xla_cpu_libraries,
     describe_devices,
     enable_compilation_cache,
     keep_freed_host_memory,
     select_platform,
-    use_xla_cpu_convolutions,
 )
 from siamfc_jax.sequences.datasets import SequenceFolder
 from siamfc_jax.sequences.frames import DataError
@@ -418,7 +418,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit status (:mod:`siamfc_jax.cli`'s convention)."""
     select_platform()
     keep_freed_host_memory()
-    use_xla_cpu_convolutions()
+    choose_xla_cpu_libraries()
 
     def body() -> int:
         args = build_parser().parse_args(argv)

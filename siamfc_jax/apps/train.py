@@ -26,10 +26,10 @@ from siamfc_jax import cli
 from siamfc_jax.config import ConfigError, TrainConfig
 from siamfc_jax.io import check_writable_dir
 from siamfc_jax.runtime import (
+    choose_xla_cpu_libraries,
     enable_compilation_cache,
     keep_freed_host_memory,
     select_platform,
-    use_xla_cpu_convolutions,
 )
 from siamfc_jax.sequences.frames import DataError
 from siamfc_jax.synthetic.config import SyntheticDataError
@@ -138,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit status (:mod:`siamfc_jax.cli`'s convention)."""
     select_platform()
     keep_freed_host_memory()
-    use_xla_cpu_convolutions()
+    choose_xla_cpu_libraries()
 
     def body() -> int:
         parser, paths = build_parser()

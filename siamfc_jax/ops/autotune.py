@@ -48,8 +48,9 @@ DROP_RATIO = 1.5
 # answer chose between change, or what they cost, so that they are measured again (2: "winograd"
 # added, and "rows" differentiated without keeping its patches; 3: runtime.keep_freed_host_memory
 # gives XLA's threads one kept heap, so that large buffers no longer pay page faults on every call,
-# which had weighed most on the formulations with the largest intermediates).
-FORMAT_VERSION = 3
+# which had weighed most on the formulations with the largest intermediates; 4: "winograd"
+# differentiated by Winograd's own gradients for 3x3 kernels).
+FORMAT_VERSION = 4
 
 
 def enabled() -> bool:

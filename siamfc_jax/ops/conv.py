@@ -7,7 +7,7 @@ to float32 summation order (``tests/test_conv.py``):
     one ``lax.conv_general_dilated`` (grouped ones through ``feature_group_count``): the natural
     form, and the fast one on TPUs. On XLA:CPU its speed depends on the library running it: on
     YNNPACK (XLA's default) it reaches a fraction of the matrix products' speed, on XLA's own
-    kernels (:func:`siamfc_jax.runtime.use_xla_cpu_convolutions`, which the command-line tools
+    kernels (:func:`siamfc_jax.runtime.choose_xla_cpu_libraries`, which the command-line tools
     set) about their speed; grouped ones are slower, and their kernel gradients much slower.
 ``"lax_per_group"``
     a grouped convolution as one ``lax.conv_general_dilated`` per channel group, concatenated (an
@@ -33,14 +33,17 @@ to float32 summation order (``tests/test_conv.py``):
 ``"winograd"``
     Winograd's minimal filtering (:mod:`siamfc_jax.ops.winograd`): 2.25× fewer multiplications
     than the others for a 3×3 kernel, at the price of transforming input and output; a larger
-    kernel is split into 3×3 sub-kernels, a strided one goes through space-to-depth first.
+    kernel is split into 3×3 sub-kernels, a strided one goes through space-to-depth first. A 3×3
+    kernel's gradients are Winograd's too (the input's by the forward pass over the padded output
+    gradient, the kernel's by products of transformed tiles), not JAX's transposes.
 
 ``"auto"`` runs :data:`GPU_AUTO` on GPUs and ``"lax"`` on TPUs and other accelerators. On the CPU it
 runs, per layer shape and role, the formulation measured fastest on this machine by
 :mod:`siamfc_jax.ops.autotune` (once, then cached on disk). The roles are the three linear maps of a
 convolution: the forward pass (all that tracking runs), and in a train step the input gradient and
 the kernel gradient, which JAX derives from any formulation (as its transpose in the input or in the
-kernel) and which need not come from the one that ran forward: :func:`conv2d_with` computes each
+kernel, or the formulation's own, as ``"winograd"`` defines for 3×3 kernels) and which need not
+come from the one that ran forward: :func:`conv2d_with` computes each
 role by its own formulation. Layers too small to repay a measurement take a static choice
 (:func:`untuned_formulation`: ``"rows"`` for conv1 and conv2, ``"shift"`` for 3×3 kernels) for every
 role, and so does every layer when ``SIAMFC_JAX_AUTOTUNE=0`` turns measuring off (the test suite

@@ -21,7 +21,16 @@ transformed pixels (α²/m² times the input and the output) are used while stil
 The transforms come from Toom-Cook interpolation at the points 0, ±1, 2 and ∞, derived here in
 exact rational arithmetic (:func:`transforms`); in float32 the result differs from a direct sum by
 a few units in 1e-6 of the output's range (``tests/test_conv.py`` checks it against PyTorch in
-float64). The gradients are JAX's, through the same linear maps and products.
+float64).
+
+A 3×3 kernel's gradients are Winograd's too (:func:`input_gradient`, :func:`kernel_gradient`):
+the input's is the forward pass over the output's gradient padded by 2 with the kernel turned
+half a turn, and the kernel's is one product per transformed pixel of the transformed input tiles
+with the output gradient's tiles (their transform is the output transform's transpose), summed
+over the tiles. JAX's transpose of the forward pass computes the same sums, but ran slower than a
+direct convolution: a train step's conv3 kernel gradient (8 searches, 2-core Xeon, oneDNN's
+matrix products) took 54 ms as JAX's transpose, 29 ms by ``lax`` and 22 ms as written here.
+Larger kernels keep JAX's gradients.
 """
 
 from __future__ import annotations
@@ -128,8 +137,115 @@ def conv(x: jax.Array, kernel: jax.Array, groups: int, precision: lax.PrecisionL
     Where one image's transformed products would pass :data:`UNBLOCKED_IMAGE_BYTES`, the outputs
     are computed a block of tile rows at a time (a ``lax.map`` over images and blocks), so that a
     block's transforms and products (about :data:`BLOCK_BYTES`) stay in the cache.
+    Differentiated, a 3×3 kernel takes :func:`input_gradient` and :func:`kernel_gradient`.
     """
+    if kernel.shape[0] == SUB_KERNEL_SIDE:
+        return _conv_3x3(x, kernel, groups, precision)
     return conv_transformed(x, transform_kernel(kernel, groups), kernel.shape[0], groups, precision)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
+def _conv_3x3(x, kernel, groups, precision):
+    return conv_transformed(x, transform_kernel(kernel, groups), SUB_KERNEL_SIDE, groups, precision)
+
+
+def _conv_3x3_forward(x, kernel, groups, precision):
+    return _conv_3x3(x, kernel, groups, precision), (x, kernel)
+
+
+def _conv_3x3_backward(groups, precision, residuals, output_gradient):
+    x, kernel = residuals
+    return (
+        input_gradient(output_gradient, kernel, groups, precision),
+        kernel_gradient(x, output_gradient, groups, precision),
+    )
+
+
+_conv_3x3.defvjp(_conv_3x3_forward, _conv_3x3_backward)
+
+
+def input_gradient(
+    output_gradient: jax.Array, kernel: jax.Array, groups: int, precision: lax.PrecisionLike
+) -> jax.Array:
+    """The gradient of :func:`conv` in its input, by :func:`conv` itself.
+
+    Args:
+      output_gradient: (n, oh, ow, o), the gradient of the output.
+      kernel: (k, k, c // groups, o) HWIO kernel.
+      groups, precision: as for :func:`conv`.
+
+    Returns:
+      (n, oh + k − 1, ow + k − 1, c): a correlation of the output gradient, padded by ``k − 1`` on
+      every side, with the kernel turned half a turn and each group's inputs and outputs swapped.
+    """
+    k, _, group_in, out_features = kernel.shape
+    group_out = out_features // groups
+    turned = jnp.flip(kernel, (0, 1)).reshape(k, k, group_in, groups, group_out)
+    turned = turned.transpose(0, 1, 4, 3, 2).reshape(k, k, group_out, groups * group_in)
+    padded = jnp.pad(output_gradient, ((0, 0), (k - 1, k - 1), (k - 1, k - 1), (0, 0)))
+    return conv_transformed(padded, transform_kernel(turned, groups), k, groups, precision)
+
+
+def kernel_gradient(
+    x: jax.Array, output_gradient: jax.Array, groups: int, precision: lax.PrecisionLike
+) -> jax.Array:
+    """The gradient of :func:`conv` of a 3×3 kernel in the kernel, by F(2 × 2, 3 × 3).
+
+    Per transformed pixel, the input tiles' transform (tiles, c) meets the output gradient's
+    tiles' (tiles, o), transformed by Aᵀ's transpose (each 2×2 tile spreads over 4×4), in one
+    product summed over the tiles; Gᵀ · G brings the 4×4 transformed kernel back to 3×3: the
+    transposes of the forward pass's linear maps, in reverse order.
+
+    Args:
+      x: (n, h, w, c) input of the convolution.
+      output_gradient: (n, h − 2, w − 2, o).
+      groups, precision: as for :func:`conv`.
+
+    Returns:
+      (3, 3, c // groups, o) HWIO.
+    """
+    r = SUB_KERNEL_SIDE
+    m = _tiling(r)[1]
+    alpha = m + r - 1
+    n, out_h, out_w, out_features = output_gradient.shape
+    in_features = x.shape[-1]
+    tiles_h, tiles_w = -(-out_h // m), -(-out_w // m)
+    _, kernel_transform, output_transform = transforms(m, r)
+    inputs = _padded_to_tiles(x, m, tiles_h, tiles_w)
+    inputs = _transformed_input_tiles(inputs, m, tiles_h, tiles_w, pixels_apart=True)
+    inputs = inputs.reshape(alpha * alpha, n * tiles_h * tiles_w, groups, in_features // groups)
+    # Zero rows and columns complete the last tiles: they add nothing to the sums.
+    padded = jnp.pad(
+        output_gradient, ((0, 0), (0, m * tiles_h - out_h), (0, m * tiles_w - out_w), (0, 0))
+    )
+    tile_rows = [padded[:, i::m] for i in range(m)]
+    by_rows = [
+        _linear_combination([(output_transform[i, a], tile_rows[i]) for i in range(m)]) for a in range(alpha)
+    ]
+    gradients = jnp.stack(
+        [
+            _linear_combination([(output_transform[j, b], by_rows[a][:, :, j::m]) for j in range(m)])
+            for a in range(alpha)
+            for b in range(alpha)
+        ]
+    ).reshape(alpha * alpha, n * tiles_h * tiles_w, groups, out_features // groups)
+    products = jnp.einsum("ptgc,ptgo->pgco", inputs, gradients, precision=precision)
+    products = products.reshape(alpha, alpha, groups, in_features // groups, out_features // groups)
+    by_rows = [
+        _linear_combination([(kernel_transform[a, i], products[a]) for a in range(alpha)]) for i in range(r)
+    ]
+    kernel = jnp.stack(
+        [
+            jnp.stack(
+                [
+                    _linear_combination([(kernel_transform[b, j], row[b]) for b in range(alpha)])
+                    for j in range(r)
+                ]
+            )
+            for row in by_rows
+        ]
+    )  # (3, 3, groups, c // groups, o // groups)
+    return kernel.transpose(0, 1, 3, 2, 4).reshape(r, r, in_features // groups, out_features)
 
 
 def conv_transformed(
@@ -222,29 +338,11 @@ def _tiles_conv(
     tiles_h, tiles_w = -(-out_h // m), -(-out_w // m)
     # The grid's tiles: those of the outputs, and subs - 1 more along each side for the sub-kernels.
     grid_h, grid_w = tiles_h + subs - 1, tiles_w + subs - 1
-    need_h, need_w = m * (grid_h - 1) + alpha, m * (grid_w - 1) + alpha
-    x = jnp.pad(x, ((0, 0), (0, max(0, need_h - h)), (0, max(0, need_w - w)), (0, 0)))[:, :need_h, :need_w]
-    input_transform, _, output_transform = transforms(m, r)
-
-    # Bᵀ d B, separably: along rows (slice i of every tile is a strided slice of the image), then
-    # along columns. (alpha, alpha, n, grid_h, grid_w, c).
-    tile_rows = [lax.slice_in_dim(x, i, i + m * (grid_h - 1) + 1, stride=m, axis=1) for i in range(alpha)]
-    by_rows = jnp.stack(
-        [
-            _linear_combination([(input_transform[a, i], tile_rows[i]) for i in range(alpha)])
-            for a in range(alpha)
-        ]
+    x = _padded_to_tiles(x, m, grid_h, grid_w)
+    _, _, output_transform = transforms(m, r)
+    transformed = _transformed_input_tiles(x, m, grid_h, grid_w).reshape(
+        alpha * alpha, n, grid_h, grid_w, groups, group_in
     )
-    tile_columns = [
-        lax.slice_in_dim(by_rows, j, j + m * (grid_w - 1) + 1, stride=m, axis=3) for j in range(alpha)
-    ]
-    transformed = jnp.stack(
-        [
-            _linear_combination([(input_transform[b, j], tile_columns[j]) for j in range(alpha)])
-            for b in range(alpha)
-        ],
-        axis=1,
-    ).reshape(alpha * alpha, n, grid_h, grid_w, groups, group_in)
     if subs > 1:
         # Sub-kernel (p, q) reads the tile p rows and q columns further on: its tiles, side by side
         # along the channels, make one product of all sub-kernels.
@@ -273,3 +371,55 @@ def _tiles_conv(
     )  # (m, m, groups, n, tiles_h, tiles_w, group_out)
     output = tiles.transpose(3, 4, 0, 5, 1, 2, 6).reshape(n, m * tiles_h, m * tiles_w, groups * group_out)
     return output[:, :out_h, :out_w]
+
+
+def _padded_to_tiles(x: jax.Array, m: int, grid_h: int, grid_w: int) -> jax.Array:
+    """``x`` cut or zero-padded to the pixels of a grid of ``grid_h × grid_w`` tiles ``m`` apart."""
+    alpha = m + SUB_KERNEL_SIDE - 1
+    need_h, need_w = m * (grid_h - 1) + alpha, m * (grid_w - 1) + alpha
+    _, h, w, _ = x.shape
+    x = jnp.pad(x, ((0, 0), (0, max(0, need_h - h)), (0, max(0, need_w - w)), (0, 0)))
+    return x[:, :need_h, :need_w]
+
+
+def _transformed_input_tiles(
+    x: jax.Array, m: int, grid_h: int, grid_w: int, pixels_apart: bool = False
+) -> jax.Array:
+    """Bᵀ d B of every tile of :func:`_padded_to_tiles` ``x`` (n, h, w, c): (α², n, grid_h, grid_w, c),
+    transformed pixel (a, b) at ``a · α + b``.
+
+    Separably: along rows (slice ``i`` of every tile is a strided slice of the image), then along
+    columns. The same values either way, but XLA:CPU fuses the two forms differently, and each
+    caller is faster with one (8 searches, 2-core Xeon): the forward pass with the row transforms
+    stacked into one array before the columns are sliced (conv4 11.5 against 13.9 ms), the kernel
+    gradient with each transformed pixel kept apart until the end (``pixels_apart``; conv3 22
+    against 36 ms).
+    """
+    alpha = m + SUB_KERNEL_SIDE - 1
+    input_transform, _, _ = transforms(m, SUB_KERNEL_SIDE)
+    tile_rows = [lax.slice_in_dim(x, i, i + m * (grid_h - 1) + 1, stride=m, axis=1) for i in range(alpha)]
+    by_rows = [
+        _linear_combination([(input_transform[a, i], tile_rows[i]) for i in range(alpha)])
+        for a in range(alpha)
+    ]
+    if not pixels_apart:
+        by_rows = [jnp.stack(by_rows)]
+    # Column axis: 2 of one row transform, 3 of the stack of them.
+    column_axis = 2 if pixels_apart else 3
+    transformed = []
+    for rows in by_rows:
+        tile_columns = [
+            lax.slice_in_dim(rows, j, j + m * (grid_w - 1) + 1, stride=m, axis=column_axis)
+            for j in range(alpha)
+        ]
+        transformed.append(
+            jnp.stack(
+                [
+                    _linear_combination([(input_transform[b, j], tile_columns[j]) for j in range(alpha)])
+                    for b in range(alpha)
+                ],
+                axis=column_axis - 2,
+            )
+        )
+    n, _, _, c = x.shape
+    return jnp.concatenate(transformed).reshape(alpha * alpha, n, grid_h, grid_w, c)

@@ -24,11 +24,11 @@ from siamfc_jax import cli
 from siamfc_jax.config import ConfigError, TrackerConfig
 from siamfc_jax.evaluation.validation import is_sequence_root, validate_for_tracking
 from siamfc_jax.runtime import (
+    choose_xla_cpu_libraries,
     describe_devices,
     enable_compilation_cache,
     keep_freed_host_memory,
     select_platform,
-    use_xla_cpu_convolutions,
 )
 from siamfc_jax.sequences.datasets import SequenceFolder
 from siamfc_jax.sequences.frames import DataError
@@ -194,7 +194,7 @@ def _run(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     select_platform()
     keep_freed_host_memory()
-    use_xla_cpu_convolutions()
+    choose_xla_cpu_libraries()
 
     def body() -> int:
         args = build_parser().parse_args(argv)
