@@ -184,8 +184,8 @@ DISK_FULL = "Error writing persistent compilation cache entry for 'f': disk full
 
 
 def warns_when_uncacheable() -> list[str]:
-    """The warnings left after choose_xla_cpu_libraries() of JAX's for a program it cannot cache
-    because of oneDNN fusions and of another failure to write the cache."""
+    """Which of two warnings about writing JAX's cache still show after choose_xla_cpu_libraries()
+    under the current ``XLA_FLAGS``: JAX's for a program holding oneDNN fusions, and another."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         runtime.choose_xla_cpu_libraries()
@@ -224,19 +224,20 @@ def test_jax_computes_with_the_xla_cpu_library_flags():
         "k = np.ones((3, 3, 2, 6), np.float32)\n"
         "convolve = jax.jit(lambda x, k: conv2d(x, k, 1, 2, impl='lax'))\n"
         "m = jnp.ones((64, 64))\n"
+        "a = np.arange(300, dtype=np.float32).reshape(20, 15) / 50\n"
+        "b = np.arange(15 * 7, dtype=np.float32).reshape(15, 7) / 30\n"
         "programs = [\n"
         # A convolution large enough for YNNPACK to take by default (small ones stay with XLA).
         "    jax.jit(lambda x, k: conv2d(x, k, impl='lax')).lower(\n"
         "        jnp.ones((1, 32, 32, 32)), jnp.ones((3, 3, 32, 64))),\n"
         "    jax.jit(jnp.dot).lower(m, m),\n"
         "    jax.jit(jnp.sum).lower(m),\n"
+        "    jax.jit(jnp.dot).lower(a, b),\n"
         "]\n"
         "texts = [p.compile().as_text() for p in programs]\n"
-        "print(*[('__onednn_fusion' in t, '__ynn_fusion' in t) for t in texts])\n"
+        "print(*[f\"{'__onednn_fusion' in t}/{'__ynn_fusion' in t}\" for t in texts])\n"
         "print(float(jnp.sum(convolve(jnp.asarray(x), jnp.asarray(k)))))\n"
-        "a = np.arange(300, dtype=np.float32).reshape(20, 15) / 50\n"
-        "b = np.arange(15 * 7, dtype=np.float32).reshape(15, 7) / 30\n"
-        "print(*np.asarray(jax.jit(jnp.dot)(a, b)).ravel())\n"
+        "print(*np.asarray(programs[3].compile()(a, b)).ravel())\n"
     )
     env = {key: value for key, value in runtime.os.environ.items() if key != "XLA_FLAGS"}
     done = subprocess.run(
@@ -244,8 +245,9 @@ def test_jax_computes_with_the_xla_cpu_library_flags():
     )
     assert done.returncode == 0, done.stderr[-2000:]
     libraries, total, product = done.stdout.splitlines()
-    assert libraries.split() == ["(False,", "False)", "(True,", "False)", "(False,", "True)"]
-    # A matrix product by oneDNN, against NumPy's in float64 (sums of 15 float32 products).
+    # Per program, "in oneDNN / in YNNPACK": convolution, product, sum, the small product.
+    assert libraries.split() == ["False/False", "True/False", "False/True", "True/False"]
+    # The last program's product, by oneDNN, against NumPy's in float64 (sums of 15 float32 products).
     a = np.arange(300, dtype=np.float64).reshape(20, 15) / 50
     b = np.arange(15 * 7, dtype=np.float64).reshape(15, 7) / 30
     expected_product = (a @ b).ravel()
