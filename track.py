@@ -5,7 +5,7 @@ The command line lives in :mod:`siamfc_jax.apps.track`.
 
 import sys
 
-from siamfc_jax.apps.track import main
+from siamfc_jax.apps import track_command
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(track_command())

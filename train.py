@@ -5,7 +5,7 @@ The command line lives in :mod:`siamfc_jax.apps.train`.
 
 import sys
 
-from siamfc_jax.apps.train import main
+from siamfc_jax.apps import train_command
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(train_command())

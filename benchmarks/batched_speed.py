@@ -25,7 +25,12 @@ import jax
 
 from benchmarks.track_speed import machine_lines
 from siamfc_jax.evaluation.batched import Job, track_jobs
-from siamfc_jax.runtime import choose_xla_cpu_libraries, keep_freed_host_memory, select_platform
+from siamfc_jax.runtime import (
+    choose_xla_cpu_libraries,
+    keep_freed_host_memory,
+    relaunch_with_mimalloc,
+    select_platform,
+)
 from siamfc_jax.sequences.readers import open_sequence
 from siamfc_jax.tracker import Tracker
 from siamfc_jax.tracker.device import hyper_params
@@ -89,4 +94,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    relaunch_with_mimalloc()  # before anything compiles; it repeats the imports above
     main()

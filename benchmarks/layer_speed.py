@@ -50,6 +50,7 @@ from siamfc_jax.runtime import (
     available_cores,
     choose_xla_cpu_libraries,
     keep_freed_host_memory,
+    relaunch_with_mimalloc,
     select_platform,
 )
 from siamfc_jax.sequences.frames import DataError, read_image
@@ -193,4 +194,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    relaunch_with_mimalloc()  # before anything compiles; it repeats the imports above
     sys.exit(main())

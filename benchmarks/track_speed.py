@@ -69,8 +69,10 @@ from siamfc_jax.ops import conv
 from siamfc_jax.runtime import (
     available_cores,
     choose_xla_cpu_libraries,
+    describe_allocator,
     describe_devices,
     keep_freed_host_memory,
+    relaunch_with_mimalloc,
     select_platform,
 )
 from siamfc_jax.sequences.frames import DataError, average_color, read_image
@@ -136,6 +138,7 @@ def machine_lines() -> list[str]:
         f"machine: {cpu_model()}, {cores} usable cores, load average {load} (1, 5, 15 min), "
         f"{platform.system()} {platform.release()}",
         describe_devices(),
+        describe_allocator(),
         f"python {platform.python_version()}, jax {jax.__version__}, flax {flax.__version__}, "
         f"OpenCV {cv2.__version__}, NumPy {np.__version__}",
         f"command: {' '.join([Path(sys.executable).name, *sys.argv])}",
@@ -589,4 +592,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    relaunch_with_mimalloc()  # before anything compiles; it repeats the imports above
     sys.exit(main())

@@ -72,6 +72,7 @@ from siamfc_jax.runtime import (
     choose_xla_cpu_libraries,
     describe_devices,
     keep_freed_host_memory,
+    relaunch_with_mimalloc,
     select_platform,
 )
 from siamfc_jax.sequences.frames import DataError
@@ -406,4 +407,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    relaunch_with_mimalloc()  # before anything compiles; it repeats the imports above
     sys.exit(main())

@@ -1,8 +1,10 @@
-"""Process-level setup: the JAX platform, the persistent caches, the CPU count, and glibc's malloc.
+"""Process-level setup: the JAX platform, the persistent caches, the CPU count, and the allocator.
 
 Nothing here runs on import; the command-line tools call :func:`select_platform` and
 :func:`enable_compilation_cache` first thing, before anything compiles, and the tracking and
-training ones :func:`keep_freed_host_memory` and :func:`choose_xla_cpu_libraries`.
+training ones :func:`keep_freed_host_memory` and :func:`choose_xla_cpu_libraries`. Those that
+compute (tracking, training, tuning, the speed benchmarks) start with
+:func:`relaunch_with_mimalloc`, when run as programs, before they import JAX.
 
 ``pip install jax[cuda12]`` on a machine without an NVIDIA driver makes JAX print a long traceback
 from the CUDA plugin on first use before it falls back to the CPU. Users of a CPU-only machine (and
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import importlib.metadata
 import importlib.util
 import os
 import sys
@@ -50,6 +53,119 @@ def select_platform() -> None:
         sys.modules["jax"].config.update("jax_platforms", "cpu")
 
 
+# mimalloc, from this wheel; the file the dynamic loader preloads (its soname).
+_MIMALLOC_DISTRIBUTION = "cmeel-mimalloc"
+_MIMALLOC_LIBRARY = "libmimalloc.so.3"
+# Set to 0, the command-line tools keep the C library's malloc.
+MIMALLOC_SWITCH = "SIAMFC_JAX_MIMALLOC"
+# mimalloc hands freed pages back to the system 10 ms after they fall free, by default; XLA then
+# pays a page fault on every page of its large buffers at every call, as with glibc's defaults
+# (keep_freed_host_memory). Never handing them back: a train step of 8 pairs (2-core Xeon) 2,272
+# faults and 53 ms of system time a step with mimalloc's default, none and 4 ms this way. A value
+# the user set is kept.
+_MIMALLOC_SETTINGS = (("MIMALLOC_PURGE_DELAY", "-1"),)
+
+
+class _DlInfo(ctypes.Structure):
+    """dladdr(3)'s Dl_info."""
+
+    _fields_ = [
+        ("dli_fname", ctypes.c_char_p),
+        ("dli_fbase", ctypes.c_void_p),
+        ("dli_sname", ctypes.c_char_p),
+        ("dli_saddr", ctypes.c_void_p),
+    ]
+
+
+def malloc_library() -> str | None:
+    """The file of the shared object whose ``malloc`` this process calls: the C library's (e.g.
+    ``/lib/x86_64-linux-gnu/libc.so.6``) unless another allocator was preloaded. None where the
+    dynamic loader cannot tell (no ``dladdr``, e.g. Windows)."""
+    try:
+        process = ctypes.CDLL(None)
+    except (OSError, TypeError):
+        return None
+    dladdr = getattr(process, "dladdr", None)
+    if dladdr is None:  # glibc before 2.34 keeps it in libdl
+        try:
+            dladdr = ctypes.CDLL(ctypes.util.find_library("dl")).dladdr
+        except (OSError, TypeError, AttributeError):
+            return None
+    dladdr.argtypes = [ctypes.c_void_p, ctypes.POINTER(_DlInfo)]
+    info = _DlInfo()
+    address = ctypes.cast(process.malloc, ctypes.c_void_p)
+    if not dladdr(address, ctypes.byref(info)) or not info.dli_fname:
+        return None
+    return os.fsdecode(info.dli_fname)
+
+
+def _is_c_library(path: str) -> bool:
+    # libc.so.6, or libc-2.31.so before glibc 2.34 named its file by version.
+    return Path(path).name.startswith(("libc.so", "libc-"))
+
+
+def mimalloc_path() -> Path | None:
+    """mimalloc's shared library from the ``cmeel-mimalloc`` wheel; None where it is not installed."""
+    try:
+        files = importlib.metadata.files(_MIMALLOC_DISTRIBUTION) or []
+    except importlib.metadata.PackageNotFoundError:
+        return None
+    for file in files:
+        if file.name == _MIMALLOC_LIBRARY:
+            path = Path(file.locate()).resolve()
+            return path if path.is_file() else None
+    return None
+
+
+def relaunch_with_mimalloc() -> None:
+    """Run this command line again in this process (``execve``), with mimalloc as its allocator.
+
+    XLA:CPU allocates and frees buffers all through a program's run, from all its threads. glibc's
+    malloc makes that cost either page faults (its defaults) or, with
+    :func:`keep_freed_host_memory`'s settings, a single arena whose lock the threads queue on and
+    whose free lists its searches walk: a train step of 8 pairs (2-core Xeon) spent 9 % of its CPU
+    time in ``_int_malloc`` and switched threads 1,900 times a step. On mimalloc, with freed pages
+    kept, the same step took 586 against 720 ms (and its process peaked at 1.9 against 2.5 GB);
+    the tracker gains less (``benchmarks/RESULTS.md``).
+
+    The dynamic loader chooses the allocator before the program starts, so this starts the
+    program again with mimalloc in ``LD_PRELOAD`` and the same arguments (``sys.orig_argv``) and
+    environment; the process keeps its ID and its open files. Nothing happens (it returns) where:
+    the system is not Linux; ``SIAMFC_JAX_MIMALLOC=0``; the ``cmeel-mimalloc`` wheel is not
+    installed; ``malloc`` is not the C library's already (mimalloc, or an allocator the user
+    preloaded); or mimalloc was preloaded and did not take (one line on stderr says so, rather than
+    starting again forever). Call it first thing when running as a program, before importing JAX
+    (whose import it would repeat); never from a library, or a test, whose process it would
+    replace.
+    """
+    if not sys.platform.startswith("linux") or os.environ.get(MIMALLOC_SWITCH) == "0":
+        return
+    library = mimalloc_path()
+    current = malloc_library()
+    if library is None or current is None or not _is_c_library(current) or not sys.executable:
+        return
+    preloaded = os.environ.get("LD_PRELOAD", "")
+    if str(library) in preloaded.replace(" ", ":").split(":"):
+        print(
+            f"siamfc_jax: mimalloc ({library}) is in LD_PRELOAD but malloc is {current}'s; running on it",
+            file=sys.stderr,
+        )
+        return
+    environment = dict(os.environ)
+    environment["LD_PRELOAD"] = ":".join(filter(None, (str(library), preloaded)))
+    for name, value in _MIMALLOC_SETTINGS:
+        environment.setdefault(name, value)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    try:
+        os.execve(sys.executable, sys.orig_argv, environment)
+    except OSError as error:
+        print(
+            f"siamfc_jax: could not start again on mimalloc ({error}); running on {current}'s malloc",
+            file=sys.stderr,
+        )
+
+
 # glibc's mallopt parameters (malloc.h).
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_MAX = -4
@@ -76,8 +192,13 @@ def keep_freed_host_memory() -> bool:
     its threads; a library user may call it too.
 
     Returns:
-      True where it took effect (glibc), False elsewhere (other C libraries: nothing changes).
+      True where it took effect (glibc's malloc serves the process), False elsewhere (another C
+      library, or another allocator preloaded, e.g. by :func:`relaunch_with_mimalloc`: nothing
+      changes).
     """
+    current = malloc_library()
+    if current is not None and not _is_c_library(current):
+        return False
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c"))
     except OSError:
@@ -157,6 +278,13 @@ def choose_xla_cpu_libraries(matrix_products: str = "ynnpack") -> bool:
     if all(f"{flag}={value}" in flags for flag, value in _ONEDNN_FLAGS):
         warnings.filterwarnings("ignore", message=_UNCACHEABLE_ONEDNN_WARNING, category=UserWarning)
     return bool(missing)
+
+
+def describe_allocator() -> str:
+    """One line naming the file whose ``malloc`` the process calls, e.g. ``malloc: libmimalloc.so.3``
+    (:func:`relaunch_with_mimalloc`) or ``malloc: libc.so.6``."""
+    library = malloc_library()
+    return f"malloc: {Path(library).name if library else 'unknown'}"
 
 
 def describe_devices() -> str:

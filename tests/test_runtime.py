@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from siamfc_jax import runtime
+from tests.conftest import REPO_ROOT, in_ci
 
 
 @pytest.fixture
@@ -69,6 +70,11 @@ def test_driver_markers_are_files(monkeypatch):
     assert not runtime._nvidia_driver_present()
 
 
+def on_glibc() -> dict[str, str]:
+    """This environment without a preloaded allocator, for a fresh interpreter on glibc's malloc."""
+    return {key: value for key, value in runtime.os.environ.items() if key != "LD_PRELOAD"}
+
+
 # The check runs in a fresh interpreter: the setting is process-wide and would change the
 # allocator under the rest of the suite. mallinfo2 (glibc >= 2.33) counts the bytes glibc holds
 # in mmap'd chunks; a 64 MiB array is above glibc's largest dynamic mmap threshold (32 MiB), so by
@@ -105,7 +111,7 @@ def test_keep_freed_host_memory_stops_mmap_for_large_buffers():
     if not hasattr(ctypes.CDLL(None), "mallinfo2"):
         pytest.skip("glibc older than 2.33 (no mallinfo2)")
     result = subprocess.run(
-        [sys.executable, "-c", MMAP_PROBE], capture_output=True, text=True, check=True
+        [sys.executable, "-c", MMAP_PROBE], env=on_glibc(), capture_output=True, text=True, check=True
     )
     default, took_effect, after = result.stdout.split()
     assert int(default) >= 2**26 and took_effect == "True" and int(after) == 0
@@ -153,11 +159,108 @@ def test_keep_freed_host_memory_gives_threads_the_main_heap():
 
     def probe(mode: str) -> list[str]:
         return subprocess.run(
-            [sys.executable, "-c", ARENA_PROBE, mode], capture_output=True, text=True, check=True
+            [sys.executable, "-c", ARENA_PROBE, mode],
+            env=on_glibc(),
+            capture_output=True,
+            text=True,
+            check=True,
         ).stdout.split()
 
     assert probe("default") == ["None", "2"]
     assert probe("keep") == ["True", "1"]
+
+
+# A fresh interpreter that relaunches itself: what it prints after, with its arguments; the last
+# field is read from the process's memory map, independently of dladdr.
+RELAUNCH_PROBE = """
+import os, sys
+from siamfc_jax import runtime
+print("started", flush=True)
+runtime.relaunch_with_mimalloc()
+with open("/proc/self/maps") as maps:
+    mapped = "libmimalloc" in maps.read()
+print(sys.argv[1:], runtime.malloc_library(), os.environ.get("MIMALLOC_PURGE_DELAY"),
+      runtime.keep_freed_host_memory(), mapped)
+"""
+
+
+def relaunch_probe(**environment: str) -> list[str]:
+    done = runtime_subprocess([sys.executable, "-c", RELAUNCH_PROBE, "--seq", "a b"], environment)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout.splitlines()
+
+
+def runtime_subprocess(command: list[str], environment: dict[str, str]):
+    import subprocess
+
+    return subprocess.run(command, env={**on_glibc(), **environment}, capture_output=True, text=True)
+
+
+def installed_mimalloc():
+    """mimalloc's library (requirements-cpu.txt installs it on Linux); skips elsewhere (fails in CI)."""
+    if not sys.platform.startswith("linux"):
+        pytest.skip("LD_PRELOAD: Linux only")
+    library = runtime.mimalloc_path()
+    if library is None:
+        if in_ci():
+            pytest.fail("cmeel-mimalloc is not installed (requirements-cpu.txt)")
+        pytest.skip("cmeel-mimalloc is not installed (requirements-cpu.txt)")
+    return library
+
+
+def test_relaunch_runs_the_same_command_on_mimalloc_once():
+    library = installed_mimalloc()
+    # "started" twice: the program ran again from its start, with the same arguments, on mimalloc
+    # (its malloc, its library mapped), pages kept, and glibc's settings left alone.
+    first, second, result = relaunch_probe()
+    assert first == second == "started"
+    assert result == f"['--seq', 'a b'] {library} -1 False True"
+    # Already on mimalloc (or another allocator the user preloaded): no second start.
+    assert relaunch_probe(LD_PRELOAD=str(library))[:1] == ["started"]
+    assert len(relaunch_probe(LD_PRELOAD=str(library))) == 2
+    # A value the user set is kept.
+    assert relaunch_probe(MIMALLOC_PURGE_DELAY="5")[-1].split()[-3] == "5"
+
+
+def test_relaunch_is_switched_off_by_the_environment():
+    installed_mimalloc()
+    started, result = relaunch_probe(SIAMFC_JAX_MIMALLOC="0")
+    assert started == "started"
+    fields = result.split()
+    assert "libc" in fields[-4] and fields[-3:] == ["None", "True", "False"]
+
+
+def test_relaunch_refuses_to_loop_where_the_preload_did_not_take(monkeypatch, capsys):
+    """mimalloc listed in LD_PRELOAD while malloc is still the C library's: one line, no new start."""
+    library = installed_mimalloc()
+    monkeypatch.setattr(runtime, "malloc_library", lambda: "/lib/x86_64-linux-gnu/libc.so.6")
+    monkeypatch.setenv("LD_PRELOAD", f"/opt/other.so {library}")
+    monkeypatch.delenv("SIAMFC_JAX_MIMALLOC", raising=False)
+    started = []
+    monkeypatch.setattr(runtime.os, "execve", lambda *arguments: started.append(arguments))
+    runtime.relaunch_with_mimalloc()
+    assert started == []
+    assert capsys.readouterr().err.count("\n") == 1
+    # Without it in LD_PRELOAD, it starts again: first in LD_PRELOAD, the user's preloads after it.
+    monkeypatch.setenv("LD_PRELOAD", "/opt/other.so")
+    runtime.relaunch_with_mimalloc()
+    ((executable, arguments, environment),) = started
+    assert executable == sys.executable and arguments == sys.orig_argv
+    assert environment["LD_PRELOAD"] == f"{library}:/opt/other.so"
+
+
+@pytest.mark.parametrize("switch", ["1", "0"])
+def test_track_py_runs_on_mimalloc_unless_switched_off(tmp_path, switch):
+    """``python track.py`` as a user runs it: it names the allocator it runs on after the device
+    (here before failing on a missing sequence, exit 1)."""
+    library = installed_mimalloc()
+    track = REPO_ROOT / "track.py"
+    done = runtime_subprocess(
+        [sys.executable, str(track), "--seq", str(tmp_path / "missing")], {"SIAMFC_JAX_MIMALLOC": switch}
+    )
+    assert done.returncode == 1 and done.stderr.startswith("error: "), done.stderr[-2000:]
+    expected = library.name if switch == "1" else "libc.so.6"
+    assert done.stdout.splitlines()[1] == f"malloc: {expected}"
 
 
 YNNPACK_FLAGS = " --xla_cpu_experimental_ynn_fusion_type=-individual_convolution"

@@ -50,9 +50,11 @@ from siamfc_jax.evaluation.validation import check_target_boxes, is_sequence_roo
 from siamfc_jax.live import display_problem, format_live_result, is_live_source, run_live, source_name
 from siamfc_jax.runtime import (
     choose_xla_cpu_libraries,
+    describe_allocator,
     describe_devices,
     enable_compilation_cache,
     keep_freed_host_memory,
+    relaunch_with_mimalloc,
     select_platform,
 )
 from siamfc_jax.sequences.datasets import SequenceFolder
@@ -282,6 +284,7 @@ def _track(args: argparse.Namespace, config: TrackerConfig, boxes: list, beat: c
     enable_compilation_cache()  # before anything compiles: JAX decides on the cache once
     device = describe_devices()
     beat.say(device)
+    beat.say(describe_allocator())
     weights = args.weights or default_weights_path()
     if args.seq is not None and is_live_source(args.seq):
         return _run_live(args, config, boxes, weights, device)
@@ -428,4 +431,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    relaunch_with_mimalloc()  # before anything compiles; it repeats the imports above
     sys.exit(main())

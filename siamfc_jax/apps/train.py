@@ -29,6 +29,7 @@ from siamfc_jax.runtime import (
     choose_xla_cpu_libraries,
     enable_compilation_cache,
     keep_freed_host_memory,
+    relaunch_with_mimalloc,
     select_platform,
 )
 from siamfc_jax.sequences.frames import DataError
@@ -194,4 +195,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    relaunch_with_mimalloc()  # before anything compiles; it repeats the imports above
     sys.exit(main())

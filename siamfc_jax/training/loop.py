@@ -34,7 +34,7 @@ from siamfc_jax.interop.torch_weights import WeightsError
 from siamfc_jax.io import write_text_atomic
 from siamfc_jax.pipeline.loader import PairLoader
 from siamfc_jax.pipeline.sources import TrainingData, prepare_training_data
-from siamfc_jax.runtime import describe_devices
+from siamfc_jax.runtime import describe_allocator, describe_devices
 from siamfc_jax.training.checkpoint import Checkpointer, Position
 from siamfc_jax.training.distributed import (
     any_process,
@@ -155,6 +155,7 @@ def _train(config: TrainConfig, progress: bool, log: Log) -> TrainResult:
     single = jax.process_count() == 1
     say = log if is_main else (lambda message: None)
     say(describe_devices())
+    say(describe_allocator())
     # Before any work: checkpoints of other settings are refused, a finished run is not redone.
     checkpointer = Checkpointer(workdir, config.keep_checkpoints, run_identity(config))
     finished = _finished_run(workdir, checkpointer, config.optim.epochs)

@@ -28,6 +28,7 @@ from siamfc_jax.runtime import (
     describe_devices,
     enable_compilation_cache,
     keep_freed_host_memory,
+    relaunch_with_mimalloc,
     select_platform,
 )
 from siamfc_jax.sequences.datasets import SequenceFolder
@@ -207,4 +208,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    relaunch_with_mimalloc()  # before anything compiles; it repeats the imports above
     sys.exit(main())
