@@ -9,7 +9,7 @@ import jax
 import numpy as np
 import pytest
 
-import track
+from siamfc_jax.apps import track
 from siamfc_jax.evaluation.batched import Job, padded_size, track_jobs
 from siamfc_jax.evaluation.metrics import iou
 from siamfc_jax.sequences.datasets import SequenceFolder

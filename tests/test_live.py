@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 import pytest
 
-import track
+from siamfc_jax.apps import track
 from siamfc_jax.evaluation.reports import format_boxes
 from siamfc_jax.evaluation.runner import track_sequence
 from siamfc_jax.evaluation.scoring import BOX_DECIMALS

@@ -86,8 +86,11 @@ def test_wheel_holds_the_weights_and_declares_dependencies(installed):
     requirements = [line for line in metadata.splitlines() if line.startswith("Requires-Dist:")]
     for package in ("jax==", "flax==", "opencv-python==", "av==", "tensorflow-datasets==", "jax[cuda12]=="):
         assert any(package in line for line in requirements), package
-    for script in ("siamfc-track = siamfc_jax.apps.track:main", "siamfc-train = siamfc_jax.apps.train:main",
-                   "siamfc-convert = siamfc_jax.convert:main"):  # fmt: skip
+    for script in (
+        "siamfc-track = siamfc_jax.apps:track_command",
+        "siamfc-train = siamfc_jax.apps:train_command",
+        "siamfc-convert = siamfc_jax.convert:main",
+    ):
         assert script in entry_points
 
 

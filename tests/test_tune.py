@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-import track
+from siamfc_jax.apps import track
 from siamfc_jax.config import ModelConfig, OptimConfig, PairConfig, TrainConfig
 from siamfc_jax.sequences.datasets import SequenceFolder
 from siamfc_jax.training.loop import train
