@@ -4,7 +4,7 @@ Each module has a ``main(argv) -> exit status`` (the convention of :mod:`siamfc_
 top-level scripts and the console entry points installed with the package run it through
 :func:`track_command` and :func:`train_command`, which first start the program again on mimalloc
 (:func:`siamfc_jax.runtime.relaunch_with_mimalloc`) before anything heavy is imported; this module
-imports nothing else, so that costs a few milliseconds. ``siamfc-convert`` is
+imports nothing else, so that costs one more interpreter start (about 50 ms). ``siamfc-convert`` is
 :func:`siamfc_jax.convert.main`.
 """
 
