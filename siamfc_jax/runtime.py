@@ -140,9 +140,13 @@ def relaunch_with_mimalloc() -> None:
     """
     if not sys.platform.startswith("linux") or os.environ.get(MIMALLOC_SWITCH) == "0":
         return
-    library = mimalloc_path()
+    # The cheap check first: the process started again on mimalloc returns here, without reading
+    # the wheel's file list a second time.
     current = malloc_library()
-    if library is None or current is None or not _is_c_library(current) or not sys.executable:
+    if current is None or not _is_c_library(current) or not sys.executable:
+        return
+    library = mimalloc_path()
+    if library is None:
         return
     preloaded = os.environ.get("LD_PRELOAD", "")
     if str(library) in preloaded.replace(" ", ":").split(":"):
