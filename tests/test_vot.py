@@ -183,7 +183,7 @@ def test_overlap_matches_the_toolkit():
     vot = _toolkit()
     rng = np.random.default_rng(7)
     pairs = _hand_made()
-    for _ in range(800):
+    for _ in range(2000):
         size = None if rng.random() < 0.15 else (int(rng.integers(2, 120)), int(rng.integers(2, 90)))
         pairs.append((_random_region(rng), _random_region(rng), size))
     worst = 0.0
@@ -265,7 +265,6 @@ def _same_entries(ours: list[V.Entry], theirs: list) -> None:
             assert V.format_region(entry) == str(region), index
 
 
-@pytest.mark.slow
 def test_supervised_run_matches_the_toolkit(tmp_path):
     _toolkit()
     for name, folder, truth, size, boxes in _cases(tmp_path):
@@ -325,7 +324,6 @@ def test_run_supervised_drives_a_box_tracker():
 # ------------------------------------------------------------------------------------- measures
 
 
-@pytest.mark.slow
 def test_measures_match_the_toolkit(tmp_path):
     _toolkit()
     from vot.analysis.failures import CumulativeFailureCount, FailureCount

@@ -162,33 +162,51 @@ def _raster_rectangle(rect: np.ndarray, bounds: Bounds) -> np.ndarray:
     return mask
 
 
-def _row_nodes(xs: np.ndarray, ys: np.ndarray, row: int) -> list[int]:
-    """Sorted x of the polygon's edges crossing ``row`` (closed in y; a horizontal edge on the row
-    gives its first point), truncated towards zero as the toolkit's integer nodes are."""
+def _polygon_nodes(xs: np.ndarray, ys: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(R, K) sorted x of the K edges crossing each of the R ``rows`` (closed in y; a horizontal edge
+    on the row gives its first point), truncated towards zero as the toolkit's integer nodes are,
+    +inf after the last; and the (R,) count of nodes per row."""
     xs_prev, ys_prev = np.roll(xs, 1), np.roll(ys, 1)
     low, high = np.minimum(ys, ys_prev), np.maximum(ys, ys_prev)
+    row = rows[:, None].astype(np.float64)
     crossing = ((low <= row) & (row <= high) & (low < high)) | ((ys == ys_prev) & (ys == row))
     rise, run = ys_prev - ys, xs_prev - xs
     with np.errstate(divide="ignore", invalid="ignore"):
+        # Same operation order as the toolkit, so the truncation sees the same float64 values.
         nodes = np.where(rise != 0, xs + (row - ys) / rise * run, xs)
-    return sorted(np.trunc(nodes[crossing]).astype(np.int64).tolist())
+    nodes = np.sort(np.where(crossing, np.trunc(nodes), np.inf), axis=1)
+    return nodes, crossing.sum(axis=1)
+
+
+def _fill_row(mask_row: np.ndarray, nodes: list[int]) -> None:
+    """The toolkit's span filling of one row from its sorted nodes."""
+    width, i = len(mask_row), 0
+    while i < len(nodes) - 1 and nodes[i] < width:
+        # A vertex on the row gives two equal nodes: drop one unless they are the last pair.
+        if nodes[i] == nodes[i + 1] and i < len(nodes) - 2:
+            i += 1
+            continue
+        if nodes[i + 1] >= 0:
+            mask_row[max(nodes[i], 0) : min(nodes[i + 1], width - 1) + 1] = True
+        i += 2
 
 
 def _raster_polygon(points: np.ndarray, bounds: Bounds) -> np.ndarray:
     width, height = bounds[2] - bounds[0] + 1, bounds[3] - bounds[1] + 1
     mask = np.zeros((height, width), dtype=bool)
     xs, ys = points[0::2] - bounds[0], points[1::2] - bounds[1]
-    for row in range(max(0, int(ys.min())), min(height, int(ys.max()) + 1)):
-        nodes = _row_nodes(xs, ys, row)
-        i = 0
-        while i < len(nodes) - 1 and nodes[i] < width:
-            # A vertex on the row gives two equal nodes: drop one unless they are the last pair.
-            if nodes[i] == nodes[i + 1] and i < len(nodes) - 2:
-                i += 1
-                continue
-            if nodes[i + 1] >= 0:
-                mask[row, max(nodes[i], 0) : min(nodes[i + 1], width - 1) + 1] = True
-            i += 2
+    rows = np.arange(max(0, int(ys.min())), min(height, int(ys.max()) + 1))
+    nodes, counts = _polygon_nodes(xs, ys, rows)
+    # Rows crossed twice (nearly all) fill one span, vectorised; the others go span by span.
+    pairs = counts == 2
+    low, high = nodes[pairs, 0], nodes[pairs, 1]
+    filled = (high >= 0) & (low < width)
+    columns = np.arange(width)
+    mask[rows[pairs][filled]] = (columns >= np.maximum(low[filled], 0)[:, None]) & (
+        columns <= np.minimum(high[filled], width - 1)[:, None]
+    )
+    for index in np.flatnonzero(~pairs & (counts > 2)):
+        _fill_row(mask[rows[index]], nodes[index, : counts[index]].astype(np.int64).tolist())
     return mask
 
 
@@ -370,7 +388,10 @@ def sequence_accuracy(
     and not within ``burnin`` frames from an initialisation (the initialisation's frame included);
     frames with an empty ground truth count (their overlap is 0). Returns (accuracy, frames used);
     (0, 0) when no frame is left."""
-    overlaps = region_overlaps(trajectory, groundtruth, frame_size)
+    return _accuracy(region_overlaps(trajectory, groundtruth, frame_size), trajectory, burnin)
+
+
+def _accuracy(overlaps: np.ndarray, trajectory: Sequence[Entry], burnin: int) -> tuple[float, int]:
     used = np.ones(len(overlaps), dtype=bool)
     for index, entry in enumerate(trajectory):
         code = _code(entry)
@@ -461,7 +482,7 @@ def evaluate_supervised(
     for run in runs:
         overlaps = region_overlaps(run.trajectory, run.groundtruth, run.frame_size)
         segments.extend(eao_segments(overlaps, run.trajectory))
-        accuracy, _ = sequence_accuracy(run.trajectory, run.groundtruth, run.frame_size, burnin)
+        accuracy, _ = _accuracy(overlaps, run.trajectory, burnin)
         failures = count_failures(run.trajectory)
         frames = len(run.trajectory)
         rows.append({"sequence": run.name, "frames": frames, "accuracy": accuracy, "failures": failures})
