@@ -22,9 +22,12 @@ empty, with bounds ``(0, 0, 0, 0)``.
 Experiment (``vot/experiment/multirun.py: SupervisedExperiment.execute``): initialise at frame 0;
 on a frame whose overlap with the ground truth is at most ``failure_overlap`` (0) record 2 and
 re-initialise ``skip_initialize`` (5) frames later, where 1 is recorded; frames never visited stay 0.
+The toolkit applies the failure test to frames whose ground truth is empty too (a box fails there);
+:class:`SupervisedRun` by default skips them instead (its ``ignore_empty_truth``).
 
 Measures (``vot/analysis/supervised.py``): accuracy is the mean overlap over the frames that are no
-code and not within ``burnin`` (10) frames of an initialisation; robustness is the failure count;
+code and not within ``burnin`` (10) frames of an initialisation (frames with an empty ground truth
+count, with overlap 0); robustness is the failure count;
 over sequences both are averaged weighted by sequence length, and the AR point's reliability is
 ``exp(-30 * R / mean length)``. EAO: each run is cut into segments from an initialisation up to
 (excluding) its failure, or to the sequence end; the curve at length ``j`` is the mean over segments
@@ -55,7 +58,6 @@ BURNIN = 10
 SENSITIVITY = 30.0
 EAO_INTERVALS = {"vot2016": (108, 371), "vot2017": (100, 356), "vot2018": (100, 356)}
 
-Region = np.ndarray
 Entry = int | np.ndarray
 Bounds = tuple[int, int, int, int]
 
