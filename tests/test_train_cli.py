@@ -177,3 +177,25 @@ def test_ctrl_c_in_every_phase_stops_with_a_checkpoint_and_the_same_command_resu
     assert (tmp_path / "run" / "final.msgpack").is_file()
     history = json.loads((tmp_path / "run" / "history.json").read_text())
     assert [record["epoch"] for record in history] == [0, 1, 2, 3]
+
+
+def test_checkpoints_describe_the_run_that_saved_them_and_free_settings_may_differ(tmp_path):
+    import jax.numpy as jnp
+
+    from siamfc_jax.training.checkpoint import Checkpointer, Position
+
+    def identity(batch: int, epochs: int) -> dict:
+        return {"optim": {"batch_size": batch, "epochs": epochs}}
+
+    # A run stopped before its first checkpoint leaves a description of nothing: the next one's counts.
+    Checkpointer(tmp_path, run_config=identity(8, 2)).close()
+    checkpointer = Checkpointer(tmp_path, run_config=identity(4, 2))
+    checkpointer.save({"x": jnp.zeros(2)}, Position(1, 0, 1))
+    checkpointer.close()
+    with pytest.raises(ValueError, match=r"optim\.batch_size: 4 in the checkpoints, 8 now"):
+        Checkpointer(tmp_path, run_config=identity(8, 2))
+    with pytest.raises(ValueError, match=r"optim\.epochs: 2 in the checkpoints, 3 now"):
+        Checkpointer(tmp_path, run_config=identity(4, 3))
+    extended = Checkpointer(tmp_path, run_config=identity(4, 3), free=("optim.epochs",))
+    assert extended.stored_run_config == identity(4, 2)
+    extended.close()
