@@ -57,8 +57,8 @@ class Checkpointer:
     Args:
       workdir: the training run's directory.
       keep: how many of the newest checkpoints to keep.
-      run_config: a JSON-serialisable description of the run, stored beside the checkpoints when the
-        first one is saved; a resumed run must describe itself identically (a different batch size
+      run_config: a JSON-serialisable description of the run, stored beside the checkpoints by the
+        run that saved them; a resumed run must describe itself identically (a different batch size
         or seed would make the restored position meaningless) but for the dotted paths in ``free``.
       free: settings of ``run_config`` that may differ on resuming (the number of epochs: a run can
         be extended); :attr:`stored_run_config` keeps the stored values.
@@ -86,6 +86,7 @@ class Checkpointer:
         self.stored_run_config: dict | None = stored or None
         changed = _differences(stored, run_config, free=free) if run_config is not None and stored else []
         if changed:
+            self._manager.close()
             raise ValueError(
                 f"{self.directory}: the checkpoints belong to a run with different settings "
                 f"({'; '.join(changed)}); use another --workdir or the original settings"
