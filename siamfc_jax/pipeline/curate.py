@@ -23,6 +23,7 @@ augments every crop (:mod:`siamfc_jax.pipeline.transforms`).
 from __future__ import annotations
 
 import multiprocessing
+import signal
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -320,6 +321,8 @@ def _init_worker(dataset: SequenceDataset, config: PairConfig, jpeg_quality: int
     _worker_job = (dataset, config, jpeg_quality)
     # One process per core already: OpenCV's own threads would only oversubscribe the cores.
     cv2.setNumThreads(1)
+    # Ctrl-C reaches the whole process group; the parent decides what stops, and stops its workers.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _curate_in_worker(index: int) -> CuratedSequence:

@@ -29,6 +29,7 @@ epoch (9335 pairs, a few seconds at thousands of pairs per second) that matters,
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Iterator
 
 import cv2
@@ -45,6 +46,8 @@ def _init_worker(worker_index: int, worker_count: int) -> None:
     del worker_index, worker_count
     # One process (or thread) per core already: OpenCV's own thread pool would oversubscribe them.
     cv2.setNumThreads(1)
+    # Ctrl-C reaches the whole process group; the parent decides what stops, and stops its workers.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _allow_unparsed_flags() -> None:
