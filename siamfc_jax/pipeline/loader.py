@@ -85,8 +85,14 @@ class _Batches:
     def __getitem__(self, index: int) -> dict[str, np.ndarray]:
         epoch = self._first_epoch + index // self._steps
         first_pair = (index % self._steps) * self._batch_size + self._offset
-        pairs = [self._sampler.pair(epoch, first_pair + offset) for offset in range(self._local_size)]
-        return {key: np.stack([pair[key] for pair in pairs]) for key in pairs[0]}
+        # Pairs are written straight into their rows of the batch: one copy of each image.
+        shapes = self._sampler.shapes.items()
+        batch = {key: np.empty((self._local_size, *shape), np.uint8) for key, shape in shapes}
+        for offset in range(self._local_size):
+            self._sampler.pair_into(
+                epoch, first_pair + offset, batch["exemplar"][offset], batch["search"][offset]
+            )
+        return batch
 
 
 class PairLoader:

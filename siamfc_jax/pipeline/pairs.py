@@ -310,6 +310,14 @@ class PairSampler:
         self.seed = seed
         self._order: tuple[int, np.ndarray] | None = None
 
+    @property
+    def shapes(self) -> dict[str, tuple[int, int, int]]:
+        """Shape of each image of a pair: ``exemplar`` and ``search`` (side, side, 3), uint8 RGB."""
+        return {
+            "exemplar": (self.config.exemplar_sz, self.config.exemplar_sz, 3),
+            "search": (self.config.search_sz, self.config.search_sz, 3),
+        }
+
     def __len__(self) -> int:
         """Pairs per epoch: ``num_sequences * pairs_per_seq``."""
         return self.source.num_sequences * self.config.pairs_per_seq
@@ -351,10 +359,16 @@ class PairSampler:
 
         Returns:
             ``exemplar``: (exemplar_sz, exemplar_sz, 3) and ``search``: (search_sz, search_sz, 3)
-            RGB uint8 (127 and 239 by default).
+            RGB uint8 (127 and 239 by default), C-contiguous.
         """
+        pair = {key: np.empty(shape, np.uint8) for key, shape in self.shapes.items()}
+        self.pair_into(epoch, index, pair["exemplar"], pair["search"])
+        return pair
+
+    def pair_into(self, epoch: int, index: int, exemplar: np.ndarray, search: np.ndarray) -> None:
+        """Write pair ``index`` of ``epoch`` into ``exemplar`` (exemplar_sz, exemplar_sz, 3) and
+        ``search`` (search_sz, search_sz, 3) uint8 arrays, e.g. rows of a batch (one copy per image)."""
         rng, _, sequence, exemplar_frame, search_frame = self._draw(epoch, index)
         exemplar_crop = sequence.crop(exemplar_frame, rng)
         search_crop = sequence.crop(search_frame, rng)
-        exemplar, search = augment_pair(exemplar_crop, search_crop, rng, self.config)
-        return {"exemplar": exemplar, "search": search}
+        exemplar[...], search[...] = augment_pair(exemplar_crop, search_crop, rng, self.config)

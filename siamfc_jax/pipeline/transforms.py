@@ -117,7 +117,8 @@ def augment_pair(
 
     Returns:
         ``(exemplar, search)``: (exemplar_sz, exemplar_sz, 3) and (search_sz, search_sz, 3) RGB uint8,
-        C-contiguous.
+        possibly windows of larger intermediate images (not C-contiguous): the caller copies them
+        once, to where they are needed (a batch).
     """
     exemplar = center_crop(_shift_crops(exemplar_crop, rng, config), config.exemplar_sz)
     search = _shift_crops(search_crop, rng, config)
@@ -125,4 +126,4 @@ def augment_pair(
         exemplar, search = pca_lighting(exemplar, rng), pca_lighting(search, rng)
     if config.grayscale_prob > 0 and rng.random() < config.grayscale_prob:
         exemplar, search = to_grayscale(exemplar), to_grayscale(search)
-    return np.ascontiguousarray(exemplar), np.ascontiguousarray(search)
+    return exemplar, search
