@@ -20,6 +20,7 @@ from siamfc_jax.pipeline.pairs import (
 )
 from siamfc_jax.pipeline.tfds_builder import load_curated, prepare
 from siamfc_jax.pipeline.transforms import (
+    INTERPOLATIONS,
     PCA_EIGENVALUES,
     PCA_EIGENVECTORS,
     augment_pair,
@@ -27,6 +28,7 @@ from siamfc_jax.pipeline.transforms import (
     pca_lighting,
     random_crop,
     random_stretch,
+    stretched_window,
     to_grayscale,
 )
 from siamfc_jax.sequences.datasets import GOT10k
@@ -197,9 +199,27 @@ def _reference_shift_crops(crop: np.ndarray, rng: np.random.Generator, stretch: 
     return centred[top : top + 239, left : left + 239].copy()
 
 
-@pytest.mark.parametrize("stretch", [0.05, 0.2])
+@pytest.mark.parametrize("interpolation", INTERPOLATIONS)
+def test_stretched_window_is_the_window_of_the_whole_resize(interpolation):
+    """Every stretched size of the default 5 % (242..268) and every 5th up to 50 %, every window
+    the exemplar can take (random crop offsets 0..8 on each axis), on noise: pixel for pixel."""
+    image = np.random.default_rng(3).integers(0, 256, (255, 255, 3), dtype=np.uint8)
+    for side in [*range(242, 269), *range(128, 384, 5)]:
+        whole = cv2.resize(image, (side, side), interpolation=interpolation)
+        corner = round((side - 247) / 2) + 56
+        for down, right in [(d, r) for d in range(9) for r in (0, 8)] + [(0, 4), (8, 3)]:
+            top, left = corner + down, corner + right
+            if min(top, left) < 0 or max(top, left) + 127 > side:
+                continue  # in the centre crop's padding: _exemplar resizes the whole image
+            window = stretched_window(image, (side, side), interpolation, top, left, 127)
+            expected = whole[top : top + 127, left : left + 127]
+            np.testing.assert_array_equal(window, expected, err_msg=f"side {side}")
+
+
+@pytest.mark.parametrize("stretch", [0.05, 0.2, 0.5])
 def test_augment_pair_equals_the_step_by_step_reference(stretch):
-    """Pixel for pixel over 300 pairs of textured crops (every interpolation, stretch and offset)."""
+    """Pixel for pixel over 300 pairs of textured crops (every interpolation, stretch and offset;
+    at 50 % the exemplar reaches the centre crop's padding)."""
     config = PairConfig(max_stretch=stretch)
     textures = np.random.default_rng(5).integers(0, 256, (6, 255, 255, 3), dtype=np.uint8)
     textures[:3] = cv2.GaussianBlur(textures[:3].reshape(3 * 255, 255, 3), (7, 7), 0).reshape(3, 255, 255, 3)
