@@ -9,6 +9,10 @@
             batch["exemplar"]  # (8, 127, 127, 3) uint8
             batch["search"]    # (8, 239, 239, 3) uint8
 
+A split whose decoded crops fit in memory (195 kB each, per worker process) loads faster from
+``load_curated(...).cached(max_bytes)``: each crop is then decoded once per worker rather than once
+per pair, with the same batches.
+
 Batch ``step`` of ``epoch`` holds pairs ``step * batch_size .. (step + 1) * batch_size - 1`` of that
 epoch (:class:`~siamfc_jax.pipeline.pairs.PairSampler`); the last, incomplete batch is dropped, like
 siamfc-pytorch's ``drop_last=True``, so every batch can be split evenly over devices when
