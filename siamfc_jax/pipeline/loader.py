@@ -186,8 +186,12 @@ class PairLoader:
                 self.process_count,
             )
         )[first_step:]
+        # A worker process computing with one thread makes its batches in its own main thread (0
+        # threads): the process is already read ahead by mp_prefetch, and a reading thread would only
+        # hand every batch from one thread to the other.
+        threads = 0 if self.workers and self.threads == 1 else self.threads
         stream = batches.to_iter_dataset(
-            grain.ReadOptions(num_threads=self.threads, prefetch_buffer_size=self.prefetch * self.threads)
+            grain.ReadOptions(num_threads=threads, prefetch_buffer_size=self.prefetch * self.threads)
         )
         if self.workers:
             _allow_unparsed_flags()
