@@ -217,7 +217,8 @@ def report(
     low, high = H100_PAIRS_PER_SECOND
     for name in sources:
         per_core = medians[name, worker_counts[0]][1]
-        print(f"{name}: {per_core:.0f} pairs per worker CPU second (with {worker_counts[0]} workers); "
+        workers = f"{worker_counts[0]} worker{'s' * (worker_counts[0] > 1)}"
+        print(f"{name}: {per_core:.0f} pairs per worker CPU second (with {workers}); "
               f"an H100's estimated {low}-{high} pairs/s (assumption, not measured) takes "
               f"~{low / per_core:.0f}-{high / per_core:.0f} such cores.")
     if "ours" in sources and "on-the-fly" in sources:
