@@ -2,9 +2,9 @@
 
 Rows:
 
-- ``single``: one target, :func:`~siamfc_jax.tracker.update_state` per frame (what
+- ``single``: one target, :func:`~siamfc_jax.tracker.step` of one slot per frame (what
   :class:`~siamfc_jax.tracker.Tracker` runs);
-- ``batch N``: N targets in one :func:`~siamfc_jax.tracker.update_states` call per frame (what
+- ``batch N``: N targets in one :func:`~siamfc_jax.tracker.step` call of N slots per frame (what
   :class:`~siamfc_jax.tracker.BatchTracker` runs). The N targets are N copies of the sequence's
   first box in one shared frame, so every frame goes to the device once for all N;
 - ``torch``: siamfc-pytorch's tracker path per frame (:class:`TorchTracker`), its network on the
@@ -78,15 +78,8 @@ from siamfc_jax.runtime import (
 from siamfc_jax.sequences.frames import DataError, average_color, read_image
 from siamfc_jax.sequences.readers import open_sequence
 from siamfc_jax.synthetic.demo import ensure_demo_sequence
-from siamfc_jax.tracker import (
-    BatchTracker,
-    Tracker,
-    init_state,
-    init_states,
-    prepare_variables,
-    update_state,
-    update_states,
-)
+from siamfc_jax.tracker import BatchTracker, Tracker, prepare_variables, start, step, tracker_spec
+from siamfc_jax.tracker.device import empty_states, hyper_params
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_SEQUENCE = REPO / "../shared/siamfc/data/sequences/Crossing"
@@ -190,10 +183,10 @@ def add_compare_impl_argument(parser: argparse.ArgumentParser) -> None:
 class Program:
     """One row's compiled programs: ``targets`` None for ``single``, else ``batch N``.
 
-    ``init(image)`` starts the row's target(s) in an (H, W, 3) frame on the device;
-    ``update(variables, state, image)`` is the compiled tracker update (the state is donated);
-    ``variables`` are the weights prepared for ``impl`` (:func:`prepare_variables`), as a tracker
-    of that formulation runs on.
+    ``init(frame)`` starts the row's target(s) in a (1, H, W, 3) frame on the device and returns
+    the slots' states; ``update(states, frame)`` is the compiled tracking step (the states are
+    donated) returning ``(states, boxes)``, on the weights prepared for ``impl``
+    (:func:`prepare_variables`), as a tracker of that formulation runs.
     """
 
     impl: str
@@ -201,7 +194,6 @@ class Program:
     init: Callable[[jax.Array], object]
     update: Callable
     convolutions: int
-    variables: dict
 
     @property
     def label(self) -> str:
@@ -215,51 +207,56 @@ class Program:
 def compile_program(
     tracker: Tracker, first_frame: np.ndarray, box: np.ndarray, impl: str, targets: int | None
 ) -> Program:
-    """Compile the tracker's init and update for ``targets`` (None: single) with ``impl``, and run
-    the update once, so that timed runs start warm."""
-    config = dataclasses.replace(tracker.config, conv_impl=impl)
-    statics = {"config": config, "model_config": tracker.model_config}
-    variables = prepare_variables(tracker.variables, **statics)
-    image = jax.device_put(first_frame)
-    box = box.astype(np.float32)
+    """Compile the tracker's start and step for ``targets`` (None: single) with ``impl``, and run
+    the step once, so that timed runs start warm."""
+    spec = tracker_spec(dataclasses.replace(tracker.config, conv_impl=impl), tracker.model_config)
+    variables = prepare_variables(tracker.variables, spec)
+    count = 1 if targets is None else targets
+    image = jax.device_put(first_frame[None])
+    box = jax.device_put(box.astype(np.float32))
     # siamfc-pytorch's border colour (the first frame's mean), rounded as Tracker.init rounds it.
-    fill = np.rint(average_color(first_frame)).astype(np.float32)
-    if targets is not None:
-        box, fill = np.tile(box, (targets, 1)), np.tile(fill, (targets, 1))
-    init_fn, update_fn = (init_state, update_state) if targets is None else (init_states, update_states)
-    init = init_fn.lower(variables, image, box, fill, **statics).compile()
-    state = init(variables, image, box, fill)
-    lowered = update_fn.lower(variables, state, image, **statics)
-    update = lowered.compile()
-    jax.block_until_ready(update(variables, state, image))
-    return Program(
-        impl, targets, lambda frame: init(variables, frame, box, fill), update, convolution_count(lowered),
-        variables,
-    )
+    fill = jax.device_put(np.rint(average_color(first_frame)).astype(np.float32))
+    frame_hw = jax.device_put(np.asarray(first_frame.shape[:2], np.float32))
+    hyper = jax.device_put(jax.tree.map(lambda leaf: np.stack([leaf] * count), hyper_params(tracker.config)))
+    frame_of_slot = jax.device_put(np.zeros(count, np.int32))
+
+    def init(frame: jax.Array):
+        states = empty_states(count, spec)
+        for slot in range(count):
+            states = start(variables, states, np.int32(slot), frame[0], box, fill, frame_hw, spec=spec)
+        return states
+
+    lowered = step.lower(variables, init(image), image, frame_of_slot, hyper, spec=spec)
+    compiled = lowered.compile()
+
+    def update(states, frame: jax.Array):
+        states, boxes, _ = compiled(variables, states, frame, frame_of_slot, hyper)
+        return states, boxes
+
+    jax.block_until_ready(update(init(image), image))
+    return Program(impl, targets, init, update, convolution_count(lowered))
 
 
 def time_device(program: Program, frames: Sequence[jax.Array]) -> float:
     """Seconds for the updates on ``frames[1:]`` (on the device), after an untimed init on ``frames[0]``."""
-    variables = program.variables
     state = jax.block_until_ready(program.init(frames[0]))
     boxes = []
-    start = time.perf_counter()
+    start_time = time.perf_counter()
     for frame in frames[1:]:
-        state, box = program.update(variables, state, frame)
+        state, box = program.update(state, frame)
         boxes.append(box)
     jax.block_until_ready(boxes)
-    return time.perf_counter() - start
+    return time.perf_counter() - start_time
 
 
 def time_end_to_end(program: Program, paths: Sequence[str]) -> float:
     """Seconds to decode, send, update and fetch ``paths[1:]``, after an untimed init on ``paths[0]``."""
-    variables = program.variables
-    state = jax.block_until_ready(program.init(jax.device_put(read_image(paths[0]))))
-    start = time.perf_counter()
+    state = jax.block_until_ready(program.init(jax.device_put(read_image(paths[0])[None])))
+    start_time = time.perf_counter()
     for path in paths[1:]:
-        state, box = program.update(variables, state, jax.device_put(read_image(path)))
+        state, box = program.update(state, jax.device_put(read_image(path)[None]))
         np.asarray(jax.device_get(box), np.float64)  # the host gets every box, as from Tracker.update
-    return time.perf_counter() - start
+    return time.perf_counter() - start_time
 
 
 def check_compilations(weights: str | Path | None, paths: Sequence[str], box: np.ndarray) -> str:
@@ -469,7 +466,7 @@ def run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     precision = {} if args.precision is None else {"precision": args.precision}
     tracker = Tracker(weights, TrackerConfig(**precision))
-    frames = [jax.device_put(read_image(path)) for path in paths]
+    frames = [jax.device_put(read_image(path)[None]) for path in paths]
     first = read_image(paths[0])
     torch_run = None if args.no_torch else torch_tracking(
         tracker, first, box, args.torch_threads, args.torch_device)

@@ -78,13 +78,13 @@ from siamfc_jax.sequences.frames import DataError
 from siamfc_jax.sequences.sequence import Sequence
 from siamfc_jax.tracker.device import (
     HyperParams,
-    empty_slots,
+    empty_states,
     fit_config,
     hyper_params,
     prepare_variables,
-    start_slot,
-    static_config,
-    step_slots,
+    start,
+    step,
+    tracker_spec,
 )
 from siamfc_jax.tracker.host import fill_color
 from siamfc_jax.visualize import save_figure, success_figure
@@ -189,26 +189,28 @@ def track_jobs(
         return
     if slots < 1:
         raise ValueError(f"slots must be >= 1, got {slots}")
-    config = static_config(fit_config(config, model_config))
-    statics = {"config": config, "model_config": model_config}
-    variables = prepare_variables(variables, **statics)
+    spec = tracker_spec(config, model_config)
+    statics = {"spec": spec}
+    variables = prepare_variables(variables, spec)
     num_slots = min(slots, len(jobs))
     height, width = padded_size([job.sequence.frame_size for job in jobs])
     buffer = np.zeros((num_slots, height, width, 3), np.uint8)
     hyper = jax.tree.map(lambda leaf: np.stack([leaf] * num_slots), jobs[0].hyper)
 
-    states = empty_slots(num_slots, **statics)
+    frame_of_slot = np.arange(num_slots, dtype=np.int32)
+    states = empty_states(num_slots, spec)
     if warm_up:  # compiles both programs before any frame is timed
-        states = start_slot(
+        states = start(
             variables,
             states,
             np.int32(0),
             buffer[0],
             np.array([1, 1, 2, 2], np.float32),
             np.zeros(3, np.float32),
+            np.ones(2, np.float32),
             **statics,
         )
-        states, boxes, _ = step_slots(variables, states, buffer, hyper, **statics)
+        states, boxes, _ = step(variables, states, buffer, frame_of_slot, hyper, **statics)
         jax.block_until_ready(boxes)
 
     pending = deque(enumerate(jobs))
@@ -227,18 +229,19 @@ def track_jobs(
                     fill = fill_color(first)
                     buffer[slot] = fill.astype(np.uint8)  # a whole grey level already
                     _place(buffer[slot], first, job.sequence)
-                    start = time.perf_counter()
-                    states = start_slot(
+                    started = time.perf_counter()
+                    states = start(
                         variables,
                         states,
                         np.int32(slot),
                         buffer[slot],
                         np.asarray(job.sequence.init_box, np.float32),
                         fill,
+                        np.asarray(first.shape[:2], np.float32),
                         **statics,
                     )
                     jax.block_until_ready(states.center)
-                    state.times[0] = time.perf_counter() - start
+                    state.times[0] = time.perf_counter() - started
                     state.boxes[0] = np.round(job.sequence.init_box, BOX_DECIMALS)
                     for field, value in enumerate(job.hyper):
                         hyper[field][slot] = value
@@ -253,11 +256,11 @@ def track_jobs(
                 break
             for slot, state in active.items():
                 _place(buffer[slot], state.frame(state.count, cache), state.job.sequence)
-            start = time.perf_counter()
-            states, boxes, confidence = step_slots(variables, states, buffer, hyper, **statics)
+            started = time.perf_counter()
+            states, boxes, confidence = step(variables, states, buffer, frame_of_slot, hyper, **statics)
             boxes, confidence = jax.device_get((boxes, confidence))
             stepped = len(active)
-            share = (time.perf_counter() - start) / stepped
+            share = (time.perf_counter() - started) / stepped
             for slot in list(active):
                 state = active[slot]
                 state.boxes[state.count] = np.round(boxes[slot], BOX_DECIMALS)
