@@ -33,10 +33,10 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from siamfc_jax.evaluation.reports import format_boxes
-from siamfc_jax.evaluation.scoring import BOX_DECIMALS
 from siamfc_jax.io import write_text_atomic
 from siamfc_jax.sequences.frames import DataError
 from siamfc_jax.tracker import Tracker
+from siamfc_jax.tracker.loop import BOX_DECIMALS
 from siamfc_jax.visualize import draw_tracking
 
 STREAM_SCHEMES = frozenset({"rtsp", "rtsps", "rtmp", "http", "https", "udp", "tcp", "file"})

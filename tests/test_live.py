@@ -19,7 +19,7 @@ import pytest
 
 from siamfc_jax.apps import track
 from siamfc_jax.evaluation.reports import format_boxes
-from siamfc_jax.evaluation.runner import track_sequence
+from siamfc_jax.evaluation.tracking import track_sequence
 from siamfc_jax.evaluation.scoring import BOX_DECIMALS
 from siamfc_jax.live import is_live_source, run_live, source_name
 from siamfc_jax.sequences.annotations import read_boxes
