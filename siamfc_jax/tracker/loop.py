@@ -334,18 +334,25 @@ class _Slots:
         return boxes, confidence
 
 
-def _check_frame(running: _Running, index: int, frame: np.ndarray, limit: tuple[int, int]) -> None:
-    """Refuse a frame of another size than the job's first, or larger than the buffer."""
-    label = running.job.label(index)
-    if running.shape is not None and frame.shape != running.shape:
-        first = running.shape
+def check_frame(job: Job, index: int, frame: np.ndarray, first: tuple[int, ...]) -> None:
+    """Refuse frame ``index`` of ``job`` when its shape differs from the ``first`` frame's: the
+    state is in the first frame's pixels.
+
+    Raises:
+      DataError: naming the frame (``job.label``) and both sizes.
+    """
+    if frame.shape != first:
         raise DataError(
-            f"{label}: the frame is {frame.shape[1]}x{frame.shape[0]}, frame 1 is "
+            f"{job.label(index)}: the frame is {frame.shape[1]}x{frame.shape[0]}, frame 1 is "
             f"{first[1]}x{first[0]}; a sequence must keep one frame size"
         )
+
+
+def _check_fits(job: Job, frame: np.ndarray, limit: tuple[int, int]) -> None:
+    """Refuse a first frame larger than the (height, width) ``limit`` its job's size gave."""
     if frame.shape[0] > limit[0] or frame.shape[1] > limit[1]:
         raise DataError(
-            f"{label}: the frame is {frame.shape[1]}x{frame.shape[0]}, larger than the "
+            f"{job.label(0)}: the frame is {frame.shape[1]}x{frame.shape[0]}, larger than the "
             f"{limit[1]}x{limit[0]} its job declared"
         )
 
@@ -358,7 +365,7 @@ def _advance(device: _Slots, running: _Running) -> _Action | None:
         running.ended = True
         running.feed.close()
         return None
-    _check_frame(running, index, frame, (device.height, device.width))
+    check_frame(running.job, index, frame, running.shape)
     running.next_frame += 1
     restart = running.restart
     if restart is not None and index == restart.frame:
@@ -382,7 +389,7 @@ def _admit(
         running.feed.close()
         raise DataError(f"{job.label(0)}: no frame could be read")
     limit = (job.frame_size[1], job.frame_size[0]) if device.unpadded else (device.height, device.width)
-    _check_frame(running, 0, frame, limit)
+    _check_fits(job, frame, limit)
     running.shape = frame.shape
     running.next_frame = 1
     device.assign(running)
