@@ -19,7 +19,11 @@ Modes:
   update calls alone, with the result of the last frame waited for (the state chains the frames, so each waits
   for the one before);
 - ``end-to-end``: per frame what ``Tracker.update`` does: decode the JPEG with OpenCV, send it to
-  the device, update, fetch the box(es).
+  the device, update, fetch the box(es);
+- ``loop`` (``single`` only): the host loop that ``track.py`` runs
+  (:func:`~siamfc_jax.tracker.loop.track_jobs`): JPEGs decoded ahead in a thread, one step in
+  flight while the previous box is read back; the sum of its per-frame seconds (the wall time
+  between successive boxes).
 
 Both start from the first frame (``init`` is not timed) and time ``--frames`` updates, after the
 program was compiled and run once. ``--repeats`` rounds alternate all rows; the table gives medians.
@@ -37,10 +41,10 @@ Usage::
         [--conv-impl auto|lax|...] [--compare-impl [IMPL,...]] [--precision highest|high|default]
         [--repeats 3] [--torch-device cpu|cuda] [--sequence DIR --weights FILE]
 
-The last line printed is ``fps_device=<single> fps_end_to_end=<single> ours_over_torch_device=<ratio>
-ours_over_torch=<ratio>``: single target, first convolution formulation; the ratios divide our fps
-by siamfc-pytorch's, frames decoded beforehand and end to end (``ours_over_torch``: what a user of
-``track.py`` sees).
+The last line printed is ``fps_device=<single> fps_end_to_end=<single> fps_loop=<single>
+ours_over_torch_device=<ratio> ours_over_torch=<ratio>``: single target, first convolution
+formulation; the ratios divide our fps by siamfc-pytorch's, frames decoded beforehand and end to
+end (``ours_over_torch``: what a user of ``track.py`` sees).
 """
 
 from __future__ import annotations
@@ -78,8 +82,17 @@ from siamfc_jax.runtime import (
 from siamfc_jax.sequences.frames import DataError, average_color, read_image
 from siamfc_jax.sequences.readers import open_sequence
 from siamfc_jax.synthetic.demo import ensure_demo_sequence
-from siamfc_jax.tracker import BatchTracker, Tracker, prepare_variables, start, step, tracker_spec
+from siamfc_jax.tracker import (
+    BatchTracker,
+    Tracker,
+    TrackerSpec,
+    prepare_variables,
+    start,
+    step,
+    tracker_spec,
+)
 from siamfc_jax.tracker.device import empty_states, hyper_params
+from siamfc_jax.tracker.loop import Job, track_jobs
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_SEQUENCE = REPO / "../shared/siamfc/data/sequences/Crossing"
@@ -194,6 +207,7 @@ class Program:
     init: Callable[[jax.Array], object]
     update: Callable
     convolutions: int
+    spec: TrackerSpec
 
     @property
     def label(self) -> str:
@@ -234,7 +248,7 @@ def compile_program(
         return states, boxes
 
     jax.block_until_ready(update(init(image), image))
-    return Program(impl, targets, init, update, convolution_count(lowered))
+    return Program(impl, targets, init, update, convolution_count(lowered), spec)
 
 
 def time_device(program: Program, frames: Sequence[jax.Array]) -> float:
@@ -257,6 +271,20 @@ def time_end_to_end(program: Program, paths: Sequence[str]) -> float:
         state, box = program.update(state, jax.device_put(read_image(path)[None]))
         np.asarray(jax.device_get(box), np.float64)  # the host gets every box, as from Tracker.update
     return time.perf_counter() - start_time
+
+
+def time_loop(program: Program, variables: dict, paths: Sequence[str], box: np.ndarray) -> float:
+    """Seconds between the host loop's boxes for ``paths[1:]``, after its start on ``paths[0]``."""
+    first = read_image(paths[0])
+    job = Job(
+        frames=lambda: (read_image(path) for path in paths),
+        boxes=box[None],
+        hyper=hyper_params(program.spec.config),
+        frame_size=(first.shape[1], first.shape[0]),
+        num_frames=len(paths),
+    )
+    (done,) = track_jobs(variables, program.spec, [job], warm_up=False)
+    return float(np.sum(done.times[1:]))
 
 
 def check_compilations(weights: str | Path | None, paths: Sequence[str], box: np.ndarray) -> str:
@@ -476,6 +504,9 @@ def run(args: argparse.Namespace) -> int:
         for impl in impls
         for targets in [None, *batch_sizes]
     ]
+    for program in programs:
+        if program.targets is None:
+            time_loop(program, tracker.variables, paths[:2], box)  # compiles the loop's calls
     print(f"compiled {len(programs)} programs ({len(counter)} XLA compilations) in "
           f"{time.perf_counter() - started:.0f} s", flush=True)
     host_frames = [read_image(path) for path in paths]
@@ -484,13 +515,15 @@ def run(args: argparse.Namespace) -> int:
     compiles: dict[Row, int] = collections.Counter()
     for repeat in range(repeats):
         for program in programs:
-            for mode in ("device", "end-to-end"):
+            for mode in ("device", "end-to-end", "loop")[: 3 if program.targets is None else 2]:
                 row = Row(program.impl, program.label, mode, program.target_count)
                 before = len(counter)
                 if mode == "device":
                     elapsed = time_device(program, frames)
-                else:
+                elif mode == "end-to-end":
                     elapsed = time_end_to_end(program, paths)
+                else:
+                    elapsed = time_loop(program, tracker.variables, paths, box)
                 compiles[row] += len(counter) - before
                 seconds[row].append(elapsed)
                 print(f"repeat {repeat + 1}/{repeats}: {program.impl:>6} {program.label:>9} "
@@ -549,7 +582,8 @@ def run(args: argparse.Namespace) -> int:
             ours, theirs = fps[Row(impls[0], "single", mode, 1)], fps[Row("torch", "single", mode, 1)]
             ratios[mode] = f"{ours / theirs:.2f}"
             print(f"ours ({impls[0]}, single, {mode}) / siamfc-pytorch's tracker path: {ratios[mode]}")
-    print(f"fps_device={single_device:.2f} fps_end_to_end={single_end:.2f} "
+    single_loop = fps[Row(impls[0], "single", "loop", 1)]
+    print(f"fps_device={single_device:.2f} fps_end_to_end={single_end:.2f} fps_loop={single_loop:.2f} "
           f"ours_over_torch_device={ratios['device']} ours_over_torch={ratios['end-to-end']}")
     return 0
 
