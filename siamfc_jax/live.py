@@ -267,6 +267,21 @@ def _live_frames(
         yield item[1]
 
 
+def _live_job(
+    tracker: Tracker, first: np.ndarray, box: np.ndarray, reader: FrameReader, indices: list[int],
+    output: _LiveOutput, max_frames: int | None,
+) -> Job:
+    """The loop's job of a live source: its frames from ``first`` on, ``output`` on each."""
+    return Job(
+        frames=lambda: _live_frames(first, reader, indices, output),
+        boxes=box[None],
+        hyper=hyper_params(tracker.config),
+        frame_size=(first.shape[1], first.shape[0]),
+        num_frames=max_frames,
+        on_frame=output,
+    )
+
+
 def run_live(
     tracker: Tracker,
     source: str,
@@ -331,14 +346,7 @@ def run_live(
                 fps = source_fps if 1 <= source_fps <= 240 else 30.0
                 video = _VideoOut(outputs["video"], frame.shape, fps)
             output = _LiveOutput(box_file, video, show, reader)
-            job = Job(
-                frames=lambda: _live_frames(frame, reader, indices, output),
-                boxes=initial[None],
-                hyper=hyper_params(tracker.config),
-                frame_size=(frame.shape[1], frame.shape[0]),
-                num_frames=max_frames,
-                on_frame=output,
-            )
+            job = _live_job(tracker, frame, initial, reader, indices, output, max_frames)
             (done,) = track_jobs(tracker.variables, tracker.spec, [job], depth=0, read_ahead=0)
             times, interrupted = done.times[1:], done.interrupted
         except KeyboardInterrupt:

@@ -470,11 +470,10 @@ def run_folder(
     files = files or FileOptions()
     files = dataclasses.replace(files, got10k=files.got10k or protocol == "got10k")
     finished: dict[int, SequenceResult] = {}
-    interrupted = False
+    interrupted, enabled = False, progress_enabled(progress)
     if slots > 1:
         info = {**info, "batch": min(slots, len(sequences))}
         jobs = [SequenceJob(sequence, hyper_params(tracker.config)) for sequence in sequences]
-        enabled = progress_enabled(progress)
         try:
             for done in track_sequences(
                 tracker.variables, tracker.spec, jobs, slots=slots, max_frames=max_frames, progress=enabled
@@ -486,7 +485,6 @@ def run_folder(
         except KeyboardInterrupt:
             interrupted = True
     else:
-        enabled = progress_enabled(progress)
         with tqdm(total=len(sequences), desc="sequences", unit="seq", disable=not enabled) as bar:
             for index, sequence in enumerate(sequences):
                 finished[index] = run_sequence(

@@ -147,11 +147,18 @@ def _check_frame_shape(shape: tuple[int, ...], first: tuple[int, ...] | None) ->
 
 
 def _show(image: np.ndarray, box: np.ndarray, window: str) -> None:
-    """Show an RGB frame with its tracked 1-indexed ``[x, y, w, h]`` box (red) in an OpenCV window."""
-    x, y, w, h = (float(value) for value in box)
+    """Show an RGB frame with its tracked 1-indexed ``[x, y, w, h]`` box in an OpenCV window: a red
+    outline 2 pixels wide on the box's own pixels, columns ``x - 1 … x + w - 2`` (0-indexed), as
+    :func:`siamfc_jax.visualize.draw_box` draws it (not imported: visualize reaches the tracker
+    through evaluation)."""
     shown = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
-    corners = (round(x - 1), round(y - 1)), (round(x - 1 + w), round(y - 1 + h))
-    cv2.rectangle(shown, *corners, (0, 0, 255), 2)
+    x, y, w, h = (float(value) for value in box)
+    if np.all(np.isfinite([x, y, w, h])) and w > 0 and h > 0:
+        left, top = int(np.floor(x - 0.5)), int(np.floor(y - 0.5))  # x - 1 rounded half up
+        right, bottom = max(left, int(np.floor(x + w - 1.5))), max(top, int(np.floor(y + h - 1.5)))
+        for ring in range(2):
+            if left + ring <= right - ring and top + ring <= bottom - ring:
+                cv2.rectangle(shown, (left + ring, top + ring), (right - ring, bottom - ring), (0, 0, 255), 1)
     cv2.imshow(window, shown)
     cv2.waitKey(1)
 

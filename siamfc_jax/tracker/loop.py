@@ -222,6 +222,7 @@ class _Running:
     skip_until: int = -1
     in_flight: int = 0
     last_result: float = 0.0
+    first: _Action | None = None
     boxes: list = dataclasses.field(default_factory=list)
     times: list = dataclasses.field(default_factory=list)
     confidence: list = dataclasses.field(default_factory=list)
@@ -378,10 +379,9 @@ def _advance(device: _Slots, running: _Running) -> _Action | None:
     return _Action(running, index, frame, "step")
 
 
-def _admit(
-    device: _Slots, index: int, job: Job, slots: list[int], read_ahead: int
-) -> tuple[_Running, _Action]:
-    """Start ``job`` in ``slots`` on its first frame; returns it and its first frame's action."""
+def _admit(device: _Slots, index: int, job: Job, free: list[int], read_ahead: int) -> _Running:
+    """Start ``job`` in slots taken from ``free`` on its first frame (the action in ``first``)."""
+    slots = [free.pop(0) for _ in job.boxes]
     entry = slots[0] if device.num_frames > 1 else 0
     running = _Running(index, job, slots, entry, FrameFeed(job, read_ahead))
     frame = running.feed.next()
@@ -396,7 +396,8 @@ def _admit(
     started = time.perf_counter()
     device.start(running, frame, job.boxes)
     jax.block_until_ready(device.states.center)
-    return running, _Action(running, 0, frame, "start", job.boxes, time.perf_counter() - started)
+    running.first = _Action(running, 0, frame, "start", job.boxes, time.perf_counter() - started)
+    return running
 
 
 def _frame_result(action: _Action, boxes: np.ndarray | None, confidence, now: float) -> FrameResult:
@@ -429,13 +430,13 @@ def _check_restart(running: _Running, index: int, restart: Restart) -> Restart:
     return Restart(restart.frame, boxes)
 
 
-def _deliver(record: tuple, now_ready: Callable[[], float]) -> None:
+def _deliver(record: tuple) -> None:
     """Read one step's boxes back and hand every frame of the record to its job's ``on_frame``."""
     arrays, actions = record
     boxes = confidence = None
     if arrays is not None:
         boxes, confidence = jax.device_get(arrays)
-    now = now_ready()
+    now = time.perf_counter()
     for action in actions:
         running = action.running
         result = _frame_result(action, boxes, confidence, now)
@@ -513,16 +514,14 @@ def track_jobs(
                     device.start(action.running, action.frame, action.boxes)
             while pending and len(free) >= len(pending[0][1].boxes):
                 index, job = pending.popleft()
-                taken, free = free[: len(job.boxes)], free[len(job.boxes) :]
-                admitted, first = _admit(device, index, job, taken, read_ahead)
-                running.append(admitted)
-                actions.append(first)
+                running.append(_admit(device, index, job, free, read_ahead))
+                actions.append(running[-1].first)
             for action in actions:
                 action.running.in_flight += 1
             records.append((arrays, actions))
             more = bool(pending) or any(not job.ended for job in running)
             while records and (len(records) > depth or not more):
-                _deliver(records.popleft(), time.perf_counter)
+                _deliver(records.popleft())
                 for job in [job for job in running if job.ended and job.in_flight == 0]:
                     running.remove(job)
                     yield job.result()

@@ -187,13 +187,9 @@ def run_sweep(
             fitted = fit_config(config, model_config)
             jobs = [SequenceJob(sequence, hyper_params(fitted)) for sequence in sequences]
             scores = {}
+            spec = tracker_spec(fitted, model_config)
             for finished in track_sequences(
-                jax.device_put(variables),
-                tracker_spec(fitted, model_config),
-                jobs,
-                slots=slots,
-                max_frames=max_frames,
-                progress=progress,
+                jax.device_put(variables), spec, jobs, slots=slots, max_frames=max_frames, progress=progress
             ):
                 scores[sequences[finished.index].name] = dict(finished.result.scores or {"auc": None})
             summary = summarize_candidate(scores)
