@@ -297,19 +297,19 @@ def _run(args: argparse.Namespace, config: TrackerConfig) -> int:
     ):
         raise cli.UsageError("argument --batch/--save-scores/--protocol: need --seq, no video or strip")
     boxes = initial_boxes(args)
-    with cli.Heartbeat(enabled=not progress_enabled(args.progress), interval=HEARTBEAT_SECONDS) as beat:
-        return _track(args, config, boxes, beat)
+    with cli.Heartbeat(enabled=not progress_enabled(args.progress), interval=HEARTBEAT_SECONDS) as heartbeat:
+        return _track(args, config, boxes, heartbeat)
 
 
 def _open_input(
-    args: argparse.Namespace, boxes: list, beat: cli.Heartbeat
+    args: argparse.Namespace, boxes: list, heartbeat: cli.Heartbeat
 ) -> tuple[list[Sequence], bool, bool]:
     """The sequences to track (one, or a folder's), validated, and whether a video and a strip
     are wanted (always for the demo)."""
     save_video, save_strip = args.save_video, args.save_strip
     if args.seq is None:
         demo_dir = Path(args.demo_dir) if args.demo_dir else default_demo_dir()
-        beat.say(f"demo: synthetic sequence in {demo_dir} (generated on first use, then reused)")
+        heartbeat.say(f"demo: synthetic sequence in {demo_dir} (generated on first use, then reused)")
         sequences = [open_sequence(ensure_demo_sequence(demo_dir))]
         save_video = save_strip = True
     elif is_sequence_root(args.seq):
@@ -339,19 +339,19 @@ def _load_tracker(weights: object, config: TrackerConfig, targets: int) -> Track
         raise cli.UsageError(f"argument {cli.flag(error.field)}: {error}") from None
 
 
-def _track(args: argparse.Namespace, config: TrackerConfig, boxes: list, beat: cli.Heartbeat) -> int:
+def _track(args: argparse.Namespace, config: TrackerConfig, boxes: list, heartbeat: cli.Heartbeat) -> int:
     enable_compilation_cache()  # before anything compiles: JAX decides on the cache once
     device = describe_devices()
-    beat.say(device)
-    beat.say(describe_allocator())
+    heartbeat.say(device)
+    heartbeat.say(describe_allocator())
     weights = args.weights or default_weights_path()
     if args.seq is not None and is_live_source(args.seq):
         return _run_live(args, config, boxes, weights, device)
     if args.show:
         raise cli.UsageError("argument --show: only for live input (a camera index or a stream URL)")
-    sequences, save_video, save_strip = _open_input(args, boxes, beat)
+    sequences, save_video, save_strip = _open_input(args, boxes, heartbeat)
     folder = args.seq is not None and is_sequence_root(args.seq)
-    beat.status = "loading the weights"
+    heartbeat.status = "loading the weights"
     tracker = _load_tracker(weights, config, len(boxes))
     # Only once the input and the weights are known to be good, and before anything is tracked.
     names = [sequence.name for sequence in sequences]
@@ -363,22 +363,22 @@ def _track(args: argparse.Namespace, config: TrackerConfig, boxes: list, beat: c
     info = run_info(tracker, str(weights), device)
 
     def status(line: str) -> None:
-        beat.status = line
+        heartbeat.status = line
 
     if folder or args.batch is not None or args.save_scores or args.protocol is not None:
-        return _track_folder(args, tracker, sequences, out_dir, info, beat, status)
+        return _track_folder(args, tracker, sequences, out_dir, info, heartbeat, status)
     options = {"info": info, "max_frames": args.max_frames, "save_video": save_video,
                "save_strip": save_strip, "progress": args.progress, "status": status}
     if len(boxes) > 1:
         results = run_targets(tracker, sequences[0], np.asarray(boxes, np.float64), out_dir, **options)
-        _report_targets(results, sequences[0], out_dir, beat)
+        _report_targets(results, sequences[0], out_dir, heartbeat)
         result = results[0]
     else:
         result = run_sequence(tracker, sequences[0], out_dir, **options)
-        beat.say(format_result(result))
-        beat.say(f"outputs in {out_dir.resolve()}:")
+        heartbeat.say(format_result(result))
+        heartbeat.say(f"outputs in {out_dir.resolve()}:")
         for kind_name, path in result.outputs.items():
-            beat.say(f"  {kind_name.replace('_', ' ')}: {path.name}")
+            heartbeat.say(f"  {kind_name.replace('_', ' ')}: {path.name}")
     if result.interrupted:
         message = f"interrupted; wrote the {result.frames_tracked} frames tracked to {out_dir}"
         return cli.fail(message, cli.EXIT_INTERRUPTED)
@@ -387,14 +387,14 @@ def _track(args: argparse.Namespace, config: TrackerConfig, boxes: list, beat: c
 
 def _track_folder(
     args: argparse.Namespace, tracker: Tracker, sequences: list[Sequence], out_dir: Path, info: dict,
-    beat: cli.Heartbeat, status: Callable[[str], None],
+    heartbeat: cli.Heartbeat, status: Callable[[str], None],
 ) -> int:
     """Track ``sequences`` one by one or ``--batch`` together, print the summary table."""
     result = run_folder(
         tracker, sequences, out_dir, info=info, slots=args.batch or 1, max_frames=args.max_frames,
         save_video=args.save_video, save_strip=args.save_strip,
         files=FileOptions(save_scores=args.save_scores), protocol=args.protocol,
-        progress=args.progress, log=beat.say, status=status,
+        progress=args.progress, log=heartbeat.say, status=status,
     )
     print(format_table(result.results, result.overall), end="")
     print(format_overall(result.overall))
@@ -405,16 +405,16 @@ def _track_folder(
     return cli.EXIT_OK
 
 
-def _report_targets(results: list, sequence: Sequence, out_dir: Path, beat: cli.Heartbeat) -> None:
+def _report_targets(results: list, sequence: Sequence, out_dir: Path, heartbeat: cli.Heartbeat) -> None:
     """Say what tracking several targets of ``sequence`` gave and wrote."""
     for result in results:
-        beat.say(format_result(result))
-    beat.say(f"outputs in {out_dir.resolve()}:")
+        heartbeat.say(format_result(result))
+    heartbeat.say(f"outputs in {out_dir.resolve()}:")
     for kind_name, path in {**results[0].outputs, "boxes": None, "json": None}.items():
         if path is not None:
-            beat.say(f"  {kind_name.replace('_', ' ')}: {path.name}")
+            heartbeat.say(f"  {kind_name.replace('_', ' ')}: {path.name}")
     names = ", ".join(f"{target_name(sequence.name, index)}.txt/.json" for index in range(len(results)))
-    beat.say(f"  per target: {names}")
+    heartbeat.say(f"  per target: {names}")
 
 
 def _run_live(
