@@ -317,7 +317,7 @@ def empty_states(num_slots: int, spec: TrackerSpec) -> TrackState:
     finite numbers (its results are ignored). Host; returns device arrays."""
     shapes = jax.eval_shape(
         functools.partial(initial_state, spec=spec),
-        jax.eval_shape(functools.partial(init_variables, spec.model_config), jax.random.key(0)),
+        jax.eval_shape(lambda: init_variables(spec.model_config, jax.random.key(0))),
         jax.ShapeDtypeStruct((spec.config.exemplar_sz, spec.config.exemplar_sz, 3), jnp.uint8),
         jax.ShapeDtypeStruct((4,), jnp.float32),
         jax.ShapeDtypeStruct((3,), jnp.float32),
