@@ -5,7 +5,7 @@ The same jobs in every row: ``--jobs`` sequences alternating OTB *Crossing* (360
 
 - ``sequential``: :class:`~siamfc_jax.tracker.Tracker` over each sequence in turn (what
   ``track.py --seq ROOT`` does), frames decoded from disk;
-- ``batched K``: :func:`~siamfc_jax.evaluation.batched.track_jobs` with K slots (what
+- ``batched K``: :func:`~siamfc_jax.evaluation.tracking.track_sequences` with K slots (what
   ``track.py --seq ROOT --batch K`` does): frames of both sizes in one padded 384 x 512 buffer.
 
 Each row is compiled and run once before it is timed; times cover decoding, uploads, device steps,
@@ -24,7 +24,7 @@ import time
 import jax
 
 from benchmarks.track_speed import machine_lines
-from siamfc_jax.evaluation.batched import Job, track_jobs
+from siamfc_jax.evaluation.tracking import SequenceJob, track_sequences
 from siamfc_jax.runtime import (
     choose_xla_cpu_libraries,
     keep_freed_host_memory,
@@ -61,12 +61,12 @@ def main() -> None:
             tracker.track(sequence.frames[: args.frames], sequence.init_box)
 
     def batched(slots: int):
-        jobs = [Job(sequence, hyper_params(tracker.config)) for sequence in sequences]
+        jobs = [SequenceJob(sequence, hyper_params(tracker.config)) for sequence in sequences]
         variables = jax.device_put(tracker.variables)
 
         def run(warm_up: bool = False) -> None:
-            for _ in track_jobs(
-                variables, tracker.model_config, tracker.config, jobs, slots=slots,
+            for _ in track_sequences(
+                variables, tracker.spec, jobs, slots=slots,
                 max_frames=args.frames, warm_up=warm_up,
             ):
                 pass

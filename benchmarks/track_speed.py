@@ -2,9 +2,9 @@
 
 Rows:
 
-- ``single``: one target, :func:`~siamfc_jax.tracker.update_state` per frame (what
+- ``single``: one target, :func:`~siamfc_jax.tracker.step` of one slot per frame (what
   :class:`~siamfc_jax.tracker.Tracker` runs);
-- ``batch N``: N targets in one :func:`~siamfc_jax.tracker.update_states` call per frame (what
+- ``batch N``: N targets in one :func:`~siamfc_jax.tracker.step` call of N slots per frame (what
   :class:`~siamfc_jax.tracker.BatchTracker` runs). The N targets are N copies of the sequence's
   first box in one shared frame, so every frame goes to the device once for all N;
 - ``torch``: siamfc-pytorch's tracker path per frame (:class:`TorchTracker`), its network on the
@@ -19,7 +19,11 @@ Modes:
   update calls alone, with the result of the last frame waited for (the state chains the frames, so each waits
   for the one before);
 - ``end-to-end``: per frame what ``Tracker.update`` does: decode the JPEG with OpenCV, send it to
-  the device, update, fetch the box(es).
+  the device, update, fetch the box(es);
+- ``loop`` (``single`` only): the host loop that ``track.py`` runs
+  (:func:`~siamfc_jax.tracker.loop.track_jobs`): JPEGs decoded ahead in a thread, one step in
+  flight while the previous box is read back; the sum of its per-frame seconds (the wall time
+  between successive boxes).
 
 Both start from the first frame (``init`` is not timed) and time ``--frames`` updates, after the
 program was compiled and run once. ``--repeats`` rounds alternate all rows; the table gives medians.
@@ -37,10 +41,10 @@ Usage::
         [--conv-impl auto|lax|...] [--compare-impl [IMPL,...]] [--precision highest|high|default]
         [--repeats 3] [--torch-device cpu|cuda] [--sequence DIR --weights FILE]
 
-The last line printed is ``fps_device=<single> fps_end_to_end=<single> ours_over_torch_device=<ratio>
-ours_over_torch=<ratio>``: single target, first convolution formulation; the ratios divide our fps
-by siamfc-pytorch's, frames decoded beforehand and end to end (``ours_over_torch``: what a user of
-``track.py`` sees).
+The last line printed is ``fps_device=<single> fps_end_to_end=<single> fps_loop=<single>
+ours_over_torch_device=<ratio> ours_over_torch=<ratio>``: single target, first convolution
+formulation; the ratios divide our fps by siamfc-pytorch's, frames decoded beforehand and end to
+end (``ours_over_torch``: what a user of ``track.py`` sees).
 """
 
 from __future__ import annotations
@@ -81,12 +85,14 @@ from siamfc_jax.synthetic.demo import ensure_demo_sequence
 from siamfc_jax.tracker import (
     BatchTracker,
     Tracker,
-    init_state,
-    init_states,
+    TrackerSpec,
     prepare_variables,
-    update_state,
-    update_states,
+    start,
+    step,
+    tracker_spec,
 )
+from siamfc_jax.tracker.device import empty_states, hyper_params
+from siamfc_jax.tracker.loop import Job, track_jobs
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_SEQUENCE = REPO / "../shared/siamfc/data/sequences/Crossing"
@@ -190,10 +196,10 @@ def add_compare_impl_argument(parser: argparse.ArgumentParser) -> None:
 class Program:
     """One row's compiled programs: ``targets`` None for ``single``, else ``batch N``.
 
-    ``init(image)`` starts the row's target(s) in an (H, W, 3) frame on the device;
-    ``update(variables, state, image)`` is the compiled tracker update (the state is donated);
-    ``variables`` are the weights prepared for ``impl`` (:func:`prepare_variables`), as a tracker
-    of that formulation runs on.
+    ``init(frame)`` starts the row's target(s) in a (1, H, W, 3) frame on the device and returns
+    the slots' states; ``update(states, frame)`` is the compiled tracking step (the states are
+    donated) returning ``(states, boxes)``, on the weights prepared for ``impl``
+    (:func:`prepare_variables`), as a tracker of that formulation runs.
     """
 
     impl: str
@@ -201,7 +207,7 @@ class Program:
     init: Callable[[jax.Array], object]
     update: Callable
     convolutions: int
-    variables: dict
+    spec: TrackerSpec
 
     @property
     def label(self) -> str:
@@ -215,51 +221,70 @@ class Program:
 def compile_program(
     tracker: Tracker, first_frame: np.ndarray, box: np.ndarray, impl: str, targets: int | None
 ) -> Program:
-    """Compile the tracker's init and update for ``targets`` (None: single) with ``impl``, and run
-    the update once, so that timed runs start warm."""
-    config = dataclasses.replace(tracker.config, conv_impl=impl)
-    statics = {"config": config, "model_config": tracker.model_config}
-    variables = prepare_variables(tracker.variables, **statics)
-    image = jax.device_put(first_frame)
-    box = box.astype(np.float32)
+    """Compile the tracker's start and step for ``targets`` (None: single) with ``impl``, and run
+    the step once, so that timed runs start warm."""
+    spec = tracker_spec(dataclasses.replace(tracker.config, conv_impl=impl), tracker.model_config)
+    variables = prepare_variables(tracker.variables, spec)
+    count = 1 if targets is None else targets
+    image = jax.device_put(first_frame[None])
+    box = jax.device_put(box.astype(np.float32))
     # siamfc-pytorch's border colour (the first frame's mean), rounded as Tracker.init rounds it.
-    fill = np.rint(average_color(first_frame)).astype(np.float32)
-    if targets is not None:
-        box, fill = np.tile(box, (targets, 1)), np.tile(fill, (targets, 1))
-    init_fn, update_fn = (init_state, update_state) if targets is None else (init_states, update_states)
-    init = init_fn.lower(variables, image, box, fill, **statics).compile()
-    state = init(variables, image, box, fill)
-    lowered = update_fn.lower(variables, state, image, **statics)
-    update = lowered.compile()
-    jax.block_until_ready(update(variables, state, image))
-    return Program(
-        impl, targets, lambda frame: init(variables, frame, box, fill), update, convolution_count(lowered),
-        variables,
-    )
+    fill = jax.device_put(np.rint(average_color(first_frame)).astype(np.float32))
+    frame_hw = jax.device_put(np.asarray(first_frame.shape[:2], np.float32))
+    hyper = jax.device_put(jax.tree.map(lambda leaf: np.stack([leaf] * count), hyper_params(tracker.config)))
+    frame_of_slot = jax.device_put(np.zeros(count, np.int32))
+
+    def init(frame: jax.Array):
+        states = empty_states(count, spec)
+        for slot in range(count):
+            states = start(variables, states, np.int32(slot), frame[0], box, fill, frame_hw, spec=spec)
+        return states
+
+    lowered = step.lower(variables, init(image), image, frame_of_slot, hyper, spec=spec)
+    compiled = lowered.compile()
+
+    def update(states, frame: jax.Array):
+        states, boxes, _ = compiled(variables, states, frame, frame_of_slot, hyper)
+        return states, boxes
+
+    jax.block_until_ready(update(init(image), image))
+    return Program(impl, targets, init, update, convolution_count(lowered), spec)
 
 
 def time_device(program: Program, frames: Sequence[jax.Array]) -> float:
     """Seconds for the updates on ``frames[1:]`` (on the device), after an untimed init on ``frames[0]``."""
-    variables = program.variables
     state = jax.block_until_ready(program.init(frames[0]))
     boxes = []
-    start = time.perf_counter()
+    start_time = time.perf_counter()
     for frame in frames[1:]:
-        state, box = program.update(variables, state, frame)
+        state, box = program.update(state, frame)
         boxes.append(box)
     jax.block_until_ready(boxes)
-    return time.perf_counter() - start
+    return time.perf_counter() - start_time
 
 
 def time_end_to_end(program: Program, paths: Sequence[str]) -> float:
     """Seconds to decode, send, update and fetch ``paths[1:]``, after an untimed init on ``paths[0]``."""
-    variables = program.variables
-    state = jax.block_until_ready(program.init(jax.device_put(read_image(paths[0]))))
-    start = time.perf_counter()
+    state = jax.block_until_ready(program.init(jax.device_put(read_image(paths[0])[None])))
+    start_time = time.perf_counter()
     for path in paths[1:]:
-        state, box = program.update(variables, state, jax.device_put(read_image(path)))
+        state, box = program.update(state, jax.device_put(read_image(path)[None]))
         np.asarray(jax.device_get(box), np.float64)  # the host gets every box, as from Tracker.update
-    return time.perf_counter() - start
+    return time.perf_counter() - start_time
+
+
+def time_loop(program: Program, variables: dict, paths: Sequence[str], box: np.ndarray) -> float:
+    """Seconds between the host loop's boxes for ``paths[1:]``, after its start on ``paths[0]``."""
+    first = read_image(paths[0])
+    job = Job(
+        frames=lambda: (read_image(path) for path in paths),
+        boxes=box[None],
+        hyper=hyper_params(program.spec.config),
+        frame_size=(first.shape[1], first.shape[0]),
+        num_frames=len(paths),
+    )
+    (done,) = track_jobs(variables, program.spec, [job], warm_up=False)
+    return float(np.sum(done.times[1:]))
 
 
 def check_compilations(weights: str | Path | None, paths: Sequence[str], box: np.ndarray) -> str:
@@ -469,7 +494,7 @@ def run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     precision = {} if args.precision is None else {"precision": args.precision}
     tracker = Tracker(weights, TrackerConfig(**precision))
-    frames = [jax.device_put(read_image(path)) for path in paths]
+    frames = [jax.device_put(read_image(path)[None]) for path in paths]
     first = read_image(paths[0])
     torch_run = None if args.no_torch else torch_tracking(
         tracker, first, box, args.torch_threads, args.torch_device)
@@ -479,6 +504,9 @@ def run(args: argparse.Namespace) -> int:
         for impl in impls
         for targets in [None, *batch_sizes]
     ]
+    for program in programs:
+        if program.targets is None:
+            time_loop(program, tracker.variables, paths[:2], box)  # compiles the loop's calls
     print(f"compiled {len(programs)} programs ({len(counter)} XLA compilations) in "
           f"{time.perf_counter() - started:.0f} s", flush=True)
     host_frames = [read_image(path) for path in paths]
@@ -487,13 +515,15 @@ def run(args: argparse.Namespace) -> int:
     compiles: dict[Row, int] = collections.Counter()
     for repeat in range(repeats):
         for program in programs:
-            for mode in ("device", "end-to-end"):
+            for mode in ("device", "end-to-end", "loop")[: 3 if program.targets is None else 2]:
                 row = Row(program.impl, program.label, mode, program.target_count)
                 before = len(counter)
                 if mode == "device":
                     elapsed = time_device(program, frames)
-                else:
+                elif mode == "end-to-end":
                     elapsed = time_end_to_end(program, paths)
+                else:
+                    elapsed = time_loop(program, tracker.variables, paths, box)
                 compiles[row] += len(counter) - before
                 seconds[row].append(elapsed)
                 print(f"repeat {repeat + 1}/{repeats}: {program.impl:>6} {program.label:>9} "
@@ -552,7 +582,8 @@ def run(args: argparse.Namespace) -> int:
             ours, theirs = fps[Row(impls[0], "single", mode, 1)], fps[Row("torch", "single", mode, 1)]
             ratios[mode] = f"{ours / theirs:.2f}"
             print(f"ours ({impls[0]}, single, {mode}) / siamfc-pytorch's tracker path: {ratios[mode]}")
-    print(f"fps_device={single_device:.2f} fps_end_to_end={single_end:.2f} "
+    single_loop = fps[Row(impls[0], "single", "loop", 1)]
+    print(f"fps_device={single_device:.2f} fps_end_to_end={single_end:.2f} fps_loop={single_loop:.2f} "
           f"ours_over_torch_device={ratios['device']} ours_over_torch={ratios['end-to-end']}")
     return 0
 

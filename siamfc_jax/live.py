@@ -23,7 +23,7 @@ import re
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
@@ -33,10 +33,11 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from siamfc_jax.evaluation.reports import format_boxes
-from siamfc_jax.evaluation.scoring import BOX_DECIMALS
 from siamfc_jax.io import write_text_atomic
 from siamfc_jax.sequences.frames import DataError
 from siamfc_jax.tracker import Tracker
+from siamfc_jax.tracker.device import hyper_params
+from siamfc_jax.tracker.loop import FrameResult, Job, track_jobs
 from siamfc_jax.visualize import draw_tracking
 
 STREAM_SCHEMES = frozenset({"rtsp", "rtsps", "rtmp", "http", "https", "udp", "tcp", "file"})
@@ -222,6 +223,65 @@ class LiveResult:
     outputs: dict[str, Path] = field(default_factory=dict)
 
 
+class _LiveOutput:
+    """Each tracked frame's box line (flushed), annotated video frame and window; a quit key in
+    the window ends the frame source."""
+
+    def __init__(self, box_file, video: _VideoOut | None, show: bool, reader: FrameReader) -> None:
+        self.box_file, self.video, self.show, self.reader = box_file, video, show, reader
+        self.boxes: list[np.ndarray] = []
+        self.shown_times: list[float] = []
+        self.quit = False
+
+    def __call__(self, result: FrameResult) -> None:
+        current = result.boxes[0]
+        self.boxes.append(current)
+        self.box_file.write(format_boxes(current[None]))
+        self.box_file.flush()
+        self.shown_times = [*self.shown_times[-_FPS_WINDOW:], time.perf_counter()]
+        if self.video is None and not self.show:
+            return
+        span = self.shown_times[-1] - self.shown_times[0]
+        live_fps = (len(self.shown_times) - 1) / span if span > 0 else 0.0
+        lines = [f"{live_fps:.1f} fps, {self.reader.dropped} dropped"]
+        annotated = draw_tracking(result.frame, current, lines=lines)
+        if self.video is not None:
+            self.video.write(annotated)
+        if self.show:
+            cv2.imshow(WINDOW_NAME, cv2.cvtColor(annotated, cv2.COLOR_RGB2BGR))
+            if cv2.waitKey(1) & 0xFF in _QUIT_KEYS:
+                self.quit = True
+
+
+def _live_frames(
+    first: np.ndarray, reader: FrameReader, indices: list[int], output: _LiveOutput
+) -> Iterator[np.ndarray]:
+    """The first frame, then the reader's until it ends or the user quits; records each frame's
+    index in the source in ``indices`` as it is taken."""
+    yield first
+    while not output.quit:
+        item = reader.next_frame()
+        if item is None:
+            return
+        indices.append(item[0])
+        yield item[1]
+
+
+def _live_job(
+    tracker: Tracker, first: np.ndarray, box: np.ndarray, reader: FrameReader, indices: list[int],
+    output: _LiveOutput, max_frames: int | None,
+) -> Job:
+    """The loop's job of a live source: its frames from ``first`` on, ``output`` on each."""
+    return Job(
+        frames=lambda: _live_frames(first, reader, indices, output),
+        boxes=box[None],
+        hyper=hyper_params(tracker.config),
+        frame_size=(first.shape[1], first.shape[0]),
+        num_frames=max_frames,
+        on_frame=output,
+    )
+
+
 def run_live(
     tracker: Tracker,
     source: str,
@@ -237,8 +297,12 @@ def run_live(
 ) -> LiveResult:
     """Track a camera or stream ``source`` until it ends, ``max_frames`` are tracked, or the user stops.
 
+    The frames go through the tracker's host loop (:func:`~siamfc_jax.tracker.loop.track_jobs`)
+    with no step in flight and no frame read ahead, so each frame's box is out before the next
+    frame is taken and the reader can drop stale ones.
+
     Args:
-      tracker: the tracker (initialised here).
+      tracker: its weights and config are used.
       source: camera index or URL (see :func:`open_stream`).
       out_dir: existing folder for ``<name>.txt``, ``<name>.json`` and, with ``save_video``,
         ``<name>.mp4``.
@@ -260,58 +324,31 @@ def run_live(
     name = source_name(source)
     out = Path(out_dir)
     outputs = {"boxes": out / f"{name}.txt", "json": out / f"{name}.json"}
-    boxes: list[np.ndarray] = []
     indices: list[int] = []
-    times: list[float] = []
+    times = np.zeros(0)
     interrupted = False
     video: _VideoOut | None = None
     capture = open_stream(source)
     source_fps = capture.get(cv2.CAP_PROP_FPS)
     reader = FrameReader(capture, drop_stale)
+    output = _LiveOutput(None, None, show, reader)
     with reader, open(outputs["boxes"], "w", encoding="utf-8") as box_file:
         try:
             first = reader.next_frame()
             if first is None:
                 raise DataError(f"{source}: no frame could be read")
             index, frame = first
+            indices.append(index)
             log(f"live: {source}, {frame.shape[1]}x{frame.shape[0]}, tracking (Esc, q or Ctrl-C ends)")
             initial = select_box(frame) if box is None else np.asarray(box, np.float64)
-            # Compile the update before the clock starts, as the file path does.
-            tracker.init(frame, initial)
-            tracker.update(frame)
-            tracker.init(frame, initial)
             if save_video:
                 outputs["video"] = out / f"{name}.mp4"
                 fps = source_fps if 1 <= source_fps <= 240 else 30.0
                 video = _VideoOut(outputs["video"], frame.shape, fps)
-            current = np.round(initial, BOX_DECIMALS)
-            shown_times: list[float] = []
-            while True:
-                boxes.append(current)
-                indices.append(index)
-                box_file.write(format_boxes(current[None]))
-                box_file.flush()
-                shown_times = [*shown_times[-_FPS_WINDOW:], time.perf_counter()]
-                if video is not None or show:
-                    span = shown_times[-1] - shown_times[0]
-                    live_fps = (len(shown_times) - 1) / span if span > 0 else 0.0
-                    lines = [f"{live_fps:.1f} fps, {reader.dropped} dropped"]
-                    annotated = draw_tracking(frame, current, lines=lines)
-                    if video is not None:
-                        video.write(annotated)
-                    if show:
-                        cv2.imshow(WINDOW_NAME, cv2.cvtColor(annotated, cv2.COLOR_RGB2BGR))
-                        if cv2.waitKey(1) & 0xFF in _QUIT_KEYS:
-                            break
-                if max_frames is not None and len(boxes) >= max_frames:
-                    break
-                item = reader.next_frame()
-                if item is None:
-                    break
-                index, frame = item
-                start = time.perf_counter()
-                current = np.round(tracker.update(frame), BOX_DECIMALS)
-                times.append(time.perf_counter() - start)
+            output = _LiveOutput(box_file, video, show, reader)
+            job = _live_job(tracker, frame, initial, reader, indices, output, max_frames)
+            (done,) = track_jobs(tracker.variables, tracker.spec, [job], depth=0, read_ahead=0)
+            times, interrupted = done.times[1:], done.interrupted
         except KeyboardInterrupt:
             interrupted = True
         finally:
@@ -319,11 +356,20 @@ def run_live(
                 video.close()
             if show:
                 cv2.destroyAllWindows()
-    fps = len(times) / sum(times) if times and sum(times) > 0 else None
+    return _finish_live(source, name, output.boxes, indices, times, reader, interrupted, outputs, info)
+
+
+def _finish_live(
+    source: str, name: str, boxes: list[np.ndarray], indices: list[int], times: np.ndarray,
+    reader: FrameReader, interrupted: bool, outputs: dict[str, Path], info: Mapping | None,
+) -> LiveResult:
+    """The :class:`LiveResult` of a run, and its ``<name>.json``."""
+    total = float(np.sum(times))
+    fps = len(times) / total if len(times) and total > 0 else None
     result = LiveResult(
         name=name,
         boxes=np.array(boxes, np.float64).reshape(-1, 4),
-        frame_indices=np.array(indices, np.int64),
+        frame_indices=np.array(indices[: len(boxes)], np.int64),
         frames_read=reader.frames_read,
         dropped=reader.dropped,
         fps=fps,

@@ -48,8 +48,6 @@ EXCEPTIONS: dict[str, set[str]] = {
     # The per-layer formulation choice is measured once and cached on disk, beside the
     # compilation cache: the one file that ops touches.
     "ops/autotune.py": {"os", "pathlib", "siamfc_jax.io", "siamfc_jax.runtime"},
-    # Batched evaluation drives the tracker's jitted slots itself (explicit uploads of frames).
-    "evaluation/batched.py": {"jax"},
 }
 
 # Third-party modules a unit must not import: models and ops know no files, the tracker and

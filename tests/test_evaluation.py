@@ -1,8 +1,9 @@
-"""Sequence and folder evaluation with a scripted tracker (no network): boxes and files written,
-the warm-up, speed after the first frame, scores recomputed independently with NumPy."""
+"""Sequence and folder evaluation with a scripted tracker and host loop (no network): boxes and
+files written, speed after the first frame, scores recomputed independently with NumPy."""
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -11,64 +12,71 @@ import numpy as np
 import pytest
 
 from siamfc_jax.config import ModelConfig, TrackerConfig
-from siamfc_jax.evaluation import runner
+from siamfc_jax.evaluation import tracking
 from siamfc_jax.evaluation.reports import format_boxes, format_result, run_info, strip_indices
-from siamfc_jax.evaluation.runner import run_folder, run_sequence, track_sequence
+from siamfc_jax.evaluation.tracking import run_folder, run_sequence, track_sequence
 from siamfc_jax.evaluation.validation import is_sequence_root
 from siamfc_jax.sequences.datasets import SequenceFolder
 from siamfc_jax.sequences.frames import DataError
 from siamfc_jax.sequences.readers import open_sequence
+from siamfc_jax.tracker.loop import FrameResult, Job, JobResult
 
 WIDTH, HEIGHT = 64, 48
 INIT_SECONDS, UPDATE_SECONDS = 5.0, 0.25
 
 
-class FakeClock:
-    """Stands in for ``time.perf_counter``: advances only when the scripted tracker works."""
-
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 class ScriptedTracker:
-    """A tracker following the GOT-10k protocol that returns scripted boxes.
+    """Stands in for a tracker and its host loop: scripted boxes and times, no network.
 
     Frames are flat images whose red value is ``10 * index``, so each call records the frame index
-    it was given. ``init`` takes ``INIT_SECONDS`` of the fake clock, ``update`` ``UPDATE_SECONDS``.
+    it was given. Starting a job takes ``INIT_SECONDS``, each later frame ``UPDATE_SECONDS``. Its
+    ``variables`` are itself, so that :func:`scripted_track_jobs` (which the ``scripted`` fixture
+    puts in place of the host loop) finds the script.
     """
 
     model_config = ModelConfig()
     config = TrackerConfig()
+    spec = None
 
-    def __init__(self, boxes: np.ndarray, clock: FakeClock, interrupt_after: int | None = None) -> None:
+    def __init__(self, boxes: np.ndarray, interrupt_after: int | None = None) -> None:
         self.boxes = np.asarray(boxes, np.float64)
-        self.clock = clock
         self.interrupt_after = interrupt_after
         self.calls: list[tuple[str, int]] = []
-        self.updates = 0
+        self.variables = self
 
-    def init(self, frame: np.ndarray, box: np.ndarray) -> None:
-        self.calls.append(("init", int(frame[0, 0, 0]) // 10))
-        self.clock.now += INIT_SECONDS
-        self.updates = 0
-
-    def update(self, frame: np.ndarray) -> np.ndarray:
-        self.calls.append(("update", int(frame[0, 0, 0]) // 10))
+    def answer(self, index: int, frame: np.ndarray, job: Job) -> tuple[np.ndarray, float]:
+        """The (1, 4) box and the seconds of frame ``index``."""
+        self.calls.append(("start" if index == 0 else "step", int(frame[0, 0, 0]) // 10))
         if self.interrupt_after is not None and len(self.calls) > self.interrupt_after:
             raise KeyboardInterrupt
-        self.clock.now += UPDATE_SECONDS
-        self.updates += 1
-        return self.boxes[self.updates]
+        if index == 0:
+            return job.boxes, INIT_SECONDS
+        return self.boxes[index][None], UPDATE_SECONDS
+
+
+def scripted_track_jobs(variables: ScriptedTracker, spec, jobs: list[Job], **options):
+    """The host loop's contract (:func:`siamfc_jax.tracker.loop.track_jobs`) with scripted answers."""
+    for job_index, job in enumerate(jobs):
+        boxes, times, interrupted = [], [], False
+        source = job.frames()
+        try:
+            for index, frame in enumerate(itertools.islice(source, job.num_frames)):
+                box, seconds = variables.answer(index, frame, job)
+                result = FrameResult(index, frame, np.round(box, 4), seconds, np.full((1, 2), np.nan))
+                boxes.append(result.boxes)
+                times.append(seconds)
+                job.on_frame(result)
+        except KeyboardInterrupt:
+            interrupted = True
+        finally:
+            source.close()
+        confidence = np.full((len(boxes), 1, 2), np.nan)
+        yield JobResult(job_index, np.array(boxes), np.array(times), confidence, interrupted)
 
 
 @pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
-    fake = FakeClock()
-    monkeypatch.setattr(runner.time, "perf_counter", fake)
-    return fake
+def scripted(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tracking, "track_jobs", scripted_track_jobs)
 
 
 def write_sequence(directory: Path, truth: np.ndarray, absent: list[int] = ()) -> Path:
@@ -130,19 +138,19 @@ def reference_scores(boxes: np.ndarray, truth: np.ndarray, evaluated: list[int])
     }
 
 
-def test_track_sequence_warm_up_boxes_speed_and_scores(tmp_path, clock):
+def test_track_sequence_warm_up_boxes_speed_and_scores(tmp_path, scripted):
     sequence = open_sequence(write_sequence(tmp_path / "seq", TRUTH, absent=[3]))
-    tracker = ScriptedTracker(SCRIPT, clock)
+    tracker = ScriptedTracker(SCRIPT, scripted)
     result = track_sequence(tracker, sequence)
 
-    # Frame 0: init, a warm-up update on frame 0 and init again; then one update per frame.
-    assert tracker.calls == [("init", 0), ("update", 0), ("init", 0)] + [("update", i) for i in range(1, 6)]
+    # Frame 0 starts the job; then one step per frame.
+    assert tracker.calls == [("start", 0)] + [("step", i) for i in range(1, 6)]
     expected = np.vstack([TRUTH[0], np.round(SCRIPT[1:], 4)])
     np.testing.assert_array_equal(result.boxes, expected)
     assert result.boxes[1, 0] == 12.1235 and result.boxes[1, 1] == 11.0
 
-    # The first frame's time holds init + warm-up; the speed counts frames 1..5 only.
-    np.testing.assert_allclose(result.times, [2 * INIT_SECONDS + UPDATE_SECONDS] + [UPDATE_SECONDS] * 5)
+    # The first frame's time is the start's; the speed counts frames 1..5 only.
+    np.testing.assert_allclose(result.times, [INIT_SECONDS] + [UPDATE_SECONDS] * 5)
     assert result.fps == pytest.approx(1 / UPDATE_SECONDS)
 
     reference = reference_scores(expected, TRUTH, evaluated=[0, 1, 2, 5])
@@ -155,24 +163,24 @@ def test_track_sequence_warm_up_boxes_speed_and_scores(tmp_path, clock):
     np.testing.assert_allclose(result.success_curve, curve, rtol=0, atol=1e-12)
 
 
-def test_max_frames_limits_tracking_and_scoring(tmp_path, clock):
+def test_max_frames_limits_tracking_and_scoring(tmp_path, scripted):
     sequence = open_sequence(write_sequence(tmp_path / "seq", TRUTH))
-    tracker = ScriptedTracker(SCRIPT, clock)
+    tracker = ScriptedTracker(SCRIPT, scripted)
     result = track_sequence(tracker, sequence, max_frames=3)
-    assert [index for _, index in tracker.calls] == [0, 0, 0, 1, 2]
+    assert [index for _, index in tracker.calls] == [0, 1, 2]
     assert result.num_frames == 3 and result.frames_tracked == 3
     reference = reference_scores(result.boxes, TRUTH, evaluated=[0, 1, 2])
     assert result.scores["auc"] == pytest.approx(reference["auc"], abs=1e-12)
     assert result.scores["evaluated_frames"] == 3
     # More frames than the sequence has: all of them.
-    assert track_sequence(ScriptedTracker(SCRIPT, clock), sequence, max_frames=50).num_frames == 6
+    assert track_sequence(ScriptedTracker(SCRIPT, scripted), sequence, max_frames=50).num_frames == 6
     with pytest.raises(ValueError, match="max_frames"):
         track_sequence(tracker, sequence, max_frames=0)
 
 
-def test_run_sequence_files(tmp_path, clock):
+def test_run_sequence_files(tmp_path, scripted):
     sequence = open_sequence(write_sequence(tmp_path / "seq", TRUTH, absent=[3]))
-    tracker = ScriptedTracker(SCRIPT, clock)
+    tracker = ScriptedTracker(SCRIPT, scripted)
     info = run_info(tracker, "weights.msgpack", "device: test")
     out = tmp_path / "out"
     result = run_sequence(
@@ -201,7 +209,7 @@ def test_run_sequence_files(tmp_path, clock):
     for key in ("auc", "precision", "mean_iou", "evaluated_frames"):
         assert record[key] == pytest.approx(reference[key], abs=1e-12), key
     assert record["fps"] == pytest.approx(1 / UPDATE_SECONDS) and record["fps_frames"] == 3
-    assert record["first_frame_seconds"] == pytest.approx(2 * INIT_SECONDS + UPDATE_SECONDS)
+    assert record["first_frame_seconds"] == pytest.approx(INIT_SECONDS)
     assert record["precision_threshold_px"] == 20
     assert record["success_curve"]["thresholds"] == pytest.approx(np.arange(21) / 20)
     assert record["device"] == "test" and record["weights"] == "weights.msgpack"
@@ -216,10 +224,10 @@ def test_run_sequence_files(tmp_path, clock):
     assert strip.shape == (240, 4 * 320 + 3 * 4, 3)
 
 
-def test_interrupt_keeps_what_was_tracked(tmp_path, clock):
+def test_interrupt_keeps_what_was_tracked(tmp_path, scripted):
     sequence = open_sequence(write_sequence(tmp_path / "seq", TRUTH))
-    # Calls: init, warm-up update, init, update 1, update 2, then Ctrl-C in update 3.
-    tracker = ScriptedTracker(SCRIPT, clock, interrupt_after=5)
+    # Calls: start, step 1, step 2, then Ctrl-C in step 3.
+    tracker = ScriptedTracker(SCRIPT, interrupt_after=3)
     out = tmp_path / "out"
     result = run_sequence(tracker, sequence, out, info={}, save_video=True)
     assert result.interrupted and result.frames_tracked == 3 and result.scores is None
@@ -231,18 +239,18 @@ def test_interrupt_keeps_what_was_tracked(tmp_path, clock):
     assert capture.get(cv2.CAP_PROP_FRAME_COUNT) == 3
 
 
-def test_no_ground_truth_no_scores(tmp_path, clock):
+def test_no_ground_truth_no_scores(tmp_path, scripted):
     folder = write_sequence(tmp_path / "frames", TRUTH)
     (folder / "groundtruth.txt").unlink()
     (folder / "absence.label").unlink()
     sequence = open_sequence(folder, box=[5, 6, 7, 8])
-    result = run_sequence(ScriptedTracker(SCRIPT, clock), sequence, tmp_path / "out", info={})
+    result = run_sequence(ScriptedTracker(SCRIPT, scripted), sequence, tmp_path / "out", info={})
     assert result.scores is None and "success_plot" not in result.outputs
     assert (tmp_path / "out" / "frames.txt").read_text().startswith("5.0000,6.0000,7.0000,8.0000\n")
     assert format_result(result).endswith("(no ground truth)")
 
 
-def test_run_folder_summary_is_the_mean_over_sequences(tmp_path, clock):
+def test_run_folder_summary_is_the_mean_over_sequences(tmp_path, scripted):
     root = tmp_path / "val"
     write_sequence(root / "a", TRUTH, absent=[3])
     shifted = TRUTH + np.array([3.0, 1.0, 0.0, 0.0])
@@ -252,7 +260,7 @@ def test_run_folder_summary_is_the_mean_over_sequences(tmp_path, clock):
     out = tmp_path / "out"
     logged: list[str] = []
     result = run_folder(
-        ScriptedTracker(SCRIPT, clock), SequenceFolder(root), out, info={}, log=logged.append
+        ScriptedTracker(SCRIPT, scripted), SequenceFolder(root), out, info={}, log=logged.append
     )
     assert [line.split(":")[0] for line in logged] == ["a", "b"]
 
@@ -286,10 +294,10 @@ def test_run_folder_summary_is_the_mean_over_sequences(tmp_path, clock):
     assert (out / "summary_success.png").is_file()
 
 
-def test_run_folder_rejects_a_sequence_named_summary(tmp_path, clock):
+def test_run_folder_rejects_a_sequence_named_summary(tmp_path, scripted):
     write_sequence(tmp_path / "root" / "summary", TRUTH)
     with pytest.raises(DataError, match="overwrite the summary"):
-        run_folder(ScriptedTracker(SCRIPT, clock), SequenceFolder(tmp_path / "root"), tmp_path, info={})
+        run_folder(ScriptedTracker(SCRIPT, scripted), SequenceFolder(tmp_path / "root"), tmp_path, info={})
 
 
 def test_format_boxes_and_strip_indices():

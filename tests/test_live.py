@@ -19,12 +19,12 @@ import pytest
 
 from siamfc_jax.apps import track
 from siamfc_jax.evaluation.reports import format_boxes
-from siamfc_jax.evaluation.runner import track_sequence
-from siamfc_jax.evaluation.scoring import BOX_DECIMALS
-from siamfc_jax.live import is_live_source, run_live, source_name
+from siamfc_jax.evaluation.tracking import track_sequence
+from siamfc_jax.live import FrameReader, is_live_source, run_live, source_name
 from siamfc_jax.sequences.annotations import read_boxes
 from siamfc_jax.sequences.readers import open_sequence
 from siamfc_jax.tracker import Tracker
+from siamfc_jax.tracker.loop import BOX_DECIMALS
 from tests.conftest import shared_path
 
 VIDEO = "siamfc/data/videos/bag.avi"
@@ -100,26 +100,20 @@ def test_stream_with_dropping_tracks_the_newest_frames(
     np.testing.assert_array_equal(result.boxes, np.round(expected, BOX_DECIMALS))
 
 
-class _InterruptingTracker:
-    """A tracker whose ``after``-th update raises KeyboardInterrupt (Ctrl-C)."""
+def test_interrupted_run_keeps_boxes_and_video(
+    tracker, video_url, initial_box, tmp_path, no_display, monkeypatch
+):
+    # Ctrl-C while the 5th frame is taken from the reader: 4 frames were tracked.
+    taken = itertools.count()
+    next_frame = FrameReader.next_frame
 
-    def __init__(self, tracker: Tracker, after: int) -> None:
-        self._tracker, self._left = tracker, after
-
-    def init(self, frame, box) -> None:
-        self._tracker.init(frame, box)
-
-    def update(self, frame) -> np.ndarray:
-        self._left -= 1
-        if self._left < 0:
+    def interrupting(reader):
+        if next(taken) == 4:
             raise KeyboardInterrupt
-        return self._tracker.update(frame)
+        return next_frame(reader)
 
-
-def test_interrupted_run_keeps_boxes_and_video(tracker, video_url, initial_box, tmp_path, no_display):
-    # The warm-up update of the first frame counts: 1 + 3 updates succeed, the 5th is Ctrl-C.
-    interrupting = _InterruptingTracker(tracker, after=4)
-    result = run_live(interrupting, video_url, tmp_path, box=initial_box, save_video=True, drop_stale=False)
+    monkeypatch.setattr(FrameReader, "next_frame", interrupting)
+    result = run_live(tracker, video_url, tmp_path, box=initial_box, save_video=True, drop_stale=False)
     assert result.interrupted and len(result.boxes) == 4
     assert len((tmp_path / "bag.txt").read_text().splitlines()) == 4
     capture = cv2.VideoCapture(str(tmp_path / "bag.mp4"))

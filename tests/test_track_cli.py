@@ -10,6 +10,7 @@ sequences (384x288).
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import os
 import re
@@ -27,10 +28,12 @@ import pytest
 from siamfc_jax import cli
 from siamfc_jax.apps import track
 from siamfc_jax.config import ModelConfig, TrackerConfig
+from siamfc_jax.evaluation import tracking
 from siamfc_jax.io import OutputError, write_text_atomic
 from siamfc_jax.synthetic.config import SyntheticConfig
 from siamfc_jax.synthetic.writer import write_got10k
 from siamfc_jax.tracker import Tracker
+from siamfc_jax.tracker.loop import FrameResult, JobResult, check_frame
 from siamfc_jax.weights import default_weights_path, load_variables
 from tests.conftest import REPO_ROOT, SHARED_ROOT, shared_path
 
@@ -528,26 +531,57 @@ def test_bad_input_is_one_line(case, bad_inputs, capfd, monkeypatch):
 
 
 class StillTracker:
-    """Stands in for the SiamFC tracker in-process (no compilation): the box never moves."""
+    """Stands in for the SiamFC tracker in-process (no compilation): the box never moves. Its
+    ``variables`` are itself, so that :func:`still_track_jobs` (put in place of the host loop by
+    :func:`use_still_trackers`) can ask it whether tracking may start."""
 
     model_config = ModelConfig()
     config = TrackerConfig()
+    spec = None
 
     def __init__(self, weights: object, config: TrackerConfig) -> None:
-        self.box = None
+        self.variables = self
 
-    def init(self, frame: np.ndarray, box: np.ndarray) -> None:
-        self.box = np.asarray(box, np.float64)
+    def starting(self) -> None:
+        """Called when tracking starts."""
 
-    def update(self, frame: np.ndarray) -> np.ndarray:
-        return self.box
+
+def still_track_jobs(variables: StillTracker, spec, jobs: list, **options):
+    """The host loop's contract (:func:`siamfc_jax.tracker.loop.track_jobs`) with boxes that stay
+    where they started, 10 ms per frame after the first."""
+    variables.starting()
+    for job_index, job in enumerate(jobs):
+        boxes, times = [], []
+        source = job.frames()
+        try:
+            first = None
+            for index, frame in enumerate(itertools.islice(source, job.num_frames)):
+                first = frame.shape if first is None else first
+                check_frame(job, index, frame, first)
+                seconds = 0.01 if index else 0.5
+                confidence = np.full((len(job.boxes), 2), np.nan)
+                result = FrameResult(index, frame, np.round(job.boxes, 4), seconds, confidence)
+                boxes.append(result.boxes)
+                times.append(seconds)
+                job.on_frame(result)
+        finally:
+            source.close()
+        confidence = np.full((len(boxes), len(job.boxes), 2), np.nan)
+        yield JobResult(job_index, np.array(boxes), np.array(times), confidence)
+
+
+def use_still_trackers(monkeypatch: pytest.MonkeyPatch, tracker: type = StillTracker) -> None:
+    """``track.main`` with ``tracker`` for one target and several, and the still host loop."""
+    monkeypatch.setattr(track, "Tracker", tracker)
+    monkeypatch.setattr(track, "BatchTracker", tracker)
+    monkeypatch.setattr(tracking, "track_jobs", still_track_jobs)
 
 
 def test_unreadable_frame_mid_sequence(bad_inputs, capfd, monkeypatch):
     broken = bad_inputs.otb / "img" / "0003.jpg"
     broken.write_bytes(b"not a jpeg")
     out = bad_inputs.root / "out"
-    monkeypatch.setattr(track, "Tracker", StillTracker)
+    use_still_trackers(monkeypatch)
     monkeypatch.setenv("JAX_COMPILATION_CACHE_DIR", str(bad_inputs.root / "jax_cache"))
     status = track.main(["--seq", str(bad_inputs.otb), "--out", str(out), "--save-video"])
     assert status == 1
@@ -577,34 +611,17 @@ def test_real_process_fails_in_one_line(bad_inputs):
 # issue 13: no lost or silently wrong results (in-process, with stand-in trackers)
 
 
-class StillBatchTracker:
-    """Stands in for BatchTracker in-process: every box stays where it started."""
-
-    model_config = ModelConfig()
-    config = TrackerConfig()
-
-    def __init__(self, weights: object, config: TrackerConfig) -> None:
-        self.boxes = None
-
-    def init(self, frame: np.ndarray, boxes: np.ndarray) -> None:
-        self.boxes = np.asarray(boxes, np.float64)
-
-    def update(self, frame: np.ndarray) -> np.ndarray:
-        return self.boxes
-
-
 class UnusedTracker(StillTracker):
     """Fails the test if tracking starts."""
 
-    def init(self, frame: np.ndarray, box: np.ndarray) -> None:
+    def starting(self) -> None:
         raise AssertionError("tracking started although the output was refused")
 
 
 @pytest.fixture
 def still(bad_inputs, monkeypatch):
     """``track.main`` with trackers that never move (no compilation)."""
-    monkeypatch.setattr(track, "Tracker", StillTracker)
-    monkeypatch.setattr(track, "BatchTracker", StillBatchTracker)
+    use_still_trackers(monkeypatch)
     monkeypatch.setenv("JAX_COMPILATION_CACHE_DIR", str(bad_inputs.root / "jax_cache"))
     return lambda *arguments: track.main([str(argument) for argument in arguments])
 
@@ -623,7 +640,7 @@ def test_out_with_an_earlier_run_is_refused_and_overwrite_replaces_it_whole(
     first = _files(out)
     assert sorted(first) == ["otb.json", "otb.mp4", "otb.txt", "otb_success.png"]
     capfd.readouterr()
-    monkeypatch.setattr(track, "Tracker", UnusedTracker)  # refused before tracking
+    use_still_trackers(monkeypatch, UnusedTracker)  # refused before tracking
     assert still("--seq", bad_inputs.otb, "--out", out, "--max-frames", "2") == 1
     lines = capfd.readouterr().err.splitlines()
     assert lines == [
@@ -631,7 +648,7 @@ def test_out_with_an_earlier_run_is_refused_and_overwrite_replaces_it_whole(
         "otb.mp4, otb.txt, …); pass --overwrite to replace them, or choose another --out"
     ]
     assert _files(out) == first
-    monkeypatch.setattr(track, "Tracker", StillTracker)
+    use_still_trackers(monkeypatch)
     assert still("--seq", bad_inputs.otb, "--out", out, "--max-frames", "2", "--overwrite") == 0
     assert sorted(_files(out)) == ["otb.json", "otb.txt", "otb_success.png"]  # no stale video
     assert len((out / "otb.txt").read_text().splitlines()) == 2
@@ -658,7 +675,7 @@ def test_unwritable_out_is_refused_before_tracking_naming_it(
     bad_inputs, locked_dir, still, capfd, monkeypatch
 ):
     # issue 13 #2: the error came after tracking the whole sequence and named a hidden temporary.
-    monkeypatch.setattr(track, "Tracker", UnusedTracker)
+    use_still_trackers(monkeypatch, UnusedTracker)
     assert still("--seq", bad_inputs.otb, "--out", locked_dir) == 1
     lines = capfd.readouterr().err.splitlines()
     assert len(lines) == 1 and lines[0].startswith(

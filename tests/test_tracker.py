@@ -28,15 +28,33 @@ from siamfc_jax.tracker import (
     TrackState,
     embed,
     fit_config,
-    init_state,
     locate,
-    update_state,
+    start,
+    step,
+    tracker_spec,
 )
+from siamfc_jax.tracker.device import empty_states, hyper_params
 from siamfc_jax.tracker.host import fill_color
 from siamfc_jax.weights import load_variables
 from tests.conftest import shared_path
 
 CONFIG = fit_config(TrackerConfig(), ModelConfig())
+SPEC = tracker_spec(CONFIG, ModelConfig())
+
+
+def _start_one(variables: dict, spec, frame: np.ndarray, box: np.ndarray, fill: np.ndarray):
+    """One slot's states, started on ``frame`` and ``box`` (what Tracker.init does)."""
+    return start(
+        variables, empty_states(1, spec), np.int32(0), frame, box.astype(np.float32), fill,
+        np.asarray(frame.shape[:2], np.float32), spec=spec,
+    )
+
+
+def _step_one(variables: dict, states, frame: np.ndarray, spec, config: TrackerConfig = CONFIG):
+    """``(states, box)`` after one step of one slot on ``frame`` (what Tracker.update does)."""
+    hyper = jax.tree.map(lambda leaf: leaf[None], hyper_params(config))
+    states, boxes, _ = step(variables, states, frame[None], np.zeros(1, np.int32), hyper, spec=spec)
+    return states, boxes[0]
 
 
 @pytest.fixture(scope="module")
@@ -101,7 +119,7 @@ def _numpy_update(
         ]
     )
     features = np.asarray(
-        embed(variables, jnp.asarray(crops, jnp.float32), model_config, "highest"), np.float64
+        embed(variables, jnp.asarray(crops, jnp.float32), tracker_spec(CONFIG, model_config)), np.float64
     )
     kernel = np.asarray(state.exemplar_features[0], np.float64)  # (hz, wz, c)
     windows = sliding_window_view(features, kernel.shape[:2], axis=(1, 2))  # (S, h, w, c, hz, wz)
@@ -161,14 +179,13 @@ def test_update_matches_numpy_reference(
         zoom(crossing_frames[3], 1.5),
         zoom(crossing_frames[4], 1 / 1.25),
     ]
-    state = init_state(
-        variables, first, box.astype(np.float32), fill, config=CONFIG, model_config=model_config
-    )
+    spec = tracker_spec(CONFIG, model_config)
+    states = _start_one(variables, spec, first, box, fill)
     scales = []
     for frame in frames:
-        before = jax.device_get(state)  # update_state donates the state's buffers
+        before = jax.tree.map(lambda leaf: leaf[0], jax.device_get(states))  # step donates states
         expected, scale_id = _numpy_update(variables, model_config, before, frame)
-        state, got = update_state(variables, state, frame, config=CONFIG, model_config=model_config)
+        states, got = _step_one(variables, states, frame, spec)
         np.testing.assert_allclose(np.asarray(got), expected, rtol=0, atol=1e-3)
         scales.append(scale_id)
     assert set(scales) == {0, 1, 2}, f"scales {scales}: not every scale was exercised"
@@ -201,13 +218,13 @@ def test_compiles_once_per_frame_size(
     # Frame sizes no other test uses, so that nothing is compiled already.
     with jax.log_compiles(True), caplog.at_level(logging.WARNING):
         tracker.track(_synthetic_frames(97, 131, 5), box)
-        assert compiles("update_state") == 1
-        assert compiles("init_state") == 1
+        assert compiles("step") == 1
+        assert compiles("start") == 1
         tracker.track(_synthetic_frames(103, 127, 3), box)
-        assert compiles("update_state") == 2
+        assert compiles("step") == 2
         tracker.track(_synthetic_frames(97, 131, 3), box)
-        assert compiles("update_state") == 2
-        assert compiles("init_state") == 2
+        assert compiles("step") == 2
+        assert compiles("start") == 2
 
 
 def test_update_transfers_only_frame_and_box(weights: tuple) -> None:
@@ -276,12 +293,9 @@ def test_prepared_variables_track_as_the_weights_alone(
     frames = crossing_frames[:4]
     boxes, _ = tracker.track(frames, crossing_boxes[0])
 
-    statics = {"config": tracker.config, "model_config": tracker.model_config}
-    state = init_state(
-        tracker.variables, frames[0], crossing_boxes[0].astype(np.float32), fill_color(frames[0]), **statics
-    )
+    states = _start_one(tracker.variables, tracker.spec, frames[0], crossing_boxes[0], fill_color(frames[0]))
     for frame, box in zip(frames[1:], boxes[1:], strict=True):
-        state, unprepared = update_state(tracker.variables, state, frame, **statics)
+        states, unprepared = _step_one(tracker.variables, states, frame, tracker.spec, tracker.config)
         np.testing.assert_allclose(np.asarray(unprepared), box, rtol=0, atol=1e-3)
     # New weights are prepared again.
     tracker.variables = jax.tree.map(jnp.array, tracker.variables)
@@ -349,11 +363,12 @@ def test_locate_keeps_the_state_bounded() -> None:
         search_crop=jnp.asarray(100000.0),
         fill=jnp.zeros(3),
         exemplar_features=jnp.zeros((1, 6, 6, 256)),
+        frame_hw=jnp.asarray([1e9, 1e9]),  # a frame too large to bound anything
     )
-    free, _ = locate(state, jnp.asarray(responses), config=CONFIG, model_config=ModelConfig())
+    free, _, _ = locate(state, jnp.asarray(responses), spec=SPEC)
     assert float(jnp.min(free.center)) < -10000 and float(free.target_size[1]) > 700
-    bounded, box = locate(
-        state, jnp.asarray(responses), config=CONFIG, model_config=ModelConfig(), frame_hw=frame_shape[:2]
+    bounded, box, _ = locate(
+        state._replace(frame_hw=jnp.asarray(frame_shape[:2], jnp.float32)), jnp.asarray(responses), spec=SPEC
     )
     np.testing.assert_allclose(np.asarray(bounded.center), [-240.0, -360.0])
     size = np.asarray(bounded.target_size)

@@ -29,23 +29,23 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 from siamfc_jax import cli
 from siamfc_jax.config import CONV_IMPLS, TRACKER_PRECISIONS, ConfigError, TrackerConfig
-from siamfc_jax.evaluation.batched import run_batched
 from siamfc_jax.evaluation.metrics import PROTOCOLS
-from siamfc_jax.evaluation.outputs import claim_outputs, target_name
+from siamfc_jax.evaluation.outputs import FileOptions, claim_outputs, target_name
 from siamfc_jax.evaluation.reports import format_overall, format_result, format_table, run_info
-from siamfc_jax.evaluation.runner import (
+from siamfc_jax.evaluation.scoring import SUMMARY_NAME
+from siamfc_jax.evaluation.tracking import (
     progress_enabled,
     run_folder,
     run_sequence,
     run_targets,
 )
-from siamfc_jax.evaluation.scoring import SUMMARY_NAME
 from siamfc_jax.evaluation.validation import check_target_boxes, is_sequence_root, validate_for_tracking
 from siamfc_jax.live import display_problem, format_live_result, is_live_source, run_live, source_name
 from siamfc_jax.runtime import (
@@ -60,6 +60,7 @@ from siamfc_jax.runtime import (
 from siamfc_jax.sequences.datasets import SequenceFolder
 from siamfc_jax.sequences.frames import DataError
 from siamfc_jax.sequences.readers import open_sequence
+from siamfc_jax.sequences.sequence import Sequence
 from siamfc_jax.synthetic.config import SyntheticDataError
 from siamfc_jax.synthetic.demo import default_demo_dir, ensure_demo_sequence
 from siamfc_jax.tracker import BatchTracker, Tracker
@@ -107,6 +108,15 @@ def build_parser() -> argparse.ArgumentParser:
             "Exit status: 0 done, 1 bad data, weights or output, 2 bad arguments, 130 interrupted."
         ),
     )
+    _add_input_arguments(parser)
+    _add_output_arguments(parser)
+    _add_batch_arguments(parser)
+    _add_tracker_arguments(parser)
+    return parser
+
+
+def _add_input_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--seq``, ``--box``, ``--boxes``: what to track."""
     parser.add_argument(
         "--seq",
         metavar="PATH",
@@ -131,6 +141,10 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="initial boxes of several targets, one x,y,w,h per line (# starts a comment)",
     )
+
+
+def _add_output_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--weights``, ``--out`` and what is written or shown."""
     parser.add_argument(
         "--weights",
         metavar="FILE",
@@ -168,8 +182,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="where the demo sequence is generated and reused (default: the cache folder)",
     )
+
+
+def _add_batch_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--batch``, ``--save-scores``, ``--protocol``: folder runs."""
     batched = parser.add_argument_group(
-        "batched runs (siamfc_jax.evaluation.batched; no --save-video / --save-strip)"
+        "folder runs (siamfc_jax.evaluation.tracking; --batch: no --save-video / --save-strip)"
     )
     batched.add_argument(
         "--batch", type=cli.positive_integer, metavar="K", help="track K sequences together"
@@ -184,6 +202,10 @@ def build_parser() -> argparse.ArgumentParser:
         choices=PROTOCOLS,
         help="also report this benchmark's figures (got10k: also its submission files)",
     )
+
+
+def _add_tracker_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--config`` and a flag per :class:`TrackerConfig` field."""
     parser.add_argument(
         "--config",
         metavar="FILE",
@@ -206,7 +228,6 @@ def build_parser() -> argparse.ArgumentParser:
             metavar=metavar,
             help=_FIELD_HELP.get(field.name, field.name) + shown,
         )
-    return parser
 
 
 def tracker_config(args: argparse.Namespace) -> TrackerConfig:
@@ -276,26 +297,20 @@ def _run(args: argparse.Namespace, config: TrackerConfig) -> int:
     ):
         raise cli.UsageError("argument --batch/--save-scores/--protocol: need --seq, no video or strip")
     boxes = initial_boxes(args)
-    with cli.Heartbeat(enabled=not progress_enabled(args.progress), interval=HEARTBEAT_SECONDS) as beat:
-        return _track(args, config, boxes, beat)
+    with cli.Heartbeat(enabled=not progress_enabled(args.progress), interval=HEARTBEAT_SECONDS) as heartbeat:
+        return _track(args, config, boxes, heartbeat)
 
 
-def _track(args: argparse.Namespace, config: TrackerConfig, boxes: list, beat: cli.Heartbeat) -> int:
-    enable_compilation_cache()  # before anything compiles: JAX decides on the cache once
-    device = describe_devices()
-    beat.say(device)
-    beat.say(describe_allocator())
-    weights = args.weights or default_weights_path()
-    if args.seq is not None and is_live_source(args.seq):
-        return _run_live(args, config, boxes, weights, device)
-    if args.show:
-        raise cli.UsageError("argument --show: only for live input (a camera index or a stream URL)")
+def _open_input(
+    args: argparse.Namespace, boxes: list, heartbeat: cli.Heartbeat
+) -> tuple[list[Sequence], bool, bool]:
+    """The sequences to track (one, or a folder's), validated, and whether a video and a strip
+    are wanted (always for the demo)."""
     save_video, save_strip = args.save_video, args.save_strip
-    sequences = None
     if args.seq is None:
         demo_dir = Path(args.demo_dir) if args.demo_dir else default_demo_dir()
-        beat.say(f"demo: synthetic sequence in {demo_dir} (generated on first use, then reused)")
-        sequence = open_sequence(ensure_demo_sequence(demo_dir))
+        heartbeat.say(f"demo: synthetic sequence in {demo_dir} (generated on first use, then reused)")
+        sequences = [open_sequence(ensure_demo_sequence(demo_dir))]
         save_video = save_strip = True
     elif is_sequence_root(args.seq):
         if boxes:
@@ -304,82 +319,102 @@ def _track(args: argparse.Namespace, config: TrackerConfig, boxes: list, beat: c
                 f"argument {given}: {args.seq} is a folder of sequences; {given} needs one sequence"
             )
         sequences = list(SequenceFolder(args.seq))
-        for sequence in sequences:
-            validate_for_tracking(sequence, max_frames=args.max_frames)
     elif len(boxes) > 1:
-        sequence = open_sequence(args.seq)
-        check_target_boxes(sequence, np.asarray(boxes, np.float64))
+        sequences = [open_sequence(args.seq)]
+        check_target_boxes(sequences[0], np.asarray(boxes, np.float64))
+        return sequences, save_video, save_strip
     else:
-        sequence = open_sequence(args.seq, box=boxes[0] if boxes else None)
-    if sequences is None and len(boxes) <= 1:
+        sequences = [open_sequence(args.seq, box=boxes[0] if boxes else None)]
+    for sequence in sequences:
         validate_for_tracking(sequence, max_frames=args.max_frames)  # its warnings come when tracking
-    kind = BatchTracker if len(boxes) > 1 else Tracker
-    beat.status = "loading the weights"
+    return sequences, save_video, save_strip
+
+
+def _load_tracker(weights: object, config: TrackerConfig, targets: int) -> Tracker | BatchTracker:
+    """The tracker of one target or of ``targets``; a config that does not fit the weights is a
+    usage error naming its flag."""
     try:
-        tracker = kind(weights, config)
+        return (BatchTracker if targets > 1 else Tracker)(weights, config)
     except ConfigError as error:
         raise cli.UsageError(f"argument {cli.flag(error.field)}: {error}") from None
+
+
+def _track(args: argparse.Namespace, config: TrackerConfig, boxes: list, heartbeat: cli.Heartbeat) -> int:
+    enable_compilation_cache()  # before anything compiles: JAX decides on the cache once
+    device = describe_devices()
+    heartbeat.say(device)
+    heartbeat.say(describe_allocator())
+    weights = args.weights or default_weights_path()
+    if args.seq is not None and is_live_source(args.seq):
+        return _run_live(args, config, boxes, weights, device)
+    if args.show:
+        raise cli.UsageError("argument --show: only for live input (a camera index or a stream URL)")
+    sequences, save_video, save_strip = _open_input(args, boxes, heartbeat)
+    folder = args.seq is not None and is_sequence_root(args.seq)
+    heartbeat.status = "loading the weights"
+    tracker = _load_tracker(weights, config, len(boxes))
     # Only once the input and the weights are known to be good, and before anything is tracked.
-    names = [sequence.name for sequence in sequences] if sequences is not None else [sequence.name]
-    if sequences is not None and SUMMARY_NAME in names:
+    names = [sequence.name for sequence in sequences]
+    if folder and SUMMARY_NAME in names:
         raise DataError(f"{args.seq}: a sequence named {SUMMARY_NAME!r} would overwrite the summary")
     out_dir = claim_outputs(
-        args.out, names, overwrite=args.overwrite, summary=sequences is not None, what="argument --out: "
+        args.out, names, overwrite=args.overwrite, summary=folder, what="argument --out: "
     )
     info = run_info(tracker, str(weights), device)
-    options = {
-        "info": info,
-        "max_frames": args.max_frames,
-        "save_video": save_video,
-        "save_strip": save_strip,
-        "progress": args.progress,
-        "status": lambda line: setattr(beat, "status", line),
-    }
 
-    if args.batch is not None or args.save_scores or args.protocol is not None:
-        result = run_batched(
-            tracker.variables, tracker.model_config, tracker.config,
-            sequences if sequences is not None else [sequence], out_dir, info=info,
-            slots=args.batch or 1, max_frames=args.max_frames, save_scores=args.save_scores,
-            protocol=args.protocol, progress=progress_enabled(args.progress), log=print,
-        )
-        print(format_table(result.results, result.overall), end="")
-        print(format_overall(result.overall))
-        if result.interrupted:
-            return cli.fail(f"interrupted; {out_dir} holds the finished sequences", cli.EXIT_INTERRUPTED)
-        return cli.EXIT_OK
+    def status(line: str) -> None:
+        heartbeat.status = line
 
-    if sequences is not None:
-        result = run_folder(tracker, sequences, out_dir, **options, log=beat.say)
-        print(format_table(result.results, result.overall), end="")
-        print(format_overall(result.overall))
-        print("wrote: " + ", ".join(str(path) for path in result.outputs.values()) + " (and per sequence)")
-        if result.interrupted:
-            message = f"interrupted; the summary in {out_dir} covers the finished sequences"
-            return cli.fail(message, cli.EXIT_INTERRUPTED)
-        return cli.EXIT_OK
-
+    if folder or args.batch is not None or args.save_scores or args.protocol is not None:
+        return _track_folder(args, tracker, sequences, out_dir, info, heartbeat, status)
+    options = {"info": info, "max_frames": args.max_frames, "save_video": save_video,
+               "save_strip": save_strip, "progress": args.progress, "status": status}
     if len(boxes) > 1:
-        results = run_targets(tracker, sequence, np.asarray(boxes, np.float64), out_dir, **options)
-        for result in results:
-            beat.say(format_result(result))
-        beat.say(f"outputs in {out_dir.resolve()}:")
-        for kind_name, path in {**results[0].outputs, "boxes": None, "json": None}.items():
-            if path is not None:
-                beat.say(f"  {kind_name.replace('_', ' ')}: {path.name}")
-        names = ", ".join(f"{target_name(sequence.name, index)}.txt/.json" for index in range(len(boxes)))
-        beat.say(f"  per target: {names}")
+        results = run_targets(tracker, sequences[0], np.asarray(boxes, np.float64), out_dir, **options)
+        _report_targets(results, sequences[0], out_dir, heartbeat)
         result = results[0]
     else:
-        result = run_sequence(tracker, sequence, out_dir, **options)
-        beat.say(format_result(result))
-        beat.say(f"outputs in {out_dir.resolve()}:")
+        result = run_sequence(tracker, sequences[0], out_dir, **options)
+        heartbeat.say(format_result(result))
+        heartbeat.say(f"outputs in {out_dir.resolve()}:")
         for kind_name, path in result.outputs.items():
-            beat.say(f"  {kind_name.replace('_', ' ')}: {path.name}")
+            heartbeat.say(f"  {kind_name.replace('_', ' ')}: {path.name}")
     if result.interrupted:
         message = f"interrupted; wrote the {result.frames_tracked} frames tracked to {out_dir}"
         return cli.fail(message, cli.EXIT_INTERRUPTED)
     return cli.EXIT_OK
+
+
+def _track_folder(
+    args: argparse.Namespace, tracker: Tracker, sequences: list[Sequence], out_dir: Path, info: dict,
+    heartbeat: cli.Heartbeat, status: Callable[[str], None],
+) -> int:
+    """Track ``sequences`` one by one or ``--batch`` together, print the summary table."""
+    result = run_folder(
+        tracker, sequences, out_dir, info=info, slots=args.batch or 1, max_frames=args.max_frames,
+        save_video=args.save_video, save_strip=args.save_strip,
+        files=FileOptions(save_scores=args.save_scores), protocol=args.protocol,
+        progress=args.progress, log=heartbeat.say, status=status,
+    )
+    print(format_table(result.results, result.overall), end="")
+    print(format_overall(result.overall))
+    print("wrote: " + ", ".join(str(path) for path in result.outputs.values()) + " (and per sequence)")
+    if result.interrupted:
+        message = f"interrupted; the summary in {out_dir} covers the finished sequences"
+        return cli.fail(message, cli.EXIT_INTERRUPTED)
+    return cli.EXIT_OK
+
+
+def _report_targets(results: list, sequence: Sequence, out_dir: Path, heartbeat: cli.Heartbeat) -> None:
+    """Say what tracking several targets of ``sequence`` gave and wrote."""
+    for result in results:
+        heartbeat.say(format_result(result))
+    heartbeat.say(f"outputs in {out_dir.resolve()}:")
+    for kind_name, path in {**results[0].outputs, "boxes": None, "json": None}.items():
+        if path is not None:
+            heartbeat.say(f"  {kind_name.replace('_', ' ')}: {path.name}")
+    names = ", ".join(f"{target_name(sequence.name, index)}.txt/.json" for index in range(len(results)))
+    heartbeat.say(f"  per target: {names}")
 
 
 def _run_live(

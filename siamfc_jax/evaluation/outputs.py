@@ -1,5 +1,9 @@
 """What a tracking run writes into its output folder, and the policy that keeps runs apart (host).
 
+:func:`write_sequence_files` writes a tracked sequence's files and :class:`SequencePictures` its
+annotated video and strip, frame by frame (the files are listed in
+:mod:`siamfc_jax.evaluation.tracking`).
+
 A run claims its output folder before it tracks anything (:func:`claim_outputs`): the folder must
 be writable, and files that an earlier run left for the same sequences make it refuse unless
 ``--overwrite``, which removes them all first, so a folder never mixes the files of two runs.
@@ -7,13 +11,38 @@ be writable, and files that an earlier run left for the same sequences make it r
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import json
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from siamfc_jax.evaluation.scoring import SUMMARY_NAME
-from siamfc_jax.io import OutputError, check_writable_dir
+import numpy as np
+
+from siamfc_jax.evaluation.reports import (
+    confidence_lists,
+    format_boxes,
+    frame_ious,
+    scores_figure,
+    scores_text,
+    sequence_record,
+    strip_indices,
+    video_fps,
+)
+from siamfc_jax.evaluation.scoring import SUMMARY_NAME, SequenceResult
+from siamfc_jax.io import OutputError, check_writable_dir, write_text_atomic
+from siamfc_jax.sequences.sequence import Sequence
+from siamfc_jax.visualize import (
+    AnnotatedVideoWriter,
+    save_figure,
+    success_figure,
+    tracking_strip,
+    write_image,
+)
+
+GOT10K_DIR = "got10k"
 
 # Everything a run writes for sequence <name> (what claim_outputs looks for).
 _SEQUENCE_SUFFIXES = (".txt", ".json", "_success.png", ".mp4", "_strip.png")
@@ -80,3 +109,107 @@ def claim_outputs(
         except OSError as error:
             raise OutputError(f"{path}: cannot remove the earlier result ({error.strerror})") from None
     return folder
+
+
+class SequencePictures:
+    """The annotated video and strip of a run (either optional), fed frame by frame.
+
+    Boxes are (4,) for one target or (N, 4) for several; the ground truth (green) is drawn where
+    the sequence has it for the frame.
+    """
+
+    def __init__(
+        self,
+        stack: contextlib.ExitStack,
+        sequence: Sequence,
+        out_dir: Path,
+        total: int,
+        save_video: bool,
+        save_strip: bool,
+    ) -> None:
+        self.sequence, self.total = sequence, total
+        self.wanted = set(strip_indices(total)) if save_strip else set()
+        self.strip: dict[int, np.ndarray] = {}
+        self.outputs: dict[str, Path] = {}
+        self.video = None
+        if save_video:
+            writer = AnnotatedVideoWriter(
+                out_dir / f"{sequence.name}.mp4", sequence.frame_size, video_fps(sequence)
+            )
+            self.video = stack.enter_context(writer)
+            self.outputs["video"] = writer.path
+
+    def truth(self, index: int) -> np.ndarray | None:
+        boxes = self.sequence.boxes
+        return None if boxes is None or index >= len(boxes) else boxes[index]
+
+    def on_frame(self, index: int, frame: np.ndarray, box: np.ndarray, fps: float | None) -> None:
+        if index in self.wanted:
+            self.strip[index] = frame
+        if self.video is not None:
+            speed = "" if fps is None else f"  {fps:.1f} fps"
+            label = f"{self.sequence.name}  frame {index + 1}/{self.total}{speed}"
+            self.video.write(frame, box, self.truth(index), (label,))
+
+    def write_strip(self, boxes: np.ndarray, out_dir: Path) -> None:
+        """Write ``<name>_strip.png`` from the tracked ``boxes`` (T, 4) or (T, N, 4)."""
+        if not self.strip:
+            return
+        indices = sorted(self.strip)
+        image = tracking_strip(
+            [self.strip[index] for index in indices],
+            [boxes[index] for index in indices],
+            [self.truth(index) for index in indices],
+            [f"#{index + 1}" for index in indices],
+        )
+        path = out_dir / f"{self.sequence.name}_strip.png"
+        write_image(path, image)
+        self.outputs["strip"] = path
+
+
+@dataclasses.dataclass(frozen=True)
+class FileOptions:
+    """Which optional files a sequence's run writes (module docstring): ``save_scores`` the
+    confidence text and plot, ``got10k`` the GOT-10k submission files."""
+
+    save_scores: bool = False
+    got10k: bool = False
+
+
+def write_sequence_files(
+    result: SequenceResult,
+    confidence: np.ndarray,
+    sequence: Sequence,
+    out_dir: Path,
+    info: Mapping,
+    options: FileOptions = FileOptions(),
+    outputs: Mapping[str, Path] | None = None,
+) -> SequenceResult:
+    """Write a tracked sequence's box file, JSON, success plot and the optional files; returns
+    ``result`` with ``outputs`` naming them (``outputs``: files written already, e.g. the video)."""
+    name = sequence.name
+    outputs = {**(outputs or {}), "boxes": out_dir / f"{name}.txt"}
+    write_text_atomic(outputs["boxes"], format_boxes(result.boxes))
+    if result.scores is not None:
+        outputs["success_plot"] = out_dir / f"{name}_success.png"
+        save_figure(success_figure({name: result.success_curve}), outputs["success_plot"])
+    if options.save_scores:
+        outputs["scores"] = out_dir / f"{name}_scores.txt"
+        write_text_atomic(outputs["scores"], scores_text(confidence))
+        outputs["scores_plot"] = out_dir / f"{name}_scores.png"
+        figure = scores_figure(name, confidence, frame_ious(sequence, result.boxes))
+        save_figure(figure, outputs["scores_plot"])
+    if options.got10k:
+        folder = out_dir / GOT10K_DIR / name
+        folder.mkdir(parents=True, exist_ok=True)
+        outputs["got10k_boxes"] = folder / f"{name}_001.txt"
+        write_text_atomic(outputs["got10k_boxes"], format_boxes(result.boxes))
+        outputs["got10k_times"] = folder / f"{name}_time.txt"
+        write_text_atomic(outputs["got10k_times"], "".join(f"{value:.8f}\n" for value in result.times))
+    outputs["json"] = out_dir / f"{name}.json"
+    result = dataclasses.replace(result, outputs=outputs)
+    record = sequence_record(result, sequence, info)
+    record["confidence"] = confidence_lists(confidence)
+    record["outputs"] = {kind: os.path.relpath(path, out_dir) for kind, path in outputs.items()}
+    write_text_atomic(outputs["json"], json.dumps(record, indent=1) + "\n")
+    return result

@@ -9,14 +9,18 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from matplotlib.figure import Figure
 
 from siamfc_jax.evaluation.metrics import (
     PRECISION_THRESHOLD,
     SUCCESS_THRESHOLDS,
+    Run,
+    iou,
 )
-from siamfc_jax.evaluation.scoring import BOX_DECIMALS, DEFAULT_VIDEO_FPS, STRIP_FRAMES, SequenceResult
+from siamfc_jax.evaluation.scoring import DEFAULT_VIDEO_FPS, STRIP_FRAMES, SequenceResult
 from siamfc_jax.sequences.sequence import Sequence
 from siamfc_jax.tracker import Tracker
+from siamfc_jax.tracker.loop import BOX_DECIMALS
 
 
 def run_info(tracker: Tracker, weights: str, device: str) -> dict:
@@ -196,3 +200,78 @@ def summary_record(
         **info,
         "outputs": {kind: path.name for kind, path in outputs.items()},
     }
+
+
+def confidence_lists(confidence: np.ndarray) -> dict[str, list[float | None]]:
+    """The (T, 2) confidence as JSON lists by name, null where there is none (frame 0)."""
+    return {
+        name: [None if math.isnan(value) else float(value) for value in confidence[:, column]]
+        for column, name in enumerate(("response_peak", "windowed_peak"))
+    }
+
+
+def scores_text(confidence: np.ndarray) -> str:
+    """``<name>_scores.txt``: the (T, 2) confidence per 1-indexed frame, blank where there is none."""
+    lines = ["# frame,response_peak,windowed_peak (frame 1: the initial box, no response)\n"]
+    for frame, (raw, windowed) in enumerate(confidence, start=1):
+        cells = ["" if math.isnan(value) else f"{value:.6g}" for value in (raw, windowed)]
+        lines.append(f"{frame},{cells[0]},{cells[1]}\n")
+    return "".join(lines)
+
+
+def scores_figure(name: str, confidence: np.ndarray, ious: np.ndarray | None) -> Figure:
+    """Confidence per frame (both peaks, each scaled to its maximum) and the IoU when known."""
+    figure = Figure(figsize=(7.0, 3.5), dpi=100)
+    axes = figure.add_subplot()
+    frames = np.arange(1, len(confidence) + 1)
+    for column, label in enumerate(("response peak", "windowed peak")):
+        values = confidence[:, column]
+        top = np.nanmax(np.abs(values)) if np.any(np.isfinite(values)) else 1.0
+        axes.plot(frames, values / (top or 1.0), label=f"{label} / {top:.3g}", linewidth=1.2)
+    if ious is not None:
+        axes.plot(frames, ious, label="IoU with ground truth", color="black", linewidth=1.0)
+    axes.set(xlabel="frame", ylabel="relative value", xlim=(1, max(len(frames), 2)))
+    axes.set_title(f"{name}: confidence per frame")
+    axes.grid(True, alpha=0.3)
+    axes.legend(loc="lower left", fontsize="small")
+    figure.tight_layout()
+    return figure
+
+
+def frame_ious(sequence: Sequence, boxes: np.ndarray) -> np.ndarray | None:
+    """(T,) IoU of ``boxes`` with the ground truth, NaN where it has none; None without any."""
+    if sequence.boxes is None:
+        return None
+    truth = sequence.boxes[: len(boxes)]
+    values = iou(boxes, np.nan_to_num(truth))
+    values[~np.all(np.isfinite(truth), axis=1)] = np.nan
+    return values
+
+
+def protocol_run(sequence: Sequence, result: SequenceResult) -> Run:
+    """The :class:`~siamfc_jax.evaluation.metrics.Run` of a tracked sequence, for a protocol's scores."""
+    count = len(result.boxes)
+    return Run(
+        pred=result.boxes,
+        truth=sequence.boxes[:count],
+        absence=None if sequence.absence is None else sequence.absence[:count],
+        cover=None if sequence.cover is None else sequence.cover[:count],
+        frame_size=sequence.frame_size,
+    )
+
+
+def format_benchmark(benchmark: Mapping) -> str:
+    """One line of a protocol's figures, e.g. ``got10k: AO 0.612, SR0.50 0.702, SR0.75 0.410``."""
+    names = {
+        "auc": "success AUC",
+        "precision": "precision@20px",
+        "normalized_precision": "normalised precision",
+        "ao": "AO",
+        "sr50": "SR0.50",
+        "sr75": "SR0.75",
+    }
+    figures = ", ".join(f"{label} {benchmark[key]:.3f}" for key, label in names.items() if key in benchmark)
+    return (
+        f"{benchmark['protocol']} protocol: {figures or 'no ground truth to score'} "
+        f"({benchmark['sequences']} sequences, {benchmark['frames']} frames scored)"
+    )

@@ -19,7 +19,6 @@ from siamfc_jax.sequences.sequence import Sequence
 
 # Frames left out of the speed measurement: frame 0 (init, warm-up and compilation).
 UNTIMED_FRAMES = 1
-BOX_DECIMALS = 4
 STRIP_FRAMES = 5
 DEFAULT_VIDEO_FPS = 30.0
 SUMMARY_NAME = "summary"

@@ -18,7 +18,8 @@ where ``frame`` is (H, W, 3) uint8 RGB (OpenCV-decoded and converted BGR → RGB
 - ``exemplar_crop`` (): side in pixels of the exemplar square in the frame;
 - ``search_crop`` (): side in pixels of the search square at scale 1;
 - ``fill`` (3,): colour of crop pixels outside the frame (the first frame's mean colour, rounded);
-- ``exemplar_features`` (1, hz, wz, C): the target's embedding from the first frame.
+- ``exemplar_features`` (1, hz, wz, C): the target's embedding from the first frame;
+- ``frame_hw`` (2,): the frame's (height, width), which bounds the target.
 
 The frame size is symbolic (``H``, ``W``): one artifact serves every frame size, and the runtime
 compiles it once per size it meets. ``init`` computes the fill colour on the device with integer
@@ -34,12 +35,14 @@ from pathlib import Path
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import export
 
 from siamfc_jax.config import ModelConfig, TrackerConfig
 from siamfc_jax.export.manifest import check_outputs, write_manifest
 from siamfc_jax.io import write_bytes_atomic
-from siamfc_jax.tracker import TrackState, fit_config, init_state, update_state
+from siamfc_jax.tracker import TrackState, fit_config, start, step, tracker_spec
+from siamfc_jax.tracker.device import empty_states, hyper_params
 
 STATE_FIELDS: tuple[str, ...] = TrackState._fields
 INIT_FILE = "init.jax_exported"
@@ -63,20 +66,28 @@ def frame_fill(frame: jax.Array) -> jax.Array:
 
 
 def tracker_steps(variables: dict, model_config: ModelConfig, config: TrackerConfig):
-    """The pure functions ``init(frame, box) -> state`` and ``update(*state, frame) -> (*state, box)``.
+    """The pure functions ``init(frame, box) -> state`` and ``update(*state, frame) -> (*state, box)``:
+    :func:`~siamfc_jax.tracker.start` and :func:`~siamfc_jax.tracker.step` of one slot.
 
-    ``state`` is a plain tuple in :data:`STATE_FIELDS` order (a tuple, not a ``TrackState``, so
-    that a program without siamfc_jax can deserialise the exported steps).
+    ``state`` is a plain tuple in :data:`STATE_FIELDS` order without the slot axis (a tuple, not a
+    ``TrackState``, so that a program without siamfc_jax can deserialise the exported steps).
     """
-    statics = {"config": fit_config(config, model_config), "model_config": model_config}
+    spec = tracker_spec(config, model_config)
+    hyper = jax.tree.map(lambda leaf: leaf[None], hyper_params(fit_config(config, model_config)))
+    one_slot = np.zeros(1, np.int32)
 
     def init(frame: jax.Array, box: jax.Array) -> tuple[jax.Array, ...]:
-        return tuple(init_state(variables, frame, box, frame_fill(frame), **statics))
+        frame_hw = jnp.asarray(frame.shape[:2], jnp.float32)
+        states = start(
+            variables, empty_states(1, spec), 0, frame, box, frame_fill(frame), frame_hw, spec=spec
+        )
+        return tuple(leaf[0] for leaf in states)
 
     def update(*state_and_frame: jax.Array) -> tuple[jax.Array, ...]:
         *state, frame = state_and_frame
-        new_state, box = update_state(variables, TrackState(*state), frame, **statics)
-        return (*new_state, box)
+        states = TrackState(*(leaf[None] for leaf in state))
+        new_states, boxes, _ = step(variables, states, frame[None], one_slot, hyper, spec=spec)
+        return (*(leaf[0] for leaf in new_states), boxes[0])
 
     return init, update
 

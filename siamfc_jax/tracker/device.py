@@ -1,20 +1,24 @@
-"""The SiamFC tracker's device half: state and one jitted update per frame (pure, jittable).
+"""The SiamFC tracker's device half: one family of jitted tracking programs (pure, jittable).
 
-:func:`init_state` builds a :class:`TrackState` from the first frame and box; :func:`update_state`
-does the whole per-frame step of siamfc-pytorch's ``TrackerSiamFC.update`` in one compiled call:
-:func:`search_responses` (search crops at every scale, backbone, correlation with the cached
-exemplar features), then :func:`locate` (bicubic upsampling, scale penalty, normalisation, cosine
-window, peak, new centre and size). :func:`init_states` / :func:`update_states` do the same for N
-targets in one call. Each compiles once per frame size (and number of targets).
+Every compiled program tracks K *slots* (one target each; K = 1 for one sequence): the slots'
+:class:`TrackState` arrays have a leading axis K. :func:`start` starts one slot on its first frame
+and box; :func:`step` does the whole per-frame step of siamfc-pytorch's ``TrackerSiamFC.update``
+for every slot in one call: :func:`search_responses` (search crops at every scale, backbone,
+correlation with the cached exemplar features), then :func:`locate` (bicubic upsampling, scale
+penalty, normalisation, cosine window, peak, new centre and size). Each compiles once per
+:class:`TrackerSpec`, frame buffer shape and K.
 
 Hyper-parameters as values: the fields of :data:`TRACED_FIELDS` (``scale_step``, ``scale_penalty``,
 ``scale_lr``, ``window_influence``) reach the computation only through a :class:`HyperParams`
-built by :func:`hyper_params`. The default functions use it as constants of the compiled program
-(exactly today's program); :func:`step_slots` takes one per target as traced arrays, so a batch of
-targets can track with different hyper-parameters in one compiled step (hyper-parameter search).
-:func:`step_slots` and :func:`start_slot` serve the batched benchmark runner
-(:mod:`siamfc_jax.evaluation.batched`): K targets, each in its own frame of one padded size, each
-started in its slot when the previous one ends; they also return each frame's confidence.
+built by :func:`hyper_params`, one per slot as traced arrays, so slots may track with different
+hyper-parameters in one compiled step (hyper-parameter search); the rest of the config is static
+(:class:`TrackerSpec`).
+
+Frames: :func:`step` reads F frames (F, H, W, 3), each slot the one ``frame_of_slot`` names: one
+shared frame for several targets of one video, one frame per slot for K videos. A slot's frame may
+sit in the top-left corner of a larger buffer whose rest holds the slot's fill colour: the crops,
+and so the boxes, are those of the unpadded frame, since the crop gives pixels outside the frame
+that colour; the state's ``frame_hw`` keeps the real frame's bounds.
 
 Conventions: boxes are 1-indexed ``[x, y, w, h]`` in pixels; on the device the target is a
 0-indexed centre ``[y, x]`` and a size ``[h, w]``; frames are (H, W, 3) RGB uint8.
@@ -37,15 +41,20 @@ from siamfc_jax.ops import crop_and_resize, upsample
 
 
 class TrackState(NamedTuple):
-    """What the tracker carries from frame to frame (all float32, on the device).
+    """What the tracker carries from frame to frame for one target (on the device).
+
+    The tracking programs hold the states of K slots as one ``TrackState`` whose fields have a
+    leading axis K (shapes below are one slot's).
 
     Attributes:
-      center: (2,) target centre ``[y, x]``, 0-indexed pixels.
-      target_size: (2,) target ``[h, w]`` in pixels.
-      exemplar_crop: () side in pixels of the exemplar square (target plus context) in the frame.
-      search_crop: () side in pixels of the search square at scale 1.
-      fill: (3,) colour of crop pixels outside the frame: the first frame's mean colour.
+      center: (2,) float32 target centre ``[y, x]``, 0-indexed pixels.
+      target_size: (2,) float32 target ``[h, w]`` in pixels.
+      exemplar_crop: () float32 side in pixels of the exemplar square (target plus context).
+      search_crop: () float32 side in pixels of the search square at scale 1.
+      fill: (3,) float32 colour of crop pixels outside the frame: the first frame's mean colour.
       exemplar_features: (1, hz, wz, c) backbone features of the first frame's exemplar crop.
+      frame_hw: (2,) float32 (height, width) of the target's own frame, which bounds the state
+        (:func:`locate`) also where the frame sits in a larger padded buffer.
     """
 
     center: jax.Array
@@ -54,6 +63,7 @@ class TrackState(NamedTuple):
     search_crop: jax.Array
     fill: jax.Array
     exemplar_features: jax.Array
+    frame_hw: jax.Array
 
 
 # The TrackerConfig fields that may differ between the targets of one compiled step.
@@ -101,10 +111,39 @@ def hyper_params(config: TrackerConfig) -> HyperParams:
 
 
 def static_config(config: TrackerConfig) -> TrackerConfig:
-    """``config`` with the :data:`TRACED_FIELDS` at their defaults: the static argument of
-    :func:`step_slots`, so configs differing only in traced fields share one compiled step."""
+    """``config`` with the :data:`TRACED_FIELDS` at their defaults, so that configs differing only
+    in traced fields share one :class:`TrackerSpec` and so one compiled program."""
     defaults = TrackerConfig()
     return dataclasses.replace(config, **{name: getattr(defaults, name) for name in TRACED_FIELDS})
+
+
+@dataclasses.dataclass(frozen=True)
+class TrackerSpec:
+    """The static argument of every tracking program (frozen, hashable).
+
+    Build it with :func:`tracker_spec`. Attributes:
+      config: the tracker config fitted to the network (:func:`fit_config`) with the
+        :data:`TRACED_FIELDS` at their defaults (:func:`static_config`; their values come from
+        each slot's :class:`HyperParams`).
+      model_config: the network's config.
+    """
+
+    config: TrackerConfig
+    model_config: ModelConfig
+
+    @property
+    def conv_impl(self) -> str:
+        """The convolution formulation of the network's layers (:mod:`siamfc_jax.ops.conv`)."""
+        return self.config.conv_impl
+
+
+def tracker_spec(config: TrackerConfig, model_config: ModelConfig) -> TrackerSpec:
+    """The :class:`TrackerSpec` of ``config`` on the network of ``model_config``.
+
+    Raises:
+      ConfigError: ``config`` does not fit the network (:func:`fit_config`).
+    """
+    return TrackerSpec(static_config(fit_config(config, model_config)), model_config)
 
 
 class Confidence(NamedTuple):
@@ -125,19 +164,14 @@ class Confidence(NamedTuple):
 # Device functions
 
 
-def embed(
-    variables: dict,
-    images: jax.Array,
-    model_config: ModelConfig,
-    precision: str,
-    conv_impl: str = "auto",
-) -> jax.Array:
-    """Backbone features (n, h', w', c) of (n, H, W, 3) images (RGB 0–255), in eval mode.
+def embed(variables: dict, images: jax.Array, spec: TrackerSpec) -> jax.Array:
+    """Backbone features (n, h', w', c) of (n, H, W, 3) float32 images (RGB 0–255), in eval mode.
 
-    The tracker reaches the network only through this function, so the backbone's formulation can
-    change in :mod:`siamfc_jax.models` without touching the tracking logic.
+    The tracker reaches the network only through this function and :func:`prepare_variables`, so
+    the backbone's formulation can change in :mod:`siamfc_jax.models` without touching the
+    tracking logic.
     """
-    model = SiamFC(model_config, precision=precision, conv_impl=conv_impl)
+    model = SiamFC(spec.model_config, precision=spec.config.precision, conv_impl=spec.conv_impl)
     return model.apply(variables, images, method=SiamFC.embed)
 
 
@@ -212,73 +246,116 @@ def _center_to_box(center: jax.Array, size: jax.Array) -> jax.Array:
     )
 
 
-_STATIC = ("config", "model_config")
 # The largest target side, in frame sides, that the tracker accepts as a first box and keeps.
 MAX_TARGET_TO_FRAME = 2.0
 
 
-@functools.partial(jax.jit, static_argnames=_STATIC)
-def prepare_variables(variables: dict, *, config: TrackerConfig, model_config: ModelConfig) -> dict:
+@functools.partial(jax.jit, static_argnames=("spec",))
+def prepare_variables(variables: dict, spec: TrackerSpec) -> dict:
     """``variables`` plus the kernels the search branch's formulations prepare, computed once.
 
     Every frame, a formulation that transforms its kernel before reading the search crops
     (``"winograd"``, :func:`siamfc_jax.ops.conv.prepare_kernel`) would transform the same weights
     again (its docstring gives the cost). This computes those transforms for the formulations
-    chosen for the search crops of ``config`` and adds them to the variables (collection
-    :data:`siamfc_jax.models.layers.PREPARED`), where the backbone takes them instead.
-    Batched calls (:func:`update_states`, :func:`step_slots`) map the single-target update, so the
-    same kernels serve them. Pass the result to :func:`init_state` / :func:`update_state` and the
-    other tracking functions in place of ``variables``; it must be computed again if the weights
-    or BatchNorm statistics change (inference folds each BatchNorm's multiplier into the kernel
-    before it is transformed). Jitted; only the transforms remain of the program (the network's
-    outputs are unused).
+    chosen for the search crops of ``spec`` and adds them to the variables (collection
+    :data:`siamfc_jax.models.layers.PREPARED`), where the backbone takes them instead. Every slot
+    of :func:`step` uses the same kernels. Pass the result to :func:`start` and :func:`step` in
+    place of ``variables``; it must be computed again if the weights or BatchNorm statistics
+    change (inference folds each BatchNorm's multiplier into the kernel before it is
+    transformed). Jitted; only the transforms remain of the program (the network's outputs are
+    unused).
 
     Args:
       variables: Flax ``{"params", "batch_stats"}`` of :class:`SiamFC`.
-      config, model_config: as for :func:`init_state` (static).
+      spec: the tracking programs' :class:`TrackerSpec` (static).
 
     Returns:
       ``variables`` with a ``"prepared"`` collection (empty where nothing is prepared).
     """
+    config = spec.config
     searches = jnp.zeros((config.scale_num, config.instance_sz, config.instance_sz, 3), jnp.float32)
-    model = SiamFC(model_config, precision=config.precision, conv_impl=config.conv_impl)
+    model = SiamFC(spec.model_config, precision=config.precision, conv_impl=spec.conv_impl)
     _, prepared = model.apply(variables, searches, method=SiamFC.embed, mutable=[PREPARED])
     return {**variables, PREPARED: prepared.get(PREPARED, {})}
 
 
-@functools.partial(jax.jit, static_argnames=_STATIC)
-def init_state(
+def initial_state(
     variables: dict,
     image: jax.Array,
     box: jax.Array,
     fill: jax.Array,
-    *,
-    config: TrackerConfig,
-    model_config: ModelConfig,
+    frame_hw: jax.Array,
+    spec: TrackerSpec,
 ) -> TrackState:
-    """Tracking state for the target ``box`` in the first frame ``image`` (jitted).
+    """One target's :class:`TrackState` for ``box`` in its first frame ``image`` (jittable).
 
     Args:
-      variables: Flax ``{"params", "batch_stats"}`` of :class:`SiamFC`.
-      image: (H, W, 3) uint8 RGB first frame.
+      variables: Flax ``{"params", "batch_stats"}`` of :class:`SiamFC` (prepared or not).
+      image: (H, W, 3) uint8 RGB first frame, possibly padded (module docstring).
       box: (4,) 1-indexed ``[x, y, w, h]`` in pixels.
       fill: (3,) colour of crop pixels outside the frame, 0–255 (siamfc-pytorch: the first frame's
         mean colour, :func:`siamfc_jax.sequences.frames.average_color`), rounded half to even like
         OpenCV's border.
-      config: tracker hyper-parameters (static).
-      model_config: the network's config (static).
-
-    Returns:
-      The :class:`TrackState`, on the device.
+      frame_hw: (2,) (height, width) of the real frame in pixels.
+      spec: the :class:`TrackerSpec`.
     """
+    config = spec.config
     center, target_size = _box_to_center(jnp.asarray(box, jnp.float32))
     context = config.context * jnp.sum(target_size)
     exemplar_crop = jnp.sqrt(jnp.prod(target_size + context))
     search_crop = exemplar_crop * config.instance_sz / config.exemplar_sz
     fill = jnp.asarray(fill, jnp.float32)
     exemplar = crop_and_resize(image, center, exemplar_crop[None], config.exemplar_sz, fill)
-    features = embed(variables, exemplar, model_config, config.precision, config.conv_impl)
-    return TrackState(center, target_size, exemplar_crop, search_crop, fill, features)
+    features = embed(variables, exemplar, spec)
+    frame_hw = jnp.asarray(frame_hw, jnp.float32)
+    return TrackState(center, target_size, exemplar_crop, search_crop, fill, features, frame_hw)
+
+
+def empty_states(num_slots: int, spec: TrackerSpec) -> TrackState:
+    """States of ``num_slots`` slots (leading axis K) holding no target, to be started by
+    :func:`start`: a 1-pixel target in a 1-pixel frame, so that stepping an unused slot computes
+    finite numbers (its results are ignored). Host; returns device arrays."""
+    shapes = jax.eval_shape(
+        functools.partial(initial_state, spec=spec),
+        jax.eval_shape(lambda: init_variables(spec.model_config, jax.random.key(0))),
+        jax.ShapeDtypeStruct((spec.config.exemplar_sz, spec.config.exemplar_sz, 3), jnp.uint8),
+        jax.ShapeDtypeStruct((4,), jnp.float32),
+        jax.ShapeDtypeStruct((3,), jnp.float32),
+        jax.ShapeDtypeStruct((2,), jnp.float32),
+    )
+    ones = {"target_size", "exemplar_crop", "search_crop", "frame_hw"}
+    return TrackState(
+        *(
+            jax.device_put((np.ones if name in ones else np.zeros)((num_slots, *leaf.shape), leaf.dtype))
+            for name, leaf in zip(TrackState._fields, shapes, strict=True)
+        )
+    )
+
+
+@functools.partial(jax.jit, static_argnames=("spec",), donate_argnames=("states",))
+def start(
+    variables: dict,
+    states: TrackState,
+    slot: jax.Array,
+    frame: jax.Array,
+    box: jax.Array,
+    fill: jax.Array,
+    frame_hw: jax.Array,
+    *,
+    spec: TrackerSpec,
+) -> TrackState:
+    """``states`` with slot ``slot`` started on a target (jitted; ``states`` donated).
+
+    Args:
+      variables: the prepared variables (:func:`prepare_variables`).
+      states: the K slots' :class:`TrackState` (leading axis K).
+      slot: () int32 index of the slot to start.
+      frame: (H, W, 3) uint8 first frame of the target, possibly padded (module docstring).
+      box, fill, frame_hw: as for :func:`initial_state`.
+      spec: the :class:`TrackerSpec` (static).
+    """
+    started = initial_state(variables, frame, box, fill, frame_hw, spec)
+    return jax.tree.map(lambda all_slots, new: all_slots.at[slot].set(new), states, started)
 
 
 def search_responses(
@@ -286,31 +363,32 @@ def search_responses(
     state: TrackState,
     image: jax.Array,
     *,
-    config: TrackerConfig,
-    model_config: ModelConfig,
+    spec: TrackerSpec,
     hyper: HyperParams | None = None,
 ) -> jax.Array:
-    """Raw responses of the exemplar over the search crops of ``image`` at every scale (jittable).
+    """Raw responses of one target's exemplar over the search crops of ``image`` at every scale
+    (jittable).
 
     Args:
-      variables: Flax ``{"params", "batch_stats"}`` of :class:`SiamFC`.
-      state: the current :class:`TrackState`.
+      variables: Flax ``{"params", "batch_stats"}`` of :class:`SiamFC` (prepared or not).
+      state: the target's current :class:`TrackState` (no slot axis).
       image: (H, W, 3) uint8 RGB frame.
-      config, model_config: as for :func:`init_state`.
-      hyper: traced hyper-parameters; None takes them from ``config`` as constants.
+      spec: the :class:`TrackerSpec`.
+      hyper: the target's traced hyper-parameters; None: those of ``spec.config``, as constants.
 
     Returns:
       (S, r, r) float32 responses, S = ``scale_num`` (smallest search square first), r the
-      network's response size (``fit_config(config, model_config).response_sz``).
+      network's response size (``spec.config.response_sz``).
     """
+    config = spec.config
     hyper = hyper_params(config) if hyper is None else hyper
     factors = jnp.asarray(hyper.scale_factors, jnp.float32)
     searches = crop_and_resize(
         image, state.center, state.search_crop * factors, config.instance_sz, state.fill
     )
-    features = embed(variables, searches, model_config, config.precision, config.conv_impl)
+    features = embed(variables, searches, spec)
     return cross_correlate(
-        state.exemplar_features, features, model_config.out_scale, config.precision, config.conv_impl
+        state.exemplar_features, features, spec.model_config.out_scale, config.precision, spec.conv_impl
     )[..., 0]
 
 
@@ -318,53 +396,31 @@ def locate(
     state: TrackState,
     responses: jax.Array,
     *,
-    config: TrackerConfig,
-    model_config: ModelConfig,
-    frame_hw: tuple[int, int] | jax.Array | None = None,
-) -> tuple[TrackState, jax.Array]:
-    """The new target position and size from the raw ``responses`` (jittable).
+    spec: TrackerSpec,
+    hyper: HyperParams | None = None,
+) -> tuple[TrackState, jax.Array, Confidence]:
+    """One target's new position and size from the raw ``responses`` (jittable).
 
     The responses are upsampled bicubically ``response_up`` times and penalised off the middle
     scale; the best scale's map is normalised and blended with a cosine window, and its peak,
     relative to the map's centre, is mapped through the upsampling, the network's stride and the
-    search crop's scale into frame pixels.
+    search crop's scale into frame pixels. The state stays bounded by its ``frame_hw``: the centre
+    within one frame beyond each edge, the size between 1 pixel and :data:`MAX_TARGET_TO_FRAME`
+    frames (the scale change is clipped, keeping the aspect); a bound far from any real track.
 
     Args:
-      state: the :class:`TrackState` the responses were computed from.
+      state: the :class:`TrackState` (no slot axis) the responses were computed from.
       responses: (S, r, r) raw responses, as from :func:`search_responses`.
-      config, model_config: as for :func:`init_state`; ``response_sz`` and ``total_stride`` come
-        from the network (:func:`fit_config`).
-      frame_hw: the frame's (height, width); when given, the state stays bounded: the centre
-        within one frame beyond each edge, the size between 1 pixel and
-        :data:`MAX_TARGET_TO_FRAME` frames (the scale change is clipped, keeping the aspect).
+      spec: the :class:`TrackerSpec`; ``hyper``: as for :func:`search_responses`.
 
     Returns:
-      ``(state, box)``: the new state and the (4,) float32 box, 1-indexed ``[x, y, w, h]`` pixels.
+      ``(state, box, confidence)``: the new state, the (4,) float32 box (1-indexed
+      ``[x, y, w, h]`` pixels) and the step's :class:`Confidence`.
 
     Raises:
       ValueError: ``responses`` do not have the network's response shape.
     """
-    new_state, box, _ = locate_with_confidence(
-        state, responses, config=config, model_config=model_config, frame_hw=frame_hw
-    )
-    return new_state, box
-
-
-def locate_with_confidence(
-    state: TrackState,
-    responses: jax.Array,
-    *,
-    config: TrackerConfig,
-    model_config: ModelConfig,
-    hyper: HyperParams | None = None,
-    frame_hw: tuple[int, int] | jax.Array | None = None,
-) -> tuple[TrackState, jax.Array, Confidence]:
-    """:func:`locate`, also returning the step's :class:`Confidence` (jittable).
-
-    ``hyper``: traced hyper-parameters (:func:`hyper_params`); None takes them from ``config`` as
-    constants, which is what :func:`locate` does. ``frame_hw``: as for :func:`locate`.
-    """
-    config = fit_config(config, model_config)
+    config = spec.config
     expected = (config.scale_num, config.response_sz, config.response_sz)
     if responses.shape != expected:
         raise ValueError(f"responses must be {expected} for this config, got {responses.shape}")
@@ -389,14 +445,10 @@ def locate_with_confidence(
     offset_search = offset_response * config.total_stride / config.response_up
     factor = factors[scale_id]
     offset_frame = offset_search * state.search_crop * factor / config.instance_sz
-    center = state.center + offset_frame
-
-    scale = hyper.size_keep + hyper.scale_lr * factor
-    if frame_hw is not None:  # a bound far from any real track, so parity is untouched
-        frame = jnp.asarray(frame_hw, jnp.float32)
-        center = jnp.clip(center, -frame, 2 * frame)
-        largest = jnp.min(MAX_TARGET_TO_FRAME * frame / state.target_size)
-        scale = jnp.clip(scale, jnp.max(1 / state.target_size), largest)
+    frame = state.frame_hw
+    center = jnp.clip(state.center + offset_frame, -frame, 2 * frame)
+    largest = jnp.min(MAX_TARGET_TO_FRAME * frame / state.target_size)
+    scale = jnp.clip(hyper.size_keep + hyper.scale_lr * factor, jnp.max(1 / state.target_size), largest)
     target_size = state.target_size * scale
     new_state = state._replace(
         center=center,
@@ -408,151 +460,41 @@ def locate_with_confidence(
     return new_state, _center_to_box(center, target_size), confidence
 
 
-@functools.partial(jax.jit, static_argnames=_STATIC, donate_argnames=("state",))
-def update_state(
-    variables: dict,
-    state: TrackState,
-    image: jax.Array,
-    *,
-    config: TrackerConfig,
-    model_config: ModelConfig,
-) -> tuple[TrackState, jax.Array]:
-    """One tracking step on ``image`` (jitted; the buffers of ``state`` are donated).
-
-    :func:`search_responses` followed by :func:`locate`.
-
-    Args:
-      variables: Flax ``{"params", "batch_stats"}`` of :class:`SiamFC`.
-      state: the previous :class:`TrackState` (unusable after the call).
-      image: (H, W, 3) uint8 RGB frame.
-      config, model_config: as for :func:`init_state` (static).
-
-    Returns:
-      ``(state, box)``: the new state and the (4,) float32 box, 1-indexed ``[x, y, w, h]`` pixels.
-    """
-    statics = {"config": config, "model_config": model_config}
-    responses = search_responses(variables, state, image, **statics)
-    return locate(state, responses, **statics, frame_hw=image.shape[:2])
-
-
-def _image_axis(images: jax.Array) -> int | None:
-    """0 when ``images`` is a stack (N, H, W, 3) of per-target frames, None for one shared frame."""
-    return 0 if images.ndim == 4 else None
-
-
-@functools.partial(jax.jit, static_argnames=_STATIC)
-def init_states(
-    variables: dict,
-    images: jax.Array,
-    boxes: jax.Array,
-    fills: jax.Array,
-    *,
-    config: TrackerConfig,
-    model_config: ModelConfig,
-) -> TrackState:
-    """States of N targets in one call (jitted): :func:`init_state` mapped over the targets.
-
-    ``images`` is one shared (H, W, 3) frame or (N, H, W, 3) frames, one per target; ``boxes`` is
-    (N, 4) 1-indexed ``[x, y, w, h]``, ``fills`` (N, 3). The state's arrays get a leading axis N.
-    """
-    init = functools.partial(init_state, config=config, model_config=model_config)
-    return jax.vmap(init, in_axes=(None, _image_axis(images), 0, 0))(
-        variables, images, boxes, fills
-    )
-
-
-@functools.partial(jax.jit, static_argnames=_STATIC, donate_argnames=("states",))
-def update_states(
+@functools.partial(jax.jit, static_argnames=("spec",), donate_argnames=("states",))
+def step(
     variables: dict,
     states: TrackState,
-    images: jax.Array,
-    *,
-    config: TrackerConfig,
-    model_config: ModelConfig,
-) -> tuple[TrackState, jax.Array]:
-    """One tracking step of N targets in one call (jitted; ``states`` donated).
-
-    ``images`` is one shared (H, W, 3) frame or (N, H, W, 3) frames, one per target. Returns the
-    new states and (N, 4) float32 boxes, 1-indexed ``[x, y, w, h]``.
-    """
-    update = functools.partial(update_state, config=config, model_config=model_config)
-    return jax.vmap(update, in_axes=(None, 0, _image_axis(images)))(variables, states, images)
-
-
-# ---------------------------------------------------------------------------------------------
-# Slots: K targets, each in its own padded frame, with its own hyper-parameters
-
-
-def empty_slots(
-    num_slots: int, *, config: TrackerConfig, model_config: ModelConfig
-) -> TrackState:
-    """Zero states of ``num_slots`` targets (leading axis K), to be started by :func:`start_slot`."""
-    shapes = jax.eval_shape(
-        functools.partial(init_state, config=config, model_config=model_config),
-        jax.eval_shape(functools.partial(init_variables, model_config), jax.random.key(0)),
-        jax.ShapeDtypeStruct((config.exemplar_sz, config.exemplar_sz, 3), jnp.uint8),
-        jax.ShapeDtypeStruct((4,), jnp.float32),
-        jax.ShapeDtypeStruct((3,), jnp.float32),
-    )
-    return jax.tree.map(lambda leaf: jnp.zeros((num_slots, *leaf.shape), leaf.dtype), shapes)
-
-
-@functools.partial(jax.jit, static_argnames=_STATIC, donate_argnames=("states",))
-def start_slot(
-    variables: dict,
-    states: TrackState,
-    slot: jax.Array,
-    image: jax.Array,
-    box: jax.Array,
-    fill: jax.Array,
-    *,
-    config: TrackerConfig,
-    model_config: ModelConfig,
-) -> TrackState:
-    """``states`` with slot ``slot`` started on a new target (jitted; ``states`` donated).
-
-    Args:
-      states: the K slots' :class:`TrackState` (leading axis K).
-      slot: () int32 index of the slot to start.
-      image: (H, W, 3) uint8 first frame of the target, padded (see :func:`step_slots`).
-      box, fill, config, model_config: as for :func:`init_state`.
-    """
-    started = init_state(variables, image, box, fill, config=config, model_config=model_config)
-    return jax.tree.map(lambda all_slots, new: all_slots.at[slot].set(new), states, started)
-
-
-@functools.partial(jax.jit, static_argnames=_STATIC, donate_argnames=("states",))
-def step_slots(
-    variables: dict,
-    states: TrackState,
-    images: jax.Array,
+    frames: jax.Array,
+    frame_of_slot: jax.Array,
     hyper: HyperParams,
     *,
-    config: TrackerConfig,
-    model_config: ModelConfig,
+    spec: TrackerSpec,
 ) -> tuple[TrackState, jax.Array, Confidence]:
-    """One tracking step of K targets, each with its own frame and hyper-parameters (jitted).
-
-    The frames may be larger than the targets' own frames (a padded buffer shared by sequences of
-    different sizes): where the padding holds each target's fill colour, the crops, and so the
-    boxes, equal those of tracking the unpadded frame, because the crop gives pixels outside the
-    frame that same colour.
+    """One tracking step of every slot (jitted; ``states`` donated).
 
     Args:
-      states: the K slots' :class:`TrackState` (leading axis K; donated).
-      images: (K, H, W, 3) uint8 frames, one per slot.
+      variables: the prepared variables (:func:`prepare_variables`).
+      states: the K slots' :class:`TrackState` (leading axis K).
+      frames: (F, H, W, 3) uint8 frames, possibly padded (module docstring).
+      frame_of_slot: (K,) int32 index into ``frames`` of each slot's frame (one frame per slot:
+        ``arange(K)``; several targets of one video: zeros).
       hyper: :class:`HyperParams` with a leading axis K on every field (traced).
-      config: the static part of the hyper-parameters (the fields of :data:`TRACED_FIELDS` come
-        from ``hyper``); model_config: the network's config.
+      spec: the :class:`TrackerSpec` (static).
 
     Returns:
       ``(states, boxes, confidence)``: the new states, (K, 4) float32 boxes (1-indexed
       ``[x, y, w, h]``) and the :class:`Confidence` with (K,) fields.
     """
-    statics = {"config": config, "model_config": model_config}
 
-    def step(state: TrackState, image: jax.Array, params: HyperParams):
-        responses = search_responses(variables, state, image, **statics, hyper=params)
-        return locate_with_confidence(state, responses, **statics, hyper=params)
+    def one_target(state: TrackState, image: jax.Array, params: HyperParams):
+        responses = search_responses(variables, state, image, spec=spec, hyper=params)
+        return locate(state, responses, spec=spec, hyper=params)
 
-    return jax.vmap(step)(states, images, hyper)
+    if states.center.shape[0] == 1:  # one target: the same computation without a batch axis
+        first = functools.partial(jax.tree.map, lambda leaf: leaf[0])
+        image = frames[0] if frames.shape[0] == 1 else frames[frame_of_slot[0]]
+        result = one_target(first(states), image, first(hyper))
+        return jax.tree.map(lambda leaf: leaf[None], result)
+    if frames.shape[0] == 1:  # one frame shared by every slot
+        return jax.vmap(one_target, in_axes=(0, None, 0))(states, frames[0], hyper)
+    return jax.vmap(one_target)(states, frames[frame_of_slot], hyper)

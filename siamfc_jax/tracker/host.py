@@ -22,12 +22,13 @@ from siamfc_jax.sequences.frames import average_color, read_image
 from siamfc_jax.tracker.device import (
     MAX_TARGET_TO_FRAME,
     TrackState,
+    empty_states,
     fit_config,
-    init_state,
-    init_states,
+    hyper_params,
     prepare_variables,
-    update_state,
-    update_states,
+    start,
+    step,
+    tracker_spec,
 )
 from siamfc_jax.weights import default_weights_path, load_variables
 
@@ -146,24 +147,39 @@ def _check_frame_shape(shape: tuple[int, ...], first: tuple[int, ...] | None) ->
 
 
 def _show(image: np.ndarray, box: np.ndarray, window: str) -> None:
-    """Show an RGB frame with its tracked 1-indexed box in an OpenCV window."""
-    from siamfc_jax.visualize import draw_tracking  # matplotlib and video writing: only when shown
-
-    cv2.imshow(window, cv2.cvtColor(draw_tracking(image, box), cv2.COLOR_RGB2BGR))
+    """Show an RGB frame with its tracked 1-indexed ``[x, y, w, h]`` box in an OpenCV window: a red
+    outline 2 pixels wide on the box's own pixels, columns ``x - 1 … x + w - 2`` (0-indexed), as
+    :func:`siamfc_jax.visualize.draw_box` draws it (not imported: visualize reaches the tracker
+    through evaluation)."""
+    shown = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+    x, y, w, h = (float(value) for value in box)
+    if np.all(np.isfinite([x, y, w, h])) and w > 0 and h > 0:
+        left, top = int(np.floor(x - 0.5)), int(np.floor(y - 0.5))  # x - 1 rounded half up
+        right, bottom = max(left, int(np.floor(x + w - 1.5))), max(top, int(np.floor(y + h - 1.5)))
+        for ring in range(2):
+            if left + ring <= right - ring and top + ring <= bottom - ring:
+                cv2.rectangle(shown, (left + ring, top + ring), (right - ring, bottom - ring), (0, 0, 255), 1)
+    cv2.imshow(window, shown)
     cv2.waitKey(1)
 
 
 class _DeviceTracker:
-    """Weights on the device and the configs, shared by :class:`Tracker` and :class:`BatchTracker`."""
+    """Weights on the device, the configs and the K slots' states, shared by :class:`Tracker` and
+    :class:`BatchTracker`: both start their targets with
+    :func:`~siamfc_jax.tracker.device.start` and step them with
+    :func:`~siamfc_jax.tracker.device.step`."""
 
     name = "SiamFC-JAX"
     is_deterministic = True
 
     _prepared: tuple[dict, dict] | None = None
+    _states: TrackState | None = None
+    _frame_shape: tuple[int, ...] | None = None
 
     def __init__(self, weights: Weights = None, config: TrackerConfig = TrackerConfig()) -> None:
         self.variables, self.model_config = _resolve_weights(weights)
         self.config = fit_config(config, self.model_config)
+        self.spec = tracker_spec(self.config, self.model_config)
 
     @property
     def prepared_variables(self) -> dict:
@@ -171,9 +187,46 @@ class _DeviceTracker:
         them (:func:`~siamfc_jax.tracker.device.prepare_variables`); computed on first use, and
         again after :attr:`variables` is replaced."""
         if self._prepared is None or self._prepared[0] is not self.variables:
-            prepared = prepare_variables(self.variables, config=self.config, model_config=self.model_config)
-            self._prepared = (self.variables, prepared)
+            self._prepared = (self.variables, prepare_variables(self.variables, self.spec))
         return self._prepared[1]
+
+    def _start(self, frames: np.ndarray, boxes: np.ndarray) -> None:
+        """Start one slot per box; ``frames`` (N, H, W, 3), one per box, or (1, H, W, 3) shared."""
+        count = len(boxes)
+        self._frame_of_slot = jax.device_put(np.arange(count, dtype=np.int32) % len(frames))
+        hyper = hyper_params(self.config)
+        self._hyper = jax.device_put(jax.tree.map(lambda leaf: np.stack([leaf] * count), hyper))
+        frame_hw = jax.device_put(np.asarray(frames.shape[1:3], np.float32))
+        uploaded = [jax.device_put(frame) for frame in frames]
+        fills = [jax.device_put(fill_color(frame)) for frame in frames]
+        states = empty_states(count, self.spec)
+        for slot, box in enumerate(boxes):
+            which = slot % len(frames)
+            states = start(
+                self.prepared_variables,
+                states,
+                jax.device_put(np.int32(slot)),
+                uploaded[which],
+                jax.device_put(box.astype(np.float32)),
+                fills[which],
+                frame_hw,
+                spec=self.spec,
+            )
+        self._states = states
+        self._frame_shape = frames.shape[1:]
+
+    def _step(self, frames: np.ndarray) -> np.ndarray:
+        """(N, 4) float64 boxes after one step on ``frames`` (as for :meth:`_start`)."""
+        _check_frame_shape(frames.shape[1:], self._frame_shape)
+        self._states, boxes, _ = step(
+            self.prepared_variables,
+            self._states,
+            jax.device_put(frames),
+            self._frame_of_slot,
+            self._hyper,
+            spec=self.spec,
+        )
+        return np.asarray(jax.device_get(boxes), np.float64)
 
 
 class Tracker(_DeviceTracker):
@@ -191,9 +244,6 @@ class Tracker(_DeviceTracker):
       WeightsError: the weights file is missing or unreadable.
     """
 
-    _state: TrackState | None = None
-    _frame_shape: tuple[int, ...] | None = None
-
     def init(self, image: Image, box: ArrayLike) -> None:
         """Start tracking the 1-indexed ``[x, y, w, h]`` ``box`` in the first frame ``image``.
 
@@ -207,30 +257,13 @@ class Tracker(_DeviceTracker):
         problem = first_box_problem(box, (frame.shape[1], frame.shape[0]))
         if problem is not None:
             raise ValueError(f"box {problem}")
-        self._frame_shape = frame.shape
-        self._state = init_state(
-            self.prepared_variables,
-            jax.device_put(frame),
-            jax.device_put(box.astype(np.float32)),
-            jax.device_put(fill_color(frame)),
-            config=self.config,
-            model_config=self.model_config,
-        )
+        self._start(frame[None], box[None])
 
     def update(self, image: Image) -> np.ndarray:
         """Track into the next frame; returns the (4,) float64 box, 1-indexed ``[x, y, w, h]``."""
-        if self._state is None:
+        if self._states is None:
             raise RuntimeError("Tracker.update called before Tracker.init")
-        frame = _to_rgb(image)
-        _check_frame_shape(frame.shape, self._frame_shape)
-        self._state, box = update_state(
-            self.prepared_variables,
-            self._state,
-            jax.device_put(frame),
-            config=self.config,
-            model_config=self.model_config,
-        )
-        return np.asarray(jax.device_get(box), np.float64)
+        return self._step(_to_rgb(image)[None])[0]
 
     def track(
         self, frames: Sequence[Image], box: ArrayLike, visualize: bool = False
@@ -246,12 +279,12 @@ class Tracker(_DeviceTracker):
         boxes[0] = _checked_boxes(box, 1, "box")
         for index, frame in enumerate(frames):
             image = _to_rgb(frame, f"frame {index}")
-            start = time.perf_counter()
+            started = time.perf_counter()
             if index == 0:
                 self.init(image, boxes[0])
             else:
                 boxes[index] = self.update(image)
-            times[index] = time.perf_counter() - start
+            times[index] = time.perf_counter() - started
             if visualize:
                 _show(image, boxes[index], self.name)
         return boxes, times
@@ -268,9 +301,7 @@ class BatchTracker(_DeviceTracker):
       weights, config: as for :class:`Tracker`.
     """
 
-    _states: TrackState | None = None
     _num_targets: int = 0
-    _frame_shape: tuple[int, ...] | None = None
 
     def init(self, images: Image | Iterable[Image], boxes: ArrayLike) -> None:
         """Start tracking ``boxes`` (N, 4), 1-indexed ``[x, y, w, h]``.
@@ -284,19 +315,7 @@ class BatchTracker(_DeviceTracker):
             problem = first_box_problem(box, (width, height))
             if problem is not None:
                 raise ValueError(f"boxes[{index}] {problem}")
-        self._frame_shape = frames.shape[-3:]
-        if frames.ndim == 4:
-            fills = np.stack([fill_color(frame) for frame in frames])
-        else:
-            fills = np.broadcast_to(fill_color(frames), (len(boxes), 3))
-        self._states = init_states(
-            self.prepared_variables,
-            jax.device_put(frames),
-            jax.device_put(boxes.astype(np.float32)),
-            jax.device_put(np.ascontiguousarray(fills)),
-            config=self.config,
-            model_config=self.model_config,
-        )
+        self._start(frames if frames.ndim == 4 else frames[None], boxes)
         self._num_targets = len(boxes)
 
     def update(self, images: Image | Iterable[Image]) -> np.ndarray:
@@ -304,12 +323,4 @@ class BatchTracker(_DeviceTracker):
         if self._states is None:
             raise RuntimeError("BatchTracker.update called before BatchTracker.init")
         frames = _stack_frames(images, self._num_targets)
-        _check_frame_shape(frames.shape[-3:], self._frame_shape)
-        self._states, boxes = update_states(
-            self.prepared_variables,
-            self._states,
-            jax.device_put(frames),
-            config=self.config,
-            model_config=self.model_config,
-        )
-        return np.asarray(jax.device_get(boxes), np.float64)
+        return self._step(frames if frames.ndim == 4 else frames[None])

@@ -18,7 +18,7 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from siamfc_jax.config import ModelConfig, TrackerConfig
-from siamfc_jax.evaluation.runner import track_sequence
+from siamfc_jax.evaluation.tracking import track_sequence
 from siamfc_jax.sequences.sequence import Sequence as TrackedSequence
 from siamfc_jax.tracker import Tracker
 from siamfc_jax.training.distributed import host_copy, local_replica, process_sums
@@ -61,7 +61,7 @@ class PeakErrorEvaluator:
 
 class TrackingEvaluator:
     """``val/auc``: mean success AUC of tracking ``sequences`` from their first box
-    (:func:`~siamfc_jax.evaluation.runner.track_sequence`), over those with ground truth.
+    (:func:`~siamfc_jax.evaluation.tracking.track_sequence`), over those with ground truth.
 
     Process ``p`` of ``n`` tracks sequences ``p, p + n, …`` on its first device with its own replica
     of the parameters; the sums of the scores are added up over the processes.

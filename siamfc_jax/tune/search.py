@@ -3,7 +3,7 @@
 A search is a list of *candidates*, each a dict of :class:`~siamfc_jax.config.TrackerConfig`
 values applied to a base config: the product of a grid (:func:`grid_candidates`) or random draws
 from ranges (:func:`random_candidates`, seeded, so a rerun draws the same). Every (candidate,
-sequence) pair is a job of :func:`~siamfc_jax.evaluation.batched.track_jobs`: the fields of
+sequence) pair is a job of :func:`~siamfc_jax.evaluation.tracking.track_sequences`: the fields of
 :data:`~siamfc_jax.tracker.device.TRACED_FIELDS` are traced values, so candidates differing only
 in those share one compiled step and move through it together; candidates differing in a shape
 field (``response_up``, ``scale_num``, crop sizes, ``context``) are run group after group, one
@@ -28,10 +28,10 @@ from pathlib import Path
 import numpy as np
 
 from siamfc_jax.config import ConfigError, ModelConfig, TrackerConfig
-from siamfc_jax.evaluation.batched import Job, track_jobs
+from siamfc_jax.evaluation.tracking import SequenceJob, track_sequences
 from siamfc_jax.io import write_text_atomic
 from siamfc_jax.sequences.sequence import Sequence
-from siamfc_jax.tracker.device import fit_config, hyper_params, static_config
+from siamfc_jax.tracker.device import fit_config, hyper_params, static_config, tracker_spec
 from siamfc_jax.tune.config_file import config_values, write_config_file
 
 # Fields a search may vary (the network's own geometry and the numerics are not tuned).
@@ -282,9 +282,10 @@ def run_search(
     interrupted = False
     try:
         for static, pairs in groups.items():
-            jobs = [Job(sequence, hyper_params(configs[key])) for key, sequence in pairs]
-            for done in track_jobs(
-                variables, model_config, static, jobs, slots=slots, max_frames=max_frames, progress=progress
+            jobs = [SequenceJob(sequence, hyper_params(configs[key])) for key, sequence in pairs]
+            spec = tracker_spec(static, model_config)
+            for done in track_sequences(
+                variables, spec, jobs, slots=slots, max_frames=max_frames, progress=progress
             ):
                 key, sequence = pairs[done.index]
                 result = done.result

@@ -3,7 +3,7 @@
 Each checkpoint under ``<workdir>/checkpoints/<step>`` is restored through
 :class:`~siamfc_jax.training.checkpoint.Checkpointer` (the network settings come from the run's
 metadata stored beside the checkpoints), and the sequences are tracked batched
-(:func:`~siamfc_jax.evaluation.batched.track_jobs`, one compiled step shared by all checkpoints,
+(:func:`~siamfc_jax.evaluation.tracking.track_sequences`, one compiled step shared by all checkpoints,
 whose weights have one shape). Scores: the mean success AUC and precision over the sequences
 (:func:`~siamfc_jax.evaluation.scoring.score`, the same figures as ``train.py``'s ``val/auc``
 when the sequences are its validation sequences). Checkpoints are run one after the other (the
@@ -27,11 +27,11 @@ import orbax.checkpoint as ocp
 from matplotlib.figure import Figure
 
 from siamfc_jax.config import ModelConfig, OptimConfig, TrackerConfig
-from siamfc_jax.evaluation.batched import Job, track_jobs
+from siamfc_jax.evaluation.tracking import SequenceJob, track_sequences
 from siamfc_jax.io import write_text_atomic
 from siamfc_jax.sequences.frames import DataError
 from siamfc_jax.sequences.sequence import Sequence
-from siamfc_jax.tracker.device import fit_config, hyper_params
+from siamfc_jax.tracker.device import fit_config, hyper_params, tracker_spec
 from siamfc_jax.training.checkpoint import Checkpointer
 from siamfc_jax.training.state import create_train_state, make_optimizer
 from siamfc_jax.tune.search import summarize_candidate
@@ -185,16 +185,11 @@ def run_sweep(
                 continue
             variables, model_config, epoch = restore_variables(workdir, step)
             fitted = fit_config(config, model_config)
-            jobs = [Job(sequence, hyper_params(fitted)) for sequence in sequences]
+            jobs = [SequenceJob(sequence, hyper_params(fitted)) for sequence in sequences]
             scores = {}
-            for finished in track_jobs(
-                jax.device_put(variables),
-                model_config,
-                fitted,
-                jobs,
-                slots=slots,
-                max_frames=max_frames,
-                progress=progress,
+            spec = tracker_spec(fitted, model_config)
+            for finished in track_sequences(
+                jax.device_put(variables), spec, jobs, slots=slots, max_frames=max_frames, progress=progress
             ):
                 scores[sequences[finished.index].name] = dict(finished.result.scores or {"auc": None})
             summary = summarize_candidate(scores)
