@@ -2,7 +2,10 @@
 
 ``--data`` names the source: ``synthetic`` (the generated world), ``got10k:DIR``, ``vid:DIR`` or
 ``folder:DIR``. Each is curated once into the ``siamfc_crops`` TFDS dataset under ``data_dir``
-(:mod:`siamfc_jax.pipeline.tfds_builder`; later runs reuse it) and read from there.
+(:mod:`siamfc_jax.pipeline.tfds_builder`; default ``cache_dir() / "tfds"``) and read from there. The
+curated dataset is named after what it was made from (the source's resolved path and file listing,
+the crop settings, the format versions): later runs on the same, unchanged source reuse it, and any
+other source, or a changed one, is curated anew.
 """
 
 from __future__ import annotations
