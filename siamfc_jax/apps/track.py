@@ -109,6 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--seq",
+        type=cli.non_empty_path,
         metavar="PATH",
         help=(
             "OTB/GOT-10k/VOT/LaSOT sequence folder, folder of images, video file, quoted glob of "
