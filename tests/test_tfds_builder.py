@@ -17,6 +17,7 @@ from siamfc_jax.pipeline.tfds_builder import SiamfcCropsConfig, keyed_config, lo
 from siamfc_jax.sequences.datasets import GOT10k
 from siamfc_jax.sequences.frames import DataError, read_image
 from siamfc_jax.synthetic.config import SyntheticConfig
+from tests.test_datasets import vid_root  # noqa: F401
 
 FRAME_SIZE = (160, 120)
 # (boxes, cover) per sequence; frame 2 of the first is absent (NaN), frame 1 of the second too small.
@@ -216,6 +217,18 @@ def test_keyed_config_follows_the_source_and_the_settings(got10k_root, tmp_path)
     assert keyed_config("got10k", copy).name != before
     synthetic = keyed_config("synthetic").name
     assert synthetic != keyed_config(SiamfcCropsConfig(name="synthetic", validation_sequences=3)).name
+
+
+def test_a_changed_vid_annotation_is_read_again(vid_root, tmp_path):  # noqa: F811
+    """ImageNet VID's parsed annotation index is kept per source: an annotation edited in place
+    is curated from its new box, not from the index parsed before."""
+    data_dir = tmp_path / "tfds"
+    first = prepare("vid", data_dir, manual_dir=vid_root, workers=1, progress=False)
+    assert list(first.as_data_source(split="train")[0]["frame_box"]) == [10, 20, 20, 30]
+    annotation = next((vid_root / "Annotations").rglob("000000.xml"))
+    annotation.write_text(annotation.read_text().replace("<xmin>10</xmin>", "<xmin>12</xmin>"))
+    second = prepare("vid", data_dir, manual_dir=vid_root, workers=1, progress=False)
+    assert list(second.as_data_source(split="train")[0]["frame_box"]) == [12, 20, 18, 30]
 
 
 def test_default_data_dir_is_in_the_cache_folder(tmp_path, monkeypatch, got10k_root):

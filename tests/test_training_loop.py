@@ -299,7 +299,7 @@ def test_vid_validation_sequences_use_the_annotation_cache(vid_root, tmp_path, m
     so a later start parses no XML."""
     builder = SiamfcCrops(config="vid", data_dir=str(tmp_path / "tfds"))
     first = sources._validation_sequences(builder, vid_root, 1)
-    assert list(builder.download_dir.glob("imagenet_vid_val_*.npz"))
+    assert list(builder.download_dir.rglob("imagenet_vid_val_*.npz"))
 
     def no_parsing(*args, **kwargs):
         raise AssertionError("VID's annotations were parsed again")

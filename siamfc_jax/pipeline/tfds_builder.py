@@ -231,9 +231,11 @@ class SiamfcCrops(tfds.core.ShardBasedBuilder):
                 datasets["validation"] = GOT10k(root, "val")
             return datasets
         if config.kind == "vid":
-            datasets = {"train": ImageNetVID(root, "train", cache_dir=self.download_dir)}
+            # The parsed index is kept per source fingerprint: a changed annotation is parsed again.
+            index = self.download_dir / f"imagenet_vid_{config.source[:16] or 'unkeyed'}"
+            datasets = {"train": ImageNetVID(root, "train", cache_dir=index)}
             if (root / "Data" / "VID" / "val").is_dir():
-                datasets["validation"] = ImageNetVID(root, "val", cache_dir=self.download_dir)
+                datasets["validation"] = ImageNetVID(root, "val", cache_dir=index)
             return datasets
         return {"train": SequenceFolder(root)}
 
