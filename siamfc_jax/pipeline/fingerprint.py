@@ -38,6 +38,7 @@ def _hash_tree(root: Path, digest: hashlib._Hash) -> None:
     through links is listed once, so a link cycle ends.
     """
     seen: set[tuple[int, int]] = set()
+    prefix = len(os.fspath(root)) + 1
     pending = [root]
     while pending:
         directory = pending.pop()
@@ -50,16 +51,17 @@ def _hash_tree(root: Path, digest: hashlib._Hash) -> None:
                 entries = sorted(listing, key=lambda entry: entry.name)
         except OSError as error:
             raise DataError(f"{directory}: cannot be listed ({error.strerror or error})") from None
-        folders = []
+        folders, lines = [], []
         for entry in entries:
-            relative = os.path.relpath(entry.path, root)
+            relative = entry.path[prefix:]
             try:
                 if entry.is_dir():
                     folders.append(Path(entry.path))
                     continue
                 stat = entry.stat()
-                digest.update(f"{relative}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+                lines.append(f"{relative}\0{stat.st_size}\0{stat.st_mtime_ns}\n")
             except OSError:  # a dangling link: its presence still counts
-                digest.update(f"{relative}\0unreadable\n".encode())
+                lines.append(f"{relative}\0unreadable\n")
+        digest.update("".join(lines).encode())
         # Reversed onto a stack, so folders are walked in name order.
         pending.extend(reversed(folders))
