@@ -1,11 +1,11 @@
 """Convert SiamFC weights between siamfc-pytorch ``.pth`` and siamfc_jax's weights file.
 
-Usage: ``python -m siamfc_jax.convert IN OUT`` (installed: ``siamfc-convert IN OUT``). IN may be
-either format (recognised from its content); OUT's suffix decides what is written: ``.pth`` (or
-``.pt``) a siamfc-pytorch ``state_dict`` that siamfc-pytorch loads with ``strict=True``,
-``.msgpack`` our format. Any other suffix is refused, so a file never holds a format its name
-denies. The backbone (AlexNetV1/V2/V3) is inferred from the weights. An existing OUT is replaced
-only with ``--overwrite``; OUT is checked before anything is read.
+Usage: ``python -m siamfc_jax.convert IN OUT [--float16] [--overwrite]`` (installed:
+``siamfc-convert``). IN may be either format (recognised from its content); OUT's suffix decides
+what is written: ``.pth`` (or ``.pt``) a siamfc-pytorch ``state_dict`` that siamfc-pytorch loads
+with ``strict=True``, ``.msgpack`` our format. Any other suffix is refused, so a file never holds a
+format its name denies. The backbone (AlexNetV1/V2/V3) is inferred from the weights. An existing
+OUT is replaced only with ``--overwrite``; OUT is checked before anything is read.
 """
 
 from __future__ import annotations
