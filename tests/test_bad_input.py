@@ -16,6 +16,7 @@ from siamfc_jax.apps import train as train_app
 from siamfc_jax.config import TrainConfig
 from siamfc_jax.export import __main__ as export_cli
 from siamfc_jax.interop.torch_weights import torch_to_flax
+from siamfc_jax.io import OutputError, write_bytes_atomic
 from siamfc_jax.pipeline.sources import prepare_training_data
 from siamfc_jax.tune.__main__ import main as tune_main
 from siamfc_jax.weights import DEFAULT_WEIGHTS, save_weights
@@ -109,6 +110,15 @@ def test_convert_into_a_file_names_the_folder_not_a_temporary(tmp_path, capfd):
     message = the_error(capfd)
     assert message == f"error: argument target: {blocker} exists and is not a folder"
     assert ".tmp" not in message
+
+
+def test_an_atomic_write_that_fails_names_the_output_not_its_temporary(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    target = blocker / "a.msgpack"
+    with pytest.raises(OutputError) as error:
+        write_bytes_atomic(target, b"weights")
+    assert str(error.value).startswith(f"{target}: cannot write (") and ".tmp" not in str(error.value)
 
 
 @pytest.mark.parametrize(
