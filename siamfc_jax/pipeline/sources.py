@@ -62,9 +62,10 @@ def parse_data_spec(spec: str) -> tuple[str, Path | None]:
 def crops_config(config: TrainConfig) -> str | SiamfcCropsConfig:
     """The ``siamfc_crops`` TFDS config that ``config.data`` is curated into.
 
-    Default settings use the registered config of that name (TFDS refuses a custom config that
-    reuses it); other settings (another synthetic world size, other crop sizes) get their own config
-    name, so prepared datasets never collide under one ``data_dir``.
+    Default settings use the registered config of that name; other settings (another synthetic
+    world size, other crop sizes) get a name that says so. Either is the readable part of the
+    dataset's name: :func:`~siamfc_jax.pipeline.tfds_builder.prepare` adds the digest of what it is
+    made from (:func:`~siamfc_jax.pipeline.tfds_builder.keyed_config`), so datasets never collide.
     """
     kind, _ = parse_data_spec(config.data)
     geometry = _geometry(config.pairs)
