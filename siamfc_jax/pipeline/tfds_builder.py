@@ -27,7 +27,9 @@ Configs (``siamfc_crops/<name>``): ``got10k`` (GOT-10k train, + validation from 
 folders, train only): all three read ``manual_dir`` (see MANUAL_DOWNLOAD_INSTRUCTIONS); ``synthetic``
 generates :mod:`siamfc_jax.synthetic`'s default set (300 sequences of 60 frames, 320 x 240) into
 the download directory and curates it, + a 30-sequence validation split (seed + 1). Other settings are
-new :class:`SiamfcCropsConfig` objects.
+new :class:`SiamfcCropsConfig` objects. :func:`prepare` stores a config as ``<name>_<digest>``
+(:func:`keyed_config`): the digest covers the source (its resolved path and file listing), the
+curation settings and the format versions, so no dataset is ever read for another source.
 
 Preparation curates sequences in parallel processes (``workers``, one pool per split) with a progress
 bar. It is idempotent, not resumable: TFDS skips a config/version whose directory is complete and
