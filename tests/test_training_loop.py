@@ -195,7 +195,7 @@ def test_train_cli_ci_schedule_exports_weights_that_pytorch_runs_identically(tmp
     # heartbeat lines for output that is no terminal: tests/test_track_cli.py, timing-free).
     for noise in ("Using custom data configuration", "Downloading and preparing", "WARNING:absl"):
         assert noise not in result.stdout + result.stderr, noise
-    assert "curating synthetic_n8 training crops into" in result.stdout
+    assert "curating synthetic_n8_" in result.stdout  # the name carries the digest of its source
     history = json.loads((workdir / "history.json").read_text())
     assert [record["epoch"] for record in history] == [0, 1]
 
