@@ -199,6 +199,13 @@ def positive_float(text: str) -> float:
     return value
 
 
+def non_empty_path(text: str) -> str:
+    """A path flag value; an empty one is refused rather than read as the current folder."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError(f"expected a path, got {text!r}")
+    return text
+
+
 def parse_box(text: str) -> tuple[float, float, float, float]:
     """``"x,y,w,h"`` (commas and/or spaces) -> four finite floats, 1-indexed pixels, w and h > 0."""
     parts = [part for part in _SEPARATORS.split(text.strip()) if part]

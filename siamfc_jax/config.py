@@ -64,6 +64,15 @@ class CropConfig:
 
     def __post_init__(self) -> None:
         _check(self.exemplar_sz >= 1, "exemplar_sz", "a positive number of pixels", self.exemplar_sz)
+        # The two sizes are checked against each other; a field left at its default is not the one
+        # the user got wrong, so the message names the other one then.
+        if self.instance_sz == CropConfig.instance_sz:
+            _check(
+                self.exemplar_sz <= self.instance_sz,
+                "exemplar_sz",
+                f"at most instance_sz ({self.instance_sz})",
+                self.exemplar_sz,
+            )
         _check(
             self.instance_sz >= self.exemplar_sz,
             "instance_sz",

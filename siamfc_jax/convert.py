@@ -1,10 +1,11 @@
 """Convert SiamFC weights between siamfc-pytorch ``.pth`` and siamfc_jax's weights file.
 
-Usage: ``python -m siamfc_jax.convert IN OUT`` (installed: ``siamfc-convert IN OUT``). IN may be
-either format (recognised from its content); OUT's suffix decides what is written: ``.pth`` (or
-``.pt``) a siamfc-pytorch ``state_dict`` that siamfc-pytorch loads with ``strict=True``,
-``.msgpack`` our format. Any other suffix is refused, so a file never holds a format its name
-denies. The backbone (AlexNetV1/V2/V3) is inferred from the weights.
+Usage: ``python -m siamfc_jax.convert IN OUT [--float16] [--overwrite]`` (installed:
+``siamfc-convert``). IN may be either format (recognised from its content); OUT's suffix decides
+what is written: ``.pth`` (or ``.pt``) a siamfc-pytorch ``state_dict`` that siamfc-pytorch loads
+with ``strict=True``, ``.msgpack`` our format. Any other suffix is refused, so a file never holds a
+format its name denies. The backbone (AlexNetV1/V2/V3) is inferred from the weights. An existing
+OUT is replaced only with ``--overwrite``; OUT is checked before anything is read.
 """
 
 from __future__ import annotations
@@ -16,10 +17,10 @@ import numpy as np
 
 from siamfc_jax import cli
 from siamfc_jax.interop.torch_weights import WeightsError
+from siamfc_jax.io import OutputError, check_writable_dir
 from siamfc_jax.runtime import select_platform
-from siamfc_jax.weights import export_pth, is_pth, load_variables, save_weights
+from siamfc_jax.weights import PTH_SUFFIXES, export_pth, is_pth, load_variables, save_weights
 
-PTH_SUFFIXES = (".pth", ".pt")
 NATIVE_SUFFIXES = (".msgpack",)
 
 
@@ -41,16 +42,32 @@ def target_format(target: Path) -> str:
     )
 
 
-def convert(source: Path, target: Path, float16: bool = False) -> str:
+def check_target(target: Path, overwrite: bool) -> None:
+    """Refuse an output that exists (without ``overwrite``) or cannot be written, before any work.
+
+    Raises:
+      OutputError: ``target`` is a folder, exists and not ``overwrite``, or its folder cannot be
+        written (the message names ``target`` or its folder, never a temporary).
+    """
+    if target.is_dir():
+        raise OutputError(f"argument target: {target} is a folder; name the output file")
+    if target.exists() and not overwrite:
+        raise OutputError(f"argument target: {target} exists; pass --overwrite to replace it")
+    check_writable_dir(target.parent, "argument target: ")
+
+
+def convert(source: Path, target: Path, float16: bool = False, overwrite: bool = False) -> str:
     """Convert ``source`` into ``target`` (format from its suffix); returns a one-line description.
 
     Raises:
       UsageError: ``target``'s suffix names no format, or ``float16`` with a ``.pth`` target.
+      OutputError: ``target`` exists and not ``overwrite``, or cannot be written.
       WeightsError: ``source`` is missing or not weights.
     """
     wanted = target_format(target)
     if float16 and wanted == "pth":
         raise cli.UsageError("argument --float16: applies to .msgpack outputs only; .pth files are float32")
+    check_target(target, overwrite)
     variables, config = load_variables(source)
     kind = "siamfc-pytorch" if is_pth(source) else "siamfc_jax"
     backbone = f"AlexNet{config.backbone.upper()}"
@@ -78,10 +95,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.add_argument(
             "--float16", action="store_true", help="store siamfc_jax weights as float16 (half the size)"
         )
+        parser.add_argument("--overwrite", action="store_true", help="replace an existing target")
         args = parser.parse_args(argv)
         if args.source.resolve() == args.target.resolve():
             raise cli.UsageError("source and target are the same file")
-        print(convert(args.source, args.target, args.float16))
+        print(convert(args.source, args.target, args.float16, args.overwrite))
         return cli.EXIT_OK
 
     return cli.run(body, (WeightsError, OSError))

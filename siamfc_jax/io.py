@@ -66,7 +66,10 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         reason = error.strerror or str(error)
         raise OutputError(f"{path}: cannot write ({reason})") from None
     finally:
-        tmp.unlink(missing_ok=True)
+        # Where the folder could not be made there is nothing to remove, and the error to report
+        # is the one above, which names the output.
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
 
 
 def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:

@@ -19,10 +19,10 @@ from flax import serialization
 from siamfc_jax.config import ModelConfig
 from siamfc_jax.interop.torch_weights import (
     WeightsError,
+    check_finite,
     expected_torch_shapes,
     flax_to_torch,
-    read_pth,
-    torch_to_flax,
+    load_pth,
     write_pth,
 )
 from siamfc_jax.io import write_bytes_atomic
@@ -31,6 +31,8 @@ DEFAULT_WEIGHTS = Path(__file__).resolve().parent / "assets" / "siamfc_alexnet_v
 FORMAT_NAME = "siamfc_jax.weights"
 FORMAT_VERSION = 1
 _PICKLE_OR_ZIP_MAGIC = (b"PK\x03\x04", b"\x80")
+# File names of siamfc-pytorch weights: a file so named that is not one is reported as a bad .pth.
+PTH_SUFFIXES = (".pth", ".pt")
 
 
 def save_weights(
@@ -62,12 +64,16 @@ def save_weights(
 
 
 def _read_native(path: Path) -> tuple[dict, ModelConfig]:
+    if path.suffix.lower() in PTH_SUFFIXES:
+        unknown = f"{path}: not a readable PyTorch state_dict or checkpoint (nor siamfc_jax weights)"
+    else:
+        unknown = f"{path}: not a siamfc_jax weights file"
     try:
         payload = serialization.msgpack_restore(path.read_bytes())
     except Exception as error:  # msgpack raises several types on foreign data
-        raise WeightsError(f"{path}: not a siamfc_jax weights file ({error})") from None
+        raise WeightsError(f"{unknown} ({error})") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT_NAME:
-        raise WeightsError(f"{path}: not a siamfc_jax weights file")
+        raise WeightsError(unknown)
     if payload.get("version") != FORMAT_VERSION:
         raise WeightsError(
             f"{path}: weights format version {payload.get('version')} is not supported "
@@ -87,10 +93,12 @@ def _read_native(path: Path) -> tuple[dict, ModelConfig]:
 
 
 def _check_tree(path: Path, variables: dict, config: ModelConfig) -> None:
-    got = {k: v.shape for k, v in flax_to_torch(variables).items()}
+    state = flax_to_torch(variables)
+    got = {k: v.shape for k, v in state.items()}
     expected = expected_torch_shapes(config.backbone)
     if got != expected:
         raise WeightsError(f"{path}: stored arrays do not fit backbone {config.backbone}")
+    check_finite(path, state)
 
 
 def is_pth(path: str | os.PathLike) -> bool:
@@ -104,12 +112,16 @@ def load_variables(path: str | os.PathLike) -> tuple[dict, ModelConfig]:
     """Load Flax variables and model config from a siamfc-pytorch ``.pth`` or our weights file.
 
     The format is recognised from the file's content, not its name.
+
+    Raises:
+        WeightsError: missing, unreadable, not SiamFC's arrays, or holding NaN or inf; the message
+            names the file (and the first key holding NaN or inf).
     """
     path = Path(path)
     if not path.is_file():
         raise WeightsError(f"{path}: weights file not found")
     if is_pth(path):
-        return torch_to_flax(read_pth(path))
+        return load_pth(path)
     return _read_native(path)
 
 

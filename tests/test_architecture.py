@@ -34,7 +34,7 @@ ALLOWED: dict[str, set[str]] = {
     "evaluation": {"config", "io", "sequences", "tracker", "visualize"},
     "training": {"config", "evaluation", "interop", "io", "losses", "models", "pipeline", "runtime"}
     | {"sequences", "tracker", "weights"},
-    "convert": {"cli", "interop", "runtime", "weights"},
+    "convert": {"cli", "interop", "io", "runtime", "weights"},
     "live": {"evaluation", "io", "sequences", "tracker", "visualize"},
     "export": {"cli", "config", "io", "models", "runtime", "tracker", "weights"},
     "tune": {"cli", "config", "evaluation", "io", "runtime", "sequences", "tracker", "training"}

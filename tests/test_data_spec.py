@@ -5,14 +5,17 @@ Expected kinds, paths and TFDS config names are written out by hand.
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 
 from siamfc_jax.config import PairConfig, TrainConfig
-from siamfc_jax.pipeline.sources import crops_config, parse_data_spec
+from siamfc_jax.pipeline.sources import crops_config, parse_data_spec, prepare_training_data
 from siamfc_jax.pipeline.tfds_builder import SiamfcCropsConfig
 from siamfc_jax.sequences.datasets import parse_dataset_spec
 from siamfc_jax.sequences.frames import DataError
 from siamfc_jax.synthetic.config import SyntheticConfig
+from tests.synthetic_folder import write_folder
 
 
 def test_parse_data_spec_kinds(tmp_path):
@@ -79,3 +82,32 @@ def test_crops_config_names(tmp_path):
     folder = crops(data=f"folder:{tmp_path}", pairs=PairConfig(context=0.25))
     assert (folder.name, folder.kind) == ("folder_e127_i255_c25", "folder")
     assert folder.pair == PairConfig(context=0.25)
+
+
+def test_two_folders_in_turn_with_one_data_dir(tmp_path):
+    """The second folder is curated from its own files, so its broken ground truth is reported
+    instead of the first folder's crops being trained on."""
+    first, second = write_folder(tmp_path / "a"), write_folder(tmp_path / "b")
+    data_dir = str(tmp_path / "tfds")
+
+    def prepared(folder):
+        config = TrainConfig(data=f"folder:{folder}", data_dir=data_dir, val_sequences=0)
+        return prepare_training_data(config, workers=1, progress=False)
+
+    data = prepared(first)
+    assert data.train.names == ("small", "tall", "wide") and str(first) in data.description
+    broken = second / "wide" / "groundtruth.txt"
+    broken.write_text("1,2,3\n")
+    with pytest.raises(DataError, match=str(broken)):
+        prepared(second)
+    shutil.rmtree(second / "wide")
+    shutil.rmtree(second / "tall")
+    again = prepared(second)
+    assert again.train.names == ("small",) and again.description != data.description
+
+
+def test_training_data_defaults_to_the_cache_folder(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    folder = write_folder(tmp_path / "a")
+    data = prepare_training_data(TrainConfig(data=f"folder:{folder}", val_sequences=0), 1, progress=False)
+    assert f"curated in {tmp_path / 'cache' / 'siamfc_jax' / 'tfds' / 'siamfc_crops'}" in data.description

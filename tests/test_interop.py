@@ -91,8 +91,39 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 2
     assert "missing.pth: weights file not found" in err[0]
-    assert "bogus.pth: not a siamfc_jax weights file" in err[1]
+    assert "bogus.pth: not a readable PyTorch state_dict or checkpoint" in err[1]
     assert not out.exists()
+
+
+def test_weights_with_nan_or_inf_are_refused_naming_file_and_key(tmp_path):
+    net = TorchNet("v1")
+    randomize(net, seed=2)
+    with torch.no_grad():
+        net.backbone.conv3[0].bias[7] = float("nan")
+    pth = tmp_path / "nan.pth"
+    torch.save(net.state_dict(), pth)
+    with pytest.raises(WeightsError, match=f"^{pth}: backbone.conv3.0.bias holds NaN or infinite values"):
+        load_variables(pth)
+    variables, config = torch_to_flax(net.state_dict())
+    variables["batch_stats"]["backbone"]["conv2"]["bn"]["var"][0] = np.inf
+    native = tmp_path / "inf.msgpack"
+    save_weights(native, variables, config)
+    # The first offending key in PyTorch's order: conv2's running_var comes before conv3's bias.
+    with pytest.raises(WeightsError, match=f"^{native}: backbone.conv2.1.running_var holds NaN"):
+        load_variables(native)
+
+
+def test_pth_problems_name_the_file(tmp_path):
+    state = TorchNet("v1").state_dict()
+    del state["backbone.conv2.1.running_var"]
+    missing = tmp_path / "missing_key.pth"
+    torch.save(state, missing)
+    with pytest.raises(WeightsError, match=f"^{missing}: state_dict .*missing keys: backbone.conv2.1.run"):
+        load_variables(missing)
+    tensor = tmp_path / "tensor.pth"
+    torch.save(torch.zeros(3), tensor)
+    with pytest.raises(WeightsError, match=f"^{tensor}: not a readable PyTorch state_dict or checkpoint"):
+        load_variables(tensor)
 
 
 def test_output_suffix_decides_the_format(tmp_path, capsys):

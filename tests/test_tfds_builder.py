@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -11,10 +13,11 @@ import pytest
 
 from siamfc_jax.config import PairConfig
 from siamfc_jax.pipeline.curate import curate_frame, decode_jpeg, encode_jpeg, frame_filter
-from siamfc_jax.pipeline.tfds_builder import SiamfcCropsConfig, load_curated, prepare
+from siamfc_jax.pipeline.tfds_builder import SiamfcCropsConfig, keyed_config, load_curated, prepare
 from siamfc_jax.sequences.datasets import GOT10k
 from siamfc_jax.sequences.frames import DataError, read_image
 from siamfc_jax.synthetic.config import SyntheticConfig
+from tests.test_datasets import vid_root  # noqa: F401
 
 FRAME_SIZE = (160, 120)
 # (boxes, cover) per sequence; frame 2 of the first is absent (NaN), frame 1 of the second too small.
@@ -168,14 +171,70 @@ def test_synthetic_config(tmp_path):
 
 def test_errors_name_the_problem(prepared, tmp_path):
     builder, _ = prepared
-    with pytest.raises(DataError, match="does not exist or is empty"):
+    with pytest.raises(DataError, match=r"nowhere: no such directory \(expected for got10k: the GOT-10k"):
         prepare("got10k", tmp_path / "data", manual_dir=tmp_path / "nowhere", workers=1, progress=False)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match=r"empty: an empty folder, no sequences in it \(expected for folder"):
+        prepare("folder", tmp_path / "data", manual_dir=tmp_path / "empty", workers=1, progress=False)
     with pytest.raises(DataError, match="no prepared TFDS dataset"):
         load_curated(tmp_path / "nothing")
     with pytest.raises(DataError, match=r"curated with context=0\.5"):
         load_curated(builder, config=PairConfig(context=0.4))
     with pytest.raises(DataError, match="no split 'test'"):
         load_curated(builder, "test")
+
+
+def test_each_source_gets_its_own_dataset(got10k_root, tmp_path):
+    """Two folders curated in turn into one data dir: the second is curated from its own files (its
+    broken ground truth is read and reported), never taken from the first one's crops; a changed
+    file of a source makes a new dataset too."""
+    data_dir = tmp_path / "tfds"
+    first = prepare("folder", data_dir, manual_dir=got10k_root / "train", workers=1, progress=False)
+    assert load_curated(first).names == tuple(SEQUENCES)
+    assert first.info.metadata["source"]["root"] == str((got10k_root / "train").resolve())
+    other = tmp_path / "other"
+    write_got10k(other, "train", VALIDATION, seed=7)
+    second = prepare("folder", data_dir, manual_dir=other / "train", workers=1, progress=False)
+    assert second.data_dir != first.data_dir
+    assert load_curated(second).names == tuple(VALIDATION)
+    broken = other / "train" / "GOT-10k_Val_000001" / "groundtruth.txt"
+    broken.write_text("31,31,40\n33,32,40,40\n")
+    with pytest.raises(DataError, match=str(broken)):
+        prepare("folder", data_dir, manual_dir=other / "train", workers=1, progress=False)
+
+
+def test_keyed_config_follows_the_source_and_the_settings(got10k_root, tmp_path):
+    name = keyed_config("got10k", got10k_root).name
+    assert name.startswith("got10k_") and name == keyed_config("got10k", got10k_root).name
+    geometry = SiamfcCropsConfig(name="got10k", kind="got10k", pair=PairConfig(context=0.25))
+    assert keyed_config(geometry, got10k_root).name != name
+    copy = tmp_path / "copy"
+    shutil.copytree(got10k_root, copy)
+    assert keyed_config("got10k", copy).name != name
+    stamp = (copy / "val" / "list.txt").stat().st_mtime_ns
+    before = keyed_config("got10k", copy).name
+    os.utime(copy / "val" / "list.txt", ns=(stamp + 10**9, stamp + 10**9))  # only the time changes
+    assert keyed_config("got10k", copy).name != before
+    synthetic = keyed_config("synthetic").name
+    assert synthetic != keyed_config(SiamfcCropsConfig(name="synthetic", validation_sequences=3)).name
+
+
+def test_a_changed_vid_annotation_is_read_again(vid_root, tmp_path):  # noqa: F811
+    """ImageNet VID's parsed annotation index is kept per source: an annotation edited in place
+    is curated from its new box, not from the index parsed before."""
+    data_dir = tmp_path / "tfds"
+    first = prepare("vid", data_dir, manual_dir=vid_root, workers=1, progress=False)
+    assert list(first.as_data_source(split="train")[0]["frame_box"]) == [10, 20, 20, 30]
+    annotation = next((vid_root / "Annotations").rglob("000000.xml"))
+    annotation.write_text(annotation.read_text().replace("<xmin>10</xmin>", "<xmin>12</xmin>"))
+    second = prepare("vid", data_dir, manual_dir=vid_root, workers=1, progress=False)
+    assert list(second.as_data_source(split="train")[0]["frame_box"]) == [12, 20, 18, 30]
+
+
+def test_default_data_dir_is_in_the_cache_folder(tmp_path, monkeypatch, got10k_root):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    builder = prepare("folder", manual_dir=got10k_root / "train", workers=1, progress=False)
+    assert Path(builder.data_dir).is_relative_to(tmp_path / "cache" / "siamfc_jax" / "tfds" / "siamfc_crops")
 
 
 def test_command_line_reports_missing_manual_dir(capsys):

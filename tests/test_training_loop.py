@@ -218,7 +218,7 @@ def test_train_cli_ci_schedule_exports_weights_that_pytorch_runs_identically(tmp
     # heartbeat lines for output that is no terminal: tests/test_track_cli.py, timing-free).
     for noise in ("Using custom data configuration", "Downloading and preparing", "WARNING:absl"):
         assert noise not in result.stdout + result.stderr, noise
-    assert "curating synthetic_n8 training crops into" in result.stdout
+    assert "curating synthetic_n8_" in result.stdout  # the name carries the digest of its source
     history = json.loads((workdir / "history.json").read_text())
     assert [record["epoch"] for record in history] == [0, 1]
 
@@ -322,7 +322,7 @@ def test_vid_validation_sequences_use_the_annotation_cache(vid_root, tmp_path, m
     so a later start parses no XML."""
     builder = SiamfcCrops(config="vid", data_dir=str(tmp_path / "tfds"))
     first = sources._validation_sequences(builder, vid_root, 1)
-    assert list(builder.download_dir.glob("imagenet_vid_val_*.npz"))
+    assert list(builder.download_dir.rglob("imagenet_vid_val_*.npz"))
 
     def no_parsing(*args, **kwargs):
         raise AssertionError("VID's annotations were parsed again")

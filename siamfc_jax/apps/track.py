@@ -119,6 +119,7 @@ def _add_input_arguments(parser: argparse.ArgumentParser) -> None:
     """``--seq``, ``--box``, ``--boxes``: what to track."""
     parser.add_argument(
         "--seq",
+        type=cli.non_empty_path,
         metavar="PATH",
         help=(
             "OTB/GOT-10k/VOT/LaSOT sequence folder, folder of images, video file, quoted glob of "

@@ -73,7 +73,7 @@ _FIELD_HELP = {
     "pairs.color_jitter": "PCA lighting noise on the pairs",
     "pairs.grayscale_prob": "probability of a grey pair",
     "data": "synthetic (generated), got10k:DIR, vid:DIR (ILSVRC2015) or folder:DIR",
-    "data_dir": "TFDS directory for the curated crops (default ~/tensorflow_datasets)",
+    "data_dir": "TFDS directory for the curated crops (default $XDG_CACHE_HOME/siamfc_jax/tfds)",
     "workdir": "checkpoints, logs and final weights (default runs/<backbone>-<data kind>)",
     "seed": "seed of the initial weights and of the pair stream",
     "workers": "data loader processes (0: threads)",

@@ -18,6 +18,7 @@ from siamfc_jax.config import TrackerConfig
 from siamfc_jax.export.manifest import ExportError
 from siamfc_jax.export.onnx import MissingDependencyError, export_onnx
 from siamfc_jax.export.stablehlo import DEFAULT_PLATFORMS, export_stablehlo
+from siamfc_jax.io import OutputError
 from siamfc_jax.runtime import select_platform
 from siamfc_jax.weights import WeightsError, load_variables
 
@@ -76,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"backbone {model_config.backbone}: wrote " + ", ".join(str(path) for path in paths.values()))
         return cli.EXIT_OK
 
-    return cli.run(body, (WeightsError, ExportError, MissingDependencyError))
+    return cli.run(body, (WeightsError, ExportError, MissingDependencyError, OutputError))
 
 
 if __name__ == "__main__":

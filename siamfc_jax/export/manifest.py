@@ -9,7 +9,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from siamfc_jax.config import ModelConfig, TrackerConfig
-from siamfc_jax.io import write_text_atomic
+from siamfc_jax.io import OutputError, check_writable_dir, write_text_atomic
 
 
 class ExportError(Exception):
@@ -22,15 +22,13 @@ def check_outputs(out_dir: str | os.PathLike, names: Iterable[str], overwrite: b
     Checked before the (slow) conversion, so a refusal costs nothing.
 
     Raises:
-      ExportError: ``out_dir`` is not a folder or cannot be created, or holds one of ``names``.
+      ExportError: ``out_dir`` is not a folder, cannot be created or written into, or holds one of
+        ``names``.
     """
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise ExportError(f"{out} exists and is not a folder")
     try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise ExportError(f"cannot create {out} ({error.strerror})") from None
+        out = check_writable_dir(out_dir)
+    except OutputError as error:
+        raise ExportError(str(error)) from None
     present = [name for name in names if (out / name).exists()]
     if present and not overwrite:
         raise ExportError(f"{out} already holds {', '.join(present)}; pass --force to replace")

@@ -9,6 +9,7 @@ PyTorch is imported only to read or write ``.pth`` files.
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -193,13 +194,53 @@ def _import_torch():
     return torch
 
 
-def read_pth(path: str | os.PathLike) -> dict:
-    """Load a ``.pth`` file on the CPU with PyTorch's safe (``weights_only``) unpickler."""
+def read_pth(path: str | os.PathLike) -> Mapping:
+    """Load a ``.pth`` file on the CPU with PyTorch's safe (``weights_only``) unpickler.
+
+    Raises:
+        WeightsError: the file is not a PyTorch file holding a dict (the message names it).
+    """
     torch = _import_torch()
+    unreadable = f"{path}: not a readable PyTorch state_dict or checkpoint"
     try:
-        return torch.load(Path(path), map_location="cpu", weights_only=True)
+        # torch warns about the odd pickle protocols of foreign files before failing on them; the
+        # error below says what matters.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            state = torch.load(Path(path), map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises many types for corrupt or foreign files
-        raise WeightsError(f"{path}: not a readable PyTorch file ({error})") from None
+        raise WeightsError(f"{unreadable} ({error})") from None
+    if not isinstance(state, Mapping):
+        raise WeightsError(f"{unreadable} (it holds a {type(state).__name__}, not a dict)")
+    return state
+
+
+def load_pth(path: str | os.PathLike) -> tuple[dict, ModelConfig]:
+    """Flax variables and model config of the siamfc-pytorch ``.pth`` file ``path``.
+
+    Raises:
+        WeightsError: unreadable, not SiamFC's keys and shapes, or not finite; the message names
+            ``path`` (and the first key holding NaN or inf).
+    """
+    state = read_pth(path)
+    try:
+        variables, config = torch_to_flax(state)
+    except WeightsError as error:
+        raise WeightsError(f"{path}: {error}") from None
+    check_finite(path, flax_to_torch(variables))
+    return variables, config
+
+
+def check_finite(path: str | os.PathLike, state: Mapping[str, np.ndarray]) -> None:
+    """Refuse weights holding NaN or inf (the tracker's box would run off), naming the first key.
+
+    Raises:
+        WeightsError: a floating-point array of ``state`` holds a NaN or an infinity.
+    """
+    for key, value in state.items():
+        array = np.asarray(value)
+        if np.issubdtype(array.dtype, np.floating) and not np.isfinite(array).all():
+            raise WeightsError(f"{path}: {key} holds NaN or infinite values; these weights are unusable")
 
 
 def write_pth(path: str | os.PathLike, state: Mapping[str, np.ndarray]) -> None:

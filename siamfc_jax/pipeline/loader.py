@@ -2,7 +2,7 @@
 
 :class:`PairLoader` is what the training loop iterates::
 
-    source = load_curated("~/tensorflow_datasets/siamfc_crops/got10k/1.0.0")  # or FrameCrops(...)
+    source = load_curated(prepare("got10k", manual_dir="/data/GOT-10k"))  # or FrameCrops(...)
     loader = PairLoader(source, batch_size=8, seed=0, workers=8)
     for epoch in range(50):
         for batch in loader.epoch(epoch):  # loader.steps_per_epoch batches

@@ -2,7 +2,10 @@
 
 ``--data`` names the source: ``synthetic`` (the generated world), ``got10k:DIR``, ``vid:DIR`` or
 ``folder:DIR``. Each is curated once into the ``siamfc_crops`` TFDS dataset under ``data_dir``
-(:mod:`siamfc_jax.pipeline.tfds_builder`; later runs reuse it) and read from there.
+(:mod:`siamfc_jax.pipeline.tfds_builder`; default ``cache_dir() / "tfds"``) and read from there. The
+curated dataset is named after what it was made from (the source's resolved path and file listing,
+the crop settings, the format versions): later runs on the same, unchanged source reuse it, and any
+other source, or a changed one, is curated anew.
 """
 
 from __future__ import annotations
@@ -59,9 +62,10 @@ def parse_data_spec(spec: str) -> tuple[str, Path | None]:
 def crops_config(config: TrainConfig) -> str | SiamfcCropsConfig:
     """The ``siamfc_crops`` TFDS config that ``config.data`` is curated into.
 
-    Default settings use the registered config of that name (TFDS refuses a custom config that
-    reuses it); other settings (another synthetic world size, other crop sizes) get their own config
-    name, so prepared datasets never collide under one ``data_dir``.
+    Default settings use the registered config of that name; other settings (another synthetic
+    world size, other crop sizes) get a name that says so. Either is the readable part of the
+    dataset's name: :func:`~siamfc_jax.pipeline.tfds_builder.prepare` adds the digest of what it is
+    made from (:func:`~siamfc_jax.pipeline.tfds_builder.keyed_config`), so datasets never collide.
     """
     kind, _ = parse_data_spec(config.data)
     geometry = _geometry(config.pairs)

@@ -27,7 +27,9 @@ Configs (``siamfc_crops/<name>``): ``got10k`` (GOT-10k train, + validation from 
 folders, train only): all three read ``manual_dir`` (see MANUAL_DOWNLOAD_INSTRUCTIONS); ``synthetic``
 generates :mod:`siamfc_jax.synthetic`'s default set (300 sequences of 60 frames, 320 x 240) into
 the download directory and curates it, + a 30-sequence validation split (seed + 1). Other settings are
-new :class:`SiamfcCropsConfig` objects.
+new :class:`SiamfcCropsConfig` objects. :func:`prepare` stores a config as ``<name>_<digest>``
+(:func:`keyed_config`): the digest covers the source (its resolved path and file listing), the
+curation settings and the format versions, so no dataset is ever read for another source.
 
 Preparation curates sequences in parallel processes (``workers``, one pool per split) with a progress
 bar. It is idempotent, not resumable: TFDS skips a config/version whose directory is complete and
@@ -37,14 +39,18 @@ starts over after an interruption (the synthetic frames themselves are resumable
 Command line::
 
     python -m siamfc_jax.pipeline.tfds_builder --config got10k --manual-dir /data/GOT-10k \\
-        [--data-dir ~/tensorflow_datasets] [--workers N]
+        [--data-dir DIR] [--workers N]
+
+``--data-dir`` defaults to :func:`default_data_dir` (``$XDG_CACHE_HOME/siamfc_jax/tfds``).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
 import itertools
+import json
 import logging
 import os
 import re
@@ -60,7 +66,9 @@ from siamfc_jax import cli
 from siamfc_jax.config import PairConfig
 from siamfc_jax.io import exclusive_lock
 from siamfc_jax.pipeline.curate import CURATION_INTERPOLATION, CuratedSequence, curate_dataset, runs
+from siamfc_jax.pipeline.fingerprint import listing_fingerprint
 from siamfc_jax.pipeline.pairs import CURATION_FORMAT, CuratedCrops
+from siamfc_jax.runtime import cache_dir
 from siamfc_jax.sequences.datasets import GOT10k, ImageNetVID, SequenceDataset, SequenceFolder
 from siamfc_jax.sequences.frames import DataError
 from siamfc_jax.synthetic.config import SyntheticConfig, config_fingerprint
@@ -90,6 +98,9 @@ class SiamfcCropsConfig(tfds.core.BuilderConfig):
             memory while writing it: 64 GOT-10k sequences are ~250 MB).
         pair: crop geometry (``context``, ``exemplar_sz``, ``instance_sz``); the loader's PairConfig
             must agree.
+        source: digest of what the dataset is made from (set by :func:`keyed_config`, which also
+            puts it in the name): the source's resolved path and file listing, or the synthetic
+            world's settings, the curation settings and the format versions.
     """
 
     kind: str = "synthetic"
@@ -98,6 +109,7 @@ class SiamfcCropsConfig(tfds.core.BuilderConfig):
     jpeg_quality: int = 95
     sequences_per_shard: int = 64
     pair: PairConfig = PairConfig()
+    source: str = ""
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -221,9 +233,11 @@ class SiamfcCrops(tfds.core.ShardBasedBuilder):
                 datasets["validation"] = GOT10k(root, "val")
             return datasets
         if config.kind == "vid":
-            datasets = {"train": ImageNetVID(root, "train", cache_dir=self.download_dir)}
+            # The parsed index is kept per source fingerprint: a changed annotation is parsed again.
+            index = self.download_dir / f"imagenet_vid_{config.source[:16] or 'unkeyed'}"
+            datasets = {"train": ImageNetVID(root, "train", cache_dir=index)}
             if (root / "Data" / "VID" / "val").is_dir():
-                datasets["validation"] = ImageNetVID(root, "val", cache_dir=self.download_dir)
+                datasets["validation"] = ImageNetVID(root, "val", cache_dir=index)
             return datasets
         return {"train": SequenceFolder(root)}
 
@@ -243,21 +257,15 @@ class SiamfcCrops(tfds.core.ShardBasedBuilder):
                 )
                 write_got10k(root, validation, "val", workers=self._workers, progress=self._progress)
             return self.source_datasets()
-        return self.source_datasets(dl_manager.manual_dir)  # TFDS checks that it exists
+        return self.source_datasets(dl_manager.manual_dir)  # checked by keyed_config
 
     def _shard_iterators_per_split(
         self, dl_manager: tfds.download.DownloadManager
     ) -> dict[str, list[Callable[[], Iterator[tuple[int, dict]]]]]:
         config = self.builder_config
-        self.info.metadata["curation"] = {
-            "format": CURATION_FORMAT,
-            "exemplar_sz": config.pair.exemplar_sz,
-            "instance_sz": config.pair.instance_sz,
-            "context": config.pair.context,
-            "min_target_side": config.pair.min_target_side,
-            "interpolation": _INTERPOLATION_NAMES[CURATION_INTERPOLATION],
-            "jpeg_quality": config.jpeg_quality,
-        }
+        self.info.metadata["curation"] = curation_settings(config)
+        manual_dir = None if config.kind == "synthetic" else os.fspath(Path(dl_manager.manual_dir).resolve())
+        self.info.metadata["source"] = {"fingerprint": config.source, "root": manual_dir}
         splits: dict[str, Any] = {}
         # Written to metadata.json once every split is generated.
         self.info.metadata["splits"] = splits
@@ -332,6 +340,75 @@ class _SplitWriter:
             self._listings[self._split] = self._listing
 
 
+def curation_settings(config: SiamfcCropsConfig) -> dict[str, Any]:
+    """What every stored crop depends on besides its frame: the dataset's ``curation`` record."""
+    return {
+        "format": CURATION_FORMAT,
+        "exemplar_sz": config.pair.exemplar_sz,
+        "instance_sz": config.pair.instance_sz,
+        "context": config.pair.context,
+        "min_target_side": config.pair.min_target_side,
+        "interpolation": _INTERPOLATION_NAMES[CURATION_INTERPOLATION],
+        "jpeg_quality": config.jpeg_quality,
+    }
+
+
+def keyed_config(
+    config: str | SiamfcCropsConfig, manual_dir: str | os.PathLike | None = None
+) -> SiamfcCropsConfig:
+    """``config`` named after what it is made from, so that another source is never read as this one.
+
+    The name gets a digest of the source (``manual_dir``'s resolved path and the names, sizes and
+    modification times of its files, see :mod:`siamfc_jax.pipeline.fingerprint`; for ``synthetic``
+    the world's settings), the curation settings and the format versions: ``folder_3f2a...``.
+
+    Raises:
+        DataError: ``manual_dir`` is needed but not given, missing, empty or cannot be listed.
+    """
+    if isinstance(config, str):
+        registered = {known.name: known for known in SiamfcCrops.BUILDER_CONFIGS}
+        if config not in registered:
+            raise ValueError(f"siamfc_crops has no config {config!r} (has {sorted(registered)})")
+        config = registered[config]
+    source: dict[str, Any] = {
+        "kind": config.kind,
+        "version": str(SiamfcCrops.VERSION),
+        "curation": curation_settings(config),
+        "sequences_per_shard": config.sequences_per_shard,
+    }
+    if config.kind == "synthetic":
+        source["world"] = config_fingerprint(config.synthetic)
+        source["sequences"] = (config.synthetic.num_sequences, config.validation_sequences)
+    else:
+        root = _source_root(config, manual_dir)
+        source["root"] = os.fspath(root)
+        source["files"] = listing_fingerprint(_source_folders(config.kind, root))
+    digest = hashlib.sha256(json.dumps(source, sort_keys=True).encode()).hexdigest()
+    return dataclasses.replace(config, name=f"{config.name}_{digest[:16]}", source=digest)
+
+
+def _source_root(config: SiamfcCropsConfig, manual_dir: str | os.PathLike | None) -> Path:
+    """The resolved source root, checked to be a folder with something in it."""
+    expected = f"expected for {config.kind}: {expected_layout(config.kind)}"
+    if manual_dir is None:
+        raise DataError(f"siamfc_crops/{config.name}: the source dataset's root (manual_dir) is needed")
+    root = Path(manual_dir).expanduser()
+    if not root.is_dir():
+        raise DataError(f"{root}: no such directory ({expected})")
+    if next(root.iterdir(), None) is None:
+        raise DataError(f"{root}: an empty folder, no sequences in it ({expected})")
+    return root.resolve()
+
+
+def _source_folders(kind: str, root: Path) -> list[Path]:
+    """The folders curation reads from the ``kind`` dataset at ``root`` (its splits, not its test set)."""
+    if kind == "got10k":
+        return [root / "train", root / "val"]
+    if kind == "vid":
+        return [root / part / "VID" / split for part in ("Data", "Annotations") for split in ("train", "val")]
+    return [root]
+
+
 def prepare(
     config: str | SiamfcCropsConfig = "synthetic",
     data_dir: str | os.PathLike | None = None,
@@ -341,6 +418,9 @@ def prepare(
 ) -> SiamfcCrops:
     """Prepare a ``siamfc_crops`` config (a no-op when it is already prepared) and return its builder.
 
+    The dataset is the one of :func:`keyed_config`: named after its source, its curation settings
+    and the format versions, so a changed or another source gets a dataset of its own.
+
     Safe for processes that start together on one ``data_dir`` (one host, or hosts sharing a
     filesystem): they take turns on ``<data_dir>/siamfc_crops/<config>/.prepare.lock``, and TFDS
     writes a dataset into a temporary folder renamed when complete, so a half-written dataset is
@@ -348,7 +428,7 @@ def prepare(
 
     Args:
         config: a config name of :attr:`SiamfcCrops.BUILDER_CONFIGS` or a :class:`SiamfcCropsConfig`.
-        data_dir: TFDS data directory (default: TFDS's, ``~/tensorflow_datasets``).
+        data_dir: TFDS data directory (default: :func:`default_data_dir`).
         manual_dir: the source dataset's root for ``got10k``, ``vid`` and ``folder``.
         workers: curation processes (default: the available cores).
         progress: show progress bars.
@@ -356,36 +436,35 @@ def prepare(
     Raises:
         DataError: the source dataset is missing or malformed (the message names the file).
     """
-    root = Path(data_dir).expanduser() if data_dir is not None else None
+    keyed = keyed_config(config, manual_dir)
+    root = os.fspath(Path(data_dir).expanduser() if data_dir is not None else default_data_dir())
     # TFDS logs every custom config whole as an absl WARNING ("Using custom data configuration").
     quiet = _DropCustomConfigNote()
     logging.getLogger("absl").addFilter(quiet)
     try:
-        probe = SiamfcCrops(config=config, data_dir=None if root is None else os.fspath(root))
+        probe = SiamfcCrops(config=keyed, data_dir=root)
         # Processes starting together (a multi-host run on a shared filesystem) take turns: the
         # first prepares, the others then find the dataset complete. The builder is made under the
         # lock, since it reads what is prepared when it is made.
         with exclusive_lock(Path(probe.data_dir).parent / ".prepare.lock"):
-            builder = SiamfcCrops(
-                config=config,
-                data_dir=None if root is None else os.fspath(root),
-                workers=workers,
-                progress=progress,
-            )
+            builder = SiamfcCrops(config=keyed, data_dir=root, workers=workers, progress=progress)
             download_config = tfds.download.DownloadConfig(
-                manual_dir=None if manual_dir is None else os.fspath(manual_dir)
+                manual_dir=None if manual_dir is None else os.fspath(Path(manual_dir).expanduser())
             )
-            try:
-                builder.download_and_prepare(
-                    download_dir=os.fspath(builder.download_dir), download_config=download_config
-                )
-            except AssertionError as error:  # TFDS's way of saying that manual_dir is missing or empty
-                reason = str(error).split(". Create it", 1)[0]
-                kind = builder.builder_config.kind
-                raise DataError(f"{reason} (expected for {kind}: {expected_layout(kind)})") from None
+            builder.download_and_prepare(
+                download_dir=os.fspath(builder.download_dir), download_config=download_config
+            )
     finally:
         logging.getLogger("absl").removeFilter(quiet)
+    made_from = (builder.info.metadata or {}).get("source", {}).get("fingerprint")
+    if made_from != keyed.source:
+        raise DataError(f"{builder.data_dir}: curated from another source than {manual_dir or 'synthetic'}")
     return builder
+
+
+def default_data_dir() -> Path:
+    """Where curated datasets live unless told otherwise: ``tfds`` in the project's cache folder."""
+    return cache_dir() / "tfds"
 
 
 class _DropCustomConfigNote(logging.Filter):
@@ -441,7 +520,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         names = [config.name for config in SiamfcCrops.BUILDER_CONFIGS]
         parser.add_argument("--config", choices=names, default="synthetic")
         parser.add_argument("--manual-dir", help="source dataset root (got10k, vid, folder)")
-        parser.add_argument("--data-dir", help="TFDS data directory (default ~/tensorflow_datasets)")
+        parser.add_argument("--data-dir", help="TFDS data directory (default ~/.cache/siamfc_jax/tfds)")
         parser.add_argument(
             "--workers", type=cli.positive_integer, help="curation processes (default: CPU cores)"
         )

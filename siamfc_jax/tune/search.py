@@ -29,7 +29,7 @@ import numpy as np
 
 from siamfc_jax.config import ConfigError, ModelConfig, TrackerConfig
 from siamfc_jax.evaluation.tracking import SequenceJob, track_sequences
-from siamfc_jax.io import write_text_atomic
+from siamfc_jax.io import check_writable_dir, write_text_atomic
 from siamfc_jax.sequences.sequence import Sequence
 from siamfc_jax.tracker.device import fit_config, hyper_params, static_config, tracker_spec
 from siamfc_jax.tune.config_file import config_values, write_config_file
@@ -253,9 +253,9 @@ def run_search(
 
     Raises:
       SearchError: a candidate is not a valid config, or ``out_dir`` holds another search.
+      OutputError: ``out_dir`` is a file or cannot be written into.
     """
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = check_writable_dir(out_dir, "argument --out: ")
     state = load_state(out_dir, settings)
     names = [sequence.name for sequence in sequences]
     fields = sorted({name for candidate in candidates for name in candidate})
