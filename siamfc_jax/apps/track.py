@@ -47,6 +47,14 @@ from siamfc_jax.evaluation.tracking import (
     run_targets,
 )
 from siamfc_jax.evaluation.validation import check_target_boxes, is_sequence_root, validate_for_tracking
+from siamfc_jax.evaluation.vot_runs import (
+    DEFAULT_STACK,
+    VOT_PROTOCOL,
+    VOT_STACKS,
+    claim_vot_outputs,
+    run_vot,
+    vot_groundtruth,
+)
 from siamfc_jax.live import display_problem, format_live_result, is_live_source, run_live, source_name
 from siamfc_jax.runtime import (
     choose_xla_cpu_libraries,
@@ -200,8 +208,16 @@ def _add_batch_arguments(parser: argparse.ArgumentParser) -> None:
     )
     batched.add_argument(
         "--protocol",
-        choices=PROTOCOLS,
-        help="also report this benchmark's figures (got10k: also its submission files)",
+        choices=(*PROTOCOLS, VOT_PROTOCOL),
+        help=(
+            "also report this benchmark's figures (got10k: also its submission files); vot: run VOT's "
+            "supervised experiment instead (restarts after failures; vot/, vot_summary.*, vot_eao.png)"
+        ),
+    )
+    batched.add_argument(
+        "--vot-stack",
+        choices=VOT_STACKS,
+        help=f"--protocol vot: the stack whose EAO interval is used (default: {DEFAULT_STACK})",
     )
 
 
@@ -297,6 +313,11 @@ def _run(args: argparse.Namespace, config: TrackerConfig) -> int:
         args.seq is None or args.save_video or args.save_strip
     ):
         raise cli.UsageError("argument --batch/--save-scores/--protocol: need --seq, no video or strip")
+    if args.protocol == VOT_PROTOCOL and (args.box or args.boxes or args.save_scores):
+        given = "--save-scores" if args.save_scores else "--box" if args.box else "--boxes"
+        raise cli.UsageError(f"argument {given}: not with --protocol vot (it starts from the ground truth)")
+    if args.vot_stack is not None and args.protocol != VOT_PROTOCOL:
+        raise cli.UsageError("argument --vot-stack: only with --protocol vot")
     boxes = initial_boxes(args)
     with cli.Heartbeat(enabled=not progress_enabled(args.progress), interval=HEARTBEAT_SECONDS) as heartbeat:
         return _track(args, config, boxes, heartbeat)
@@ -354,6 +375,8 @@ def _track(args: argparse.Namespace, config: TrackerConfig, boxes: list, heartbe
     folder = args.seq is not None and is_sequence_root(args.seq)
     heartbeat.status = "loading the weights"
     tracker = _load_tracker(weights, config, len(boxes))
+    if args.protocol == VOT_PROTOCOL:
+        return _track_vot(args, tracker, sequences, run_info(tracker, str(weights), device), heartbeat)
     # Only once the input and the weights are known to be good, and before anything is tracked.
     names = [sequence.name for sequence in sequences]
     if folder and SUMMARY_NAME in names:
@@ -403,6 +426,28 @@ def _track_folder(
     if result.interrupted:
         message = f"interrupted; the summary in {out_dir} covers the finished sequences"
         return cli.fail(message, cli.EXIT_INTERRUPTED)
+    return cli.EXIT_OK
+
+
+def _track_vot(
+    args: argparse.Namespace, tracker: Tracker, sequences: list[Sequence], info: dict,
+    heartbeat: cli.Heartbeat,
+) -> int:
+    """``--protocol vot``: the supervised experiment (:mod:`siamfc_jax.evaluation.vot_runs`)."""
+    groundtruths = [vot_groundtruth(sequence, args.max_frames) for sequence in sequences]
+    out_dir = claim_vot_outputs(
+        args.out, [sequence.name for sequence in sequences], overwrite=args.overwrite, what="argument --out: "
+    )
+    record, outputs, interrupted = run_vot(
+        tracker, sequences, out_dir, info=info, stack=args.vot_stack or DEFAULT_STACK, slots=args.batch or 1,
+        max_frames=args.max_frames, groundtruths=groundtruths, progress=progress_enabled(args.progress),
+        log=heartbeat.say,
+    )
+    if record is not None:
+        print(outputs["table"].read_text(encoding="utf-8"), end="")
+        print("wrote: " + ", ".join(str(path) for path in outputs.values()))
+    if interrupted:
+        return cli.fail(f"interrupted; {out_dir} holds the finished sequences", cli.EXIT_INTERRUPTED)
     return cli.EXIT_OK
 
 
