@@ -112,7 +112,9 @@ def build_parser() -> argparse.ArgumentParser:
             "config, warnings), <name>_success.png (with ground truth), <name>.mp4 (--save-video, "
             "H.264), <name>_strip.png (--save-strip); several targets: <name>_target<k>.txt and "
             ".json each; for a folder of sequences also summary.json, summary.md and "
-            "summary_success.png. A box starting with '-' needs '=': --box=-3,4,50,60. "
+            "summary_success.png; with --protocol vot instead vot/siamfc_jax/baseline/<seq>/<seq>_001.txt "
+            "(vot-toolkit's results layout), vot_summary.json, vot_summary.md and vot_eao.png. "
+            "A box starting with '-' needs '=': --box=-3,4,50,60. "
             "Exit status: 0 done, 1 bad data, weights or output, 2 bad arguments, 130 interrupted."
         ),
     )
