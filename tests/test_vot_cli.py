@@ -233,3 +233,57 @@ def test_vot_protocol_refuses_other_layouts(tmp_path, capfd, monkeypatch):
     assert the_error(capfd).endswith("--protocol vot needs VOT sequences (frames and a groundtruth.txt of "
                                      "rectangles or polygons)")
     assert not out.exists()
+
+
+# ------------------------------------------------------------------------------------- tuning
+
+
+@pytest.mark.slow
+def test_tune_ranks_by_the_vot_objective(vot_run, tmp_path, capsys):
+    from siamfc_jax.tune.__main__ import main as tune_main
+
+    _, out, root = vot_run
+    summary = json.loads((out / "vot_summary.json").read_text())
+    runs = {row["sequence"]: row for row in summary["per_sequence"]}
+    search = tmp_path / "search"
+    weights = shared_path("siamfc/weights/siamfc_original_v1.pth")
+    arguments = ["--seq", str(root / "bagfail"), "--out", str(search), "--protocol", "vot", "--batch", "2"]
+    grid = ["--grid", "window_influence=0.176,0.6", "--max-frames", str(FRAMES), "--weights", str(weights)]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("JAX_COMPILATION_CACHE_DIR", str(tmp_path / "cache"))
+        assert tune_main([*arguments, *grid]) == cli.EXIT_OK
+    stored = json.loads((search / "tune.json").read_text())
+    assert stored["settings"]["protocol"] == "vot"
+    scores = {entry["values"]["window_influence"]: entry["sequences"]["bagfail"]
+              for entry in stored["candidates"].values()}
+    # The default candidate's run is the CLI's run of bagfail.
+    assert scores[0.176]["accuracy"] == pytest.approx(runs["bagfail"]["accuracy"], abs=1e-6)
+    assert scores[0.176]["failures"] == runs["bagfail"]["failures"] == 1
+    ranked = sorted(scores, key=lambda value: (-scores[value]["accuracy"], scores[value]["failures"]))
+    first = next(line for line in (search / "tune.md").read_text().splitlines() if line.startswith("| 1 |"))
+    assert first.startswith(f"| 1 | {ranked[0]} | – | {scores[ranked[0]]['accuracy']:.4f} |")
+    assert json.loads((search / "best_config.json").read_text())["window_influence"] == ranked[0]
+    assert "EAO –" in capsys.readouterr().out
+
+
+def test_vot_objective_uses_eao_only_where_a_sequence_reaches_its_interval():
+    from siamfc_jax.tune.vot_objective import summarize_vot, vot_rank_key, vot_scores
+
+    rect = np.array([10.0, 10.0, 20.0, 20.0])
+    off = rect + np.array([0.0, 0.0, -10.0, 0.0])  # overlap 0.5
+    short = {
+        "good": vot_scores(V.VotRun("s", [1] + [rect] * 29, [rect] * 30, (64, 64))),
+        "half": vot_scores(V.VotRun("s", [1] + [off] * 29, [rect] * 30, (64, 64))),
+    }
+    summaries = {name: summarize_vot({"s": scores}) for name, scores in short.items()}
+    assert all(summary["eao"] is None for summary in summaries.values())
+    assert sorted(summaries, key=lambda name: vot_rank_key(summaries[name])) == ["good", "half"]
+    tie = [{"eao": None, "accuracy": 0.5, "failures": 3}, {"eao": None, "accuracy": 0.5, "failures": 1}]
+    assert min(tie, key=vot_rank_key)["failures"] == 1
+    long = vot_scores(V.VotRun("l", [1] + [off] * 149, [rect] * 150, (64, 64)))
+    summary = summarize_vot({"l": long, "s": short["good"]})
+    assert summary["eao"] == pytest.approx(0.5, abs=1e-6)
+    # Per-sequence accuracy, averaged weighted by the sequences' lengths (the toolkit's A).
+    assert summary["accuracy"] == pytest.approx((0.5 * 150 + 1.0 * 30) / 180)
+    failing = vot_scores(V.VotRun("f", [1, rect, 2, 0, 0, 0, 0, 1, 2] + [0] * 141, [rect] * 150, (64, 64)))
+    assert summarize_vot({"f": failing})["eao"] == 0.0

@@ -6,6 +6,8 @@ Examples::
         --grid window_influence=0.15,0.176,0.25 --grid scale_lr=0.45,0.59 --batch 8
     python -m siamfc_jax.tune --seq data/OTB --out tune/ --random 20 --seed 0 \\
         --range window_influence=0.1:0.4 --range scale_penalty=0.95:1
+    python -m siamfc_jax.tune --seq vot-workspace/sequences --out tune-vot/ --protocol vot \\
+        --grid window_influence=0.15,0.176,0.25
     python -m siamfc_jax.tune --checkpoints runs/v1-synthetic --seq data/val --out sweep/
 
 Exit status as every siamfc_jax tool (:mod:`siamfc_jax.cli`): 0 done, 2 bad arguments, 1 bad data
@@ -38,6 +40,7 @@ from siamfc_jax.tune.config_file import ConfigFileError, read_config_file
 from siamfc_jax.tune.search import (
     BEST_NAME,
     TABLE_NAME,
+    VOT,
     SearchError,
     grid_candidates,
     parse_grid,
@@ -100,6 +103,13 @@ def build_parser() -> cli.ArgumentParser:
         metavar="N",
         help="track only the first N frames of each sequence",
     )
+    parser.add_argument(
+        "--protocol",
+        choices=(VOT,),
+        help="vot: search on VOT sequences under VOT's supervised experiment, ranked by EAO "
+        "(vot2018 interval) where a sequence is longer than 100 frames, else by accuracy with "
+        "fewer failures breaking ties (default: success AUC)",
+    )
     parser.add_argument("--progress", action="store_true", help="progress bar on stderr")
     return parser
 
@@ -125,8 +135,10 @@ def _run(args) -> int:
     print(describe_devices(), flush=True)
     base = _base_config(args.config)
     if args.checkpoints is not None:
-        if args.grid or args.random or args.range or args.weights:
-            raise cli.UsageError("argument --checkpoints: takes no --grid, --random, --range or --weights")
+        if args.grid or args.random or args.range or args.weights or args.protocol:
+            raise cli.UsageError(
+                "argument --checkpoints: takes no --grid, --random, --range, --weights or --protocol"
+            )
         sequences = _sequences(args.seq)
         rows, interrupted = run_sweep(
             args.checkpoints,
@@ -161,7 +173,7 @@ def _run(args) -> int:
     weights = args.weights or str(default_weights_path())
     sequences = _sequences(args.seq)
     variables, model_config = load_variables(weights)
-    settings = search_settings(weights, sequences, base, args.max_frames)
+    settings = search_settings(weights, sequences, base, args.max_frames, args.protocol)
     try:
         _, best, interrupted = run_search(
             jax.device_put(variables),
@@ -174,6 +186,7 @@ def _run(args) -> int:
             slots=args.batch,
             max_frames=args.max_frames,
             progress=args.progress,
+            protocol=args.protocol,
         )
     except SearchError as error:
         raise cli.UsageError(str(error)) from None

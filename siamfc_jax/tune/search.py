@@ -14,6 +14,10 @@ score), ``tune.md`` (candidates sorted by success AUC, with precision) and ``bes
 best complete candidate as a config file for ``track.py --config``), rewritten after each finished
 candidate. Ctrl-C writes them and stops; the same command again continues where it stopped, and
 a larger grid over the same sequences reuses what is done.
+
+With ``protocol="vot"`` the objective is VOT's (:mod:`siamfc_jax.tune.vot_objective`): each job
+runs the supervised experiment, candidates are ranked by EAO where it is meaningful, else by
+accuracy with fewer failures breaking ties, and ``tune.md`` shows EAO, accuracy and failures.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import dataclasses
 import itertools
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +37,9 @@ from siamfc_jax.io import check_writable_dir, write_text_atomic
 from siamfc_jax.sequences.sequence import Sequence
 from siamfc_jax.tracker.device import fit_config, hyper_params, static_config, tracker_spec
 from siamfc_jax.tune.config_file import config_values, write_config_file
+from siamfc_jax.tune.vot_objective import summarize_vot, track_vot_jobs, vot_rank_key
+
+VOT = "vot"
 
 # Fields a search may vary (the network's own geometry and the numerics are not tuned).
 SEARCHABLE_FIELDS = (
@@ -164,8 +171,11 @@ def load_state(out_dir: Path, settings: dict) -> SearchState:
     return SearchState(settings, scores)
 
 
-def summarize_candidate(sequences: dict[str, dict]) -> dict:
-    """Mean success AUC and precision over the scored sequences (OTB's overall figures)."""
+def summarize_candidate(sequences: dict[str, dict], protocol: str | None = None) -> dict:
+    """Mean success AUC and precision over the scored sequences (OTB's overall figures); with
+    ``protocol`` "vot" :func:`~siamfc_jax.tune.vot_objective.summarize_vot`'s figures."""
+    if protocol == VOT:
+        return summarize_vot(sequences)
     scored = [scores for scores in sequences.values() if scores.get("auc") is not None]
     if not scored:
         return {"auc": None, "precision": None, "scored_sequences": 0}
@@ -176,20 +186,50 @@ def summarize_candidate(sequences: dict[str, dict]) -> dict:
     }
 
 
-def ranking(state: SearchState, names: list[str]) -> list[tuple[dict, dict]]:
-    """Complete candidates (every sequence done) as (values, summary), best success AUC first."""
+def ranking(state: SearchState, names: list[str], protocol: str | None = None) -> list[tuple[dict, dict]]:
+    """Complete candidates (every sequence done) as (values, summary), best first: success AUC
+    (precision breaking ties), or the VOT objective with ``protocol`` "vot"."""
+    figure = "accuracy" if protocol == VOT else "auc"
     rows = []
     for entry in state.scores.values():
         if all(name in entry["sequences"] for name in names):
-            summary = summarize_candidate({name: entry["sequences"][name] for name in names})
-            if summary["auc"] is not None:
+            summary = summarize_candidate({name: entry["sequences"][name] for name in names}, protocol)
+            if summary[figure] is not None:
                 rows.append((entry["values"], summary))
-    rows.sort(key=lambda row: (-row[1]["auc"], -row[1]["precision"]))
+    if protocol == VOT:
+        rows.sort(key=lambda row: vot_rank_key(row[1]))
+    else:
+        rows.sort(key=lambda row: (-row[1]["auc"], -row[1]["precision"]))
     return rows
 
 
-def format_ranking(rows: list[tuple[dict, dict]], fields: list[str], total: int) -> str:
+def format_vot_ranking(rows: list[tuple[dict, dict]], fields: list[str], total: int) -> str:
+    """Markdown table of :func:`ranking`'s rows under the VOT objective."""
+    lines = [
+        "| rank | " + " | ".join(fields) + " | EAO | accuracy | failures | sequences |",
+        "| ---: | " + " | ".join("---:" for _ in fields) + " | ---: | ---: | ---: | ---: |",
+    ]
+    for rank, (values, summary) in enumerate(rows, start=1):
+        cells = " | ".join(f"{values.get(name, '')}" for name in fields)
+        eao = "–" if summary["eao"] is None else f"{summary['eao']:.4f}"
+        lines.append(
+            f"| {rank} | {cells} | {eao} | {summary['accuracy']:.4f} | {summary['failures']} | "
+            f"{summary['scored_sequences']} |"
+        )
+    note = (
+        f"\n{len(rows)} of {total} candidates complete, ranked by VOT's supervised experiment: EAO over "
+        "the vot2018 interval 100-356 where a sequence is longer than 100 frames (ties: accuracy), "
+        "else accuracy (ties: fewer failures). Unlisted fields keep the base config's values.\n"
+    )
+    return "\n".join(lines) + "\n" + note
+
+
+def format_ranking(
+    rows: list[tuple[dict, dict]], fields: list[str], total: int, protocol: str | None = None
+) -> str:
     """Markdown table of :func:`ranking`'s rows."""
+    if protocol == VOT:
+        return format_vot_ranking(rows, fields, total)
     lines = [
         "| rank | " + " | ".join(fields) + " | AUC | precision@20px | sequences |",
         "| ---: | " + " | ".join("---:" for _ in fields) + " | ---: | ---: | ---: |",
@@ -209,17 +249,41 @@ def format_ranking(rows: list[tuple[dict, dict]], fields: list[str], total: int)
 
 
 def write_outputs(
-    out_dir: Path, state: SearchState, names: list[str], fields: list[str], total: int, base: TrackerConfig
+    out_dir: Path, state: SearchState, names: list[str], fields: list[str], total: int, base: TrackerConfig,
+    protocol: str | None = None,
 ) -> TrackerConfig | None:
     """Rewrite ``tune.json``, ``tune.md`` and ``best_config.json``; returns the best config."""
     write_text_atomic(out_dir / RESULTS_NAME, state.to_json())
-    rows = ranking(state, names)
-    write_text_atomic(out_dir / TABLE_NAME, format_ranking(rows, fields, total))
+    rows = ranking(state, names, protocol)
+    write_text_atomic(out_dir / TABLE_NAME, format_ranking(rows, fields, total, protocol))
     if not rows:
         return None
     best = dataclasses.replace(base, **rows[0][0])
     write_config_file(out_dir / BEST_NAME, best)
     return best
+
+
+def _scored_jobs(
+    variables: dict, spec, jobs: list[SequenceJob], *, slots: int, max_frames: int | None, progress: bool,
+    protocol: str | None,
+) -> Iterator[tuple[int, dict]]:
+    """``(job index, scores)`` of each finished job: the OTB scores, or with ``protocol`` "vot"
+    :func:`~siamfc_jax.tune.vot_objective.vot_scores`."""
+    if protocol == VOT:
+        yield from track_vot_jobs(variables, spec, jobs, slots=slots, max_frames=max_frames)
+        return
+    for done in track_sequences(variables, spec, jobs, slots=slots, max_frames=max_frames, progress=progress):
+        yield done.index, dict(done.result.scores or {"auc": None})
+
+
+def _candidate_line(values: dict, summary: dict, protocol: str | None) -> str:
+    """The line logged when a candidate is complete: its values and its objective."""
+    if protocol == VOT:
+        eao = "–" if summary["eao"] is None else f"{summary['eao']:.4f}"
+        figures = f"EAO {eao}, accuracy {summary['accuracy']:.4f}, failures {summary['failures']}"
+        return f"candidate {values}: {figures}"
+    auc = "–" if summary["auc"] is None else f"{summary['auc']:.4f}"
+    return f"candidate {values}: AUC {auc}"
 
 
 def run_search(
@@ -235,6 +299,7 @@ def run_search(
     max_frames: int | None = None,
     progress: bool = False,
     log: Callable[[str], None] = print,
+    protocol: str | None = None,
 ) -> tuple[SearchState, TrackerConfig | None, bool]:
     """Track every candidate on every sequence (those not done yet) and write the outputs.
 
@@ -247,6 +312,8 @@ def run_search(
       settings: what the scores depend on (weights, sequences, base config, frames); a folder
         holding another search's results is refused.
       slots: jobs moving together; max_frames: frames tracked per sequence.
+      protocol: None (success AUC, OTB) or "vot" (the VOT objective, module docstring); VOT
+        sequences only.
 
     Returns:
       ``(state, best, interrupted)``.
@@ -278,38 +345,37 @@ def run_search(
     groups: dict[TrackerConfig, list[tuple[str, Sequence]]] = {}
     for key, sequence in todo:
         groups.setdefault(static_config(configs[key]), []).append((key, sequence))
-    best = write_outputs(out_dir, state, names, fields, len(configs), base)
+    best = write_outputs(out_dir, state, names, fields, len(configs), base, protocol)
     interrupted = False
     try:
         for static, pairs in groups.items():
             jobs = [SequenceJob(sequence, hyper_params(configs[key])) for key, sequence in pairs]
             spec = tracker_spec(static, model_config)
-            for done in track_sequences(
-                variables, spec, jobs, slots=slots, max_frames=max_frames, progress=progress
-            ):
-                key, sequence = pairs[done.index]
-                result = done.result
-                state.scores[key]["sequences"][sequence.name] = dict(result.scores or {"auc": None})
+            options = {"slots": slots, "max_frames": max_frames, "progress": progress, "protocol": protocol}
+            for index, scores in _scored_jobs(variables, spec, jobs, **options):
+                key, sequence = pairs[index]
+                state.scores[key]["sequences"][sequence.name] = scores
                 entry = state.scores[key]["sequences"]
                 if all(name in entry for name in names):
-                    best = write_outputs(out_dir, state, names, fields, len(configs), base)
-                    summary = summarize_candidate(entry)
-                    auc = "–" if summary["auc"] is None else f"{summary['auc']:.4f}"
+                    best = write_outputs(out_dir, state, names, fields, len(configs), base, protocol)
                     shown = {name: state.scores[key]["values"][name] for name in fields}
-                    log(f"candidate {shown}: AUC {auc}")
+                    log(_candidate_line(shown, summarize_candidate(entry, protocol), protocol))
     except KeyboardInterrupt:
         interrupted = True
-    best = write_outputs(out_dir, state, names, fields, len(configs), base)
+    best = write_outputs(out_dir, state, names, fields, len(configs), base, protocol)
     return state, best, interrupted
 
 
 def search_settings(
-    weights: str, sequences: list[Sequence], base: TrackerConfig, max_frames: int | None
+    weights: str, sequences: list[Sequence], base: TrackerConfig, max_frames: int | None,
+    protocol: str | None = None,
 ) -> dict:
-    """What a search's scores depend on, as stored in ``tune.json``."""
-    return {
+    """What a search's scores depend on, as stored in ``tune.json`` (``protocol`` only when
+    given, so that the files of earlier AUC searches stay valid)."""
+    settings = {
         "weights": os.path.abspath(weights),
         "sequences": [sequence.source or sequence.name for sequence in sequences],
         "base_config": config_values(base),
         "max_frames": max_frames,
     }
+    return settings if protocol is None else {**settings, "protocol": protocol}
