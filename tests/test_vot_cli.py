@@ -287,3 +287,15 @@ def test_vot_objective_uses_eao_only_where_a_sequence_reaches_its_interval():
     assert summary["accuracy"] == pytest.approx((0.5 * 150 + 1.0 * 30) / 180)
     failing = vot_scores(V.VotRun("f", [1, rect, 2, 0, 0, 0, 0, 1, 2] + [0] * 141, [rect] * 150, (64, 64)))
     assert summarize_vot({"f": failing})["eao"] == 0.0
+
+
+def test_tune_vot_refuses_other_layouts_before_writing(tmp_path, capfd):
+    from siamfc_jax.tune.__main__ import main as tune_main
+
+    crossing = shared_path("siamfc/data/sequences/Crossing")
+    out = tmp_path / "search"
+    arguments = ["--seq", str(crossing), "--out", str(out), "--protocol", "vot", "--grid", "scale_lr=0.5"]
+    assert tune_main(arguments) == cli.EXIT_INPUT
+    assert the_error(capfd).endswith("--protocol vot needs VOT sequences (frames and a groundtruth.txt of "
+                                     "rectangles or polygons)")
+    assert not out.exists()

@@ -25,6 +25,7 @@ import jax
 from siamfc_jax import cli
 from siamfc_jax.config import ConfigError, TrackerConfig
 from siamfc_jax.evaluation.validation import is_sequence_root, validate_for_tracking
+from siamfc_jax.evaluation.vot_runs import vot_groundtruth
 from siamfc_jax.runtime import (
     choose_xla_cpu_libraries,
     describe_devices,
@@ -172,6 +173,9 @@ def _run(args) -> int:
         raise cli.UsageError(str(error)) from None
     weights = args.weights or str(default_weights_path())
     sequences = _sequences(args.seq)
+    if args.protocol == VOT:
+        for sequence in sequences:  # VOT ground truth, before anything is written
+            vot_groundtruth(sequence, args.max_frames)
     variables, model_config = load_variables(weights)
     settings = search_settings(weights, sequences, base, args.max_frames, args.protocol)
     try:
