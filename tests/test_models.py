@@ -13,9 +13,10 @@ from flax import traverse_util
 
 from siamfc_jax.config import ModelConfig
 from siamfc_jax.interop.torch_weights import flax_to_torch, torch_to_flax
-from siamfc_jax.models import AlexNetV1, AlexNetV2, AlexNetV3, SiamFC, cross_correlate
+from siamfc_jax.models import AlexNetV1, AlexNetV2, AlexNetV3, SiamFC, cross_correlate, init_variables
 from siamfc_jax.models.layers import PREPARED, BatchNorm, max_pool
 from siamfc_jax.ops.conv import FORMULATIONS
+from siamfc_jax.ops.plan import CORRELATIONS, ConvPlan
 from tests.torch_reference import TorchHead, TorchNet, randomize
 
 # Parity bound from the issue: max |ours - torch| / max |torch| per output.
@@ -76,7 +77,7 @@ def test_output_shapes_and_stride():
 def test_grouped_convolutions_are_single_feature_group_convs(name):
     """With the ``lax`` formulation (the default off CPU) each grouped layer is one conv with
     feature_group_count=2, never split-and-concatenate."""
-    model = SiamFC(ModelConfig(name), conv_impl="lax")
+    model = SiamFC(ModelConfig(name), plan=ConvPlan.uniform("lax"))
     variables = jax.eval_shape(
         lambda: model.init(jax.random.key(0), jnp.zeros((1, 87, 87, 3)), jnp.zeros((1, 87, 87, 3)))
     )
@@ -98,7 +99,7 @@ def test_eval_features_match_torch(pair, impl):
     name, net, variables = pair
     net.eval()
     rng = np.random.default_rng(1)
-    model = SiamFC(ModelConfig(name), precision="highest", conv_impl=impl)
+    model = SiamFC(ModelConfig(name), precision="highest", plan=ConvPlan.uniform(impl))
     # Jitted: op by op, the formulations of many small operations (winograd) compile each one.
     embed = jax.jit(functools.partial(model.apply, method=SiamFC.embed))
     for size in (127, 255):
@@ -117,7 +118,7 @@ def test_prepared_kernels_are_stored_once_and_used(pair):
     not); applied with them, the features stay PyTorch's, and the stored transforms are what runs."""
     name, net, variables = pair
     net.eval()
-    model = SiamFC(ModelConfig(name), precision="highest", conv_impl="winograd")
+    model = SiamFC(ModelConfig(name), precision="highest", plan=ConvPlan.uniform("winograd"))
     initialised = jax.eval_shape(
         model.init, jax.random.key(0), jnp.zeros((1, 127, 127, 3)), jnp.zeros((1, 255, 255, 3))
     )
@@ -140,10 +141,12 @@ def test_prepared_kernels_are_stored_once_and_used(pair):
     assert rel_error(embed(zeroed, images), ref) > 100 * REL_TOL
 
 
-@CONV_IMPLS
-def test_train_step_outputs_and_running_stats_match_torch(pair, impl):
-    """Train mode: batch statistics, and the running averages after exemplar + search passes."""
+@pytest.mark.parametrize("impl", [*FORMULATIONS, "training_plan"])
+def test_train_step_outputs_and_running_stats_match_torch(pair, impl, request):
+    """Train mode: batch statistics, and the running averages after exemplar + search passes; by
+    each formulation alone, and by this machine's training plan (what train.py runs)."""
     name, source_net, variables = pair
+    plan = request.getfixturevalue(impl) if impl == "training_plan" else ConvPlan.uniform(impl)
     net = TorchNet(name)  # a fresh copy: training updates its running statistics
     net.load_state_dict(source_net.state_dict())
     net.train()
@@ -151,7 +154,7 @@ def test_train_step_outputs_and_running_stats_match_torch(pair, impl):
     exemplars, searches = random_images(rng, 4, 127), random_images(rng, 4, 255)
     with torch.no_grad():
         ref = nhwc(net(nchw(exemplars), nchw(searches)))
-    model = SiamFC(ModelConfig(name), precision="highest", conv_impl=impl)
+    model = SiamFC(ModelConfig(name), precision="highest", plan=plan)
     train_apply = jax.jit(functools.partial(model.apply, train=True, mutable=["batch_stats"]))
     ours, updates = train_apply(variables, exemplars, searches)
     err = rel_error(ours, ref)
@@ -170,25 +173,25 @@ def test_train_step_outputs_and_running_stats_match_torch(pair, impl):
     assert worst <= REL_TOL
 
 
-@CONV_IMPLS
+@pytest.mark.parametrize("method", CORRELATIONS)
 @pytest.mark.parametrize(("n", "k"), [(1, 3), (4, 1), (2, 3)])
-def test_head_matches_torch(n, k, impl):
+def test_head_matches_torch(n, k, method):
     rng = np.random.default_rng(3)
     exemplar = rng.standard_normal((n, 6, 6, 8)).astype(np.float32)
     search = rng.standard_normal((n * k, 22, 22, 8)).astype(np.float32)
     with torch.no_grad():
         ref = nhwc(TorchHead(0.001)(nchw(exemplar), nchw(search)))
-    ours = cross_correlate(exemplar, search, 0.001, precision="highest", impl=impl)
+    ours = cross_correlate(exemplar, search, 0.001, precision="highest", method=method)
     assert ours.shape == (n * k, 17, 17, 1)
     assert rel_error(ours, ref) <= REL_TOL
 
 
-@CONV_IMPLS
-def test_head_pairs_search_i_with_exemplar_i_mod_n(impl):
+@pytest.mark.parametrize("method", CORRELATIONS)
+def test_head_pairs_search_i_with_exemplar_i_mod_n(method):
     """Hand-checkable: 1×1 kernels make the response a per-pixel dot product."""
     exemplar = np.array([1.0, 2.0, 3.0], np.float32).reshape(3, 1, 1, 1)
     search = np.arange(6, dtype=np.float32).reshape(6, 1, 1, 1) + 1  # 1..6
-    ours = np.asarray(cross_correlate(exemplar, search, out_scale=1.0, impl=impl)).ravel()
+    ours = np.asarray(cross_correlate(exemplar, search, out_scale=1.0, method=method)).ravel()
     np.testing.assert_allclose(ours, [1 * 1, 2 * 2, 3 * 3, 4 * 1, 5 * 2, 6 * 3])
 
 
@@ -267,3 +270,18 @@ def test_train_mode_batch_norm_values_and_gradients_equal_torch():
     assert rel_error(stats["batch_stats"]["var"], running_var.numpy()) <= 1e-12
     assert np.all(np.asarray(offset_grad) == 0)
     assert np.max(np.abs(offset_t.grad.numpy())) <= 1e-12
+
+
+def test_tracing_and_running_the_network_measures_writes_and_prints_nothing(tmp_path, monkeypatch, capfd):
+    """A network is traced with its plan (None: the platform's default): no measuring, no cache
+    file, no output, in eval mode and in train mode."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    model = SiamFC(ModelConfig("v1"))
+    variables = init_variables(ModelConfig("v1"), jax.random.key(0))
+    images = np.zeros((2, 127, 127, 3), np.float32)
+    jax.block_until_ready(jax.jit(functools.partial(model.apply, method=SiamFC.embed))(variables, images))
+    train_apply = jax.jit(functools.partial(model.apply, train=True, mutable=["batch_stats"]))
+    jax.block_until_ready(train_apply(variables, images, np.zeros((2, 159, 159, 3), np.float32)))
+    assert list(tmp_path.rglob("*")) == []
+    assert capfd.readouterr() == ("", "")
+

@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from siamfc_jax import cli
-from siamfc_jax.config import CONV_IMPLS, TRACKER_PRECISIONS, ConfigError, TrackerConfig
+from siamfc_jax.config import TRACKER_PRECISIONS, ConfigError, TrackerConfig
 from siamfc_jax.evaluation.batched import run_batched
 from siamfc_jax.evaluation.metrics import PROTOCOLS
 from siamfc_jax.evaluation.outputs import claim_outputs, target_name
@@ -48,6 +48,8 @@ from siamfc_jax.evaluation.runner import (
 from siamfc_jax.evaluation.scoring import SUMMARY_NAME
 from siamfc_jax.evaluation.validation import check_target_boxes, is_sequence_root, validate_for_tracking
 from siamfc_jax.live import display_problem, format_live_result, is_live_source, run_live, source_name
+from siamfc_jax.ops.conv import FORMULATIONS
+from siamfc_jax.plans import CONV_IMPL_CHOICES, Log, Workload, named_plan
 from siamfc_jax.runtime import (
     choose_xla_cpu_libraries,
     describe_allocator,
@@ -62,9 +64,9 @@ from siamfc_jax.sequences.frames import DataError
 from siamfc_jax.sequences.readers import open_sequence
 from siamfc_jax.synthetic.config import SyntheticDataError
 from siamfc_jax.synthetic.demo import default_demo_dir, ensure_demo_sequence
-from siamfc_jax.tracker import BatchTracker, Tracker
+from siamfc_jax.tracker import BatchTracker, Tracker, fit_config
 from siamfc_jax.tune.config_file import ConfigFileError, read_config_file
-from siamfc_jax.weights import WeightsError, default_weights_path
+from siamfc_jax.weights import WeightsError, default_weights_path, load_variables
 
 HEARTBEAT_SECONDS = 10.0
 
@@ -87,8 +89,6 @@ _FIELD_HELP = {
     "response_up": "upsampling factor of the response map",
     "total_stride": "network stride in pixels (default: the network's, 8 for AlexNetV1)",
     "precision": f"matmul/convolution precision on the device: {_alternatives(TRACKER_PRECISIONS)}",
-    "conv_impl": "convolution formulation: auto (on CPU the fastest measured per layer, on GPUs "
-    f"lax_per_group, lax elsewhere), {_alternatives(CONV_IMPLS[1:])}",
 }
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser; every :class:`TrackerConfig` field has a flag (``--scale-step`` …)."""
@@ -183,6 +183,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--protocol",
         choices=PROTOCOLS,
         help="also report this benchmark's figures (got10k: also its submission files)",
+    )
+    parser.add_argument(
+        "--conv-impl",
+        choices=CONV_IMPL_CHOICES,
+        default="auto",
+        metavar="NAME",
+        help="how the network computes its convolutions: auto (default: this machine's plan, measured "
+        f"once on the CPU and stored), or one formulation for every layer: {_alternatives(FORMULATIONS)}",
     )
     parser.add_argument(
         "--config",
@@ -315,10 +323,7 @@ def _track(args: argparse.Namespace, config: TrackerConfig, boxes: list, beat: c
         validate_for_tracking(sequence, max_frames=args.max_frames)  # its warnings come when tracking
     kind = BatchTracker if len(boxes) > 1 else Tracker
     beat.status = "loading the weights"
-    try:
-        tracker = kind(weights, config)
-    except ConfigError as error:
-        raise cli.UsageError(f"argument {cli.flag(error.field)}: {error}") from None
+    tracker = _build_tracker(kind, args, config, weights, beat.say)
     # Only once the input and the weights are known to be good, and before anything is tracked.
     names = [sequence.name for sequence in sequences] if sequences is not None else [sequence.name]
     if sequences is not None and SUMMARY_NAME in names:
@@ -392,10 +397,7 @@ def _run_live(
     if problem is not None and (args.show or not boxes):
         flag = "--show" if args.show else "--box"
         raise cli.UsageError(f"argument {flag}: {problem}; pass --box X,Y,W,H and leave out --show")
-    try:
-        tracker = Tracker(weights, config)
-    except ConfigError as error:
-        raise cli.UsageError(f"argument {cli.flag(error.field)}: {error}") from None
+    tracker = _build_tracker(Tracker, args, config, weights, print)
     out_dir = claim_outputs(
         args.out, [source_name(args.seq)], overwrite=args.overwrite, what="argument --out: "
     )
@@ -415,6 +417,24 @@ def _run_live(
         message = f"interrupted; wrote the {len(result.boxes)} frames tracked to {out_dir}"
         return cli.fail(message, cli.EXIT_INTERRUPTED)
     return cli.EXIT_OK
+
+
+def _build_tracker(
+    kind: type[Tracker] | type[BatchTracker],
+    args: argparse.Namespace,
+    config: TrackerConfig,
+    weights: object,
+    log: Log,
+) -> Tracker | BatchTracker:
+    """A ``kind`` tracker on ``weights`` with the plan of ``--conv-impl``; a config that does not fit
+    the network is refused before anything is measured."""
+    variables, model_config = load_variables(weights)
+    try:
+        fit_config(config, model_config)
+    except ConfigError as error:
+        raise cli.UsageError(f"argument {cli.flag(error.field)}: {error}") from None
+    plan = named_plan(args.conv_impl, model_config, Workload.tracking(config), log)
+    return kind((variables, model_config), config, plan)
 
 
 def main(argv: list[str] | None = None) -> int:

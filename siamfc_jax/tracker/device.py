@@ -34,6 +34,7 @@ from siamfc_jax.config import ConfigError, ModelConfig, TrackerConfig
 from siamfc_jax.models import SiamFC, backbone_class, cross_correlate, init_variables, response_size
 from siamfc_jax.models.layers import PREPARED
 from siamfc_jax.ops import crop_and_resize, upsample
+from siamfc_jax.ops.plan import ConvPlan, plan_or_default
 
 
 class TrackState(NamedTuple):
@@ -130,14 +131,14 @@ def embed(
     images: jax.Array,
     model_config: ModelConfig,
     precision: str,
-    conv_impl: str = "auto",
+    plan: ConvPlan | None = None,
 ) -> jax.Array:
     """Backbone features (n, h', w', c) of (n, H, W, 3) images (RGB 0–255), in eval mode.
 
     The tracker reaches the network only through this function, so the backbone's formulation can
     change in :mod:`siamfc_jax.models` without touching the tracking logic.
     """
-    model = SiamFC(model_config, precision=precision, conv_impl=conv_impl)
+    model = SiamFC(model_config, precision=precision, plan=plan)
     return model.apply(variables, images, method=SiamFC.embed)
 
 
@@ -212,13 +213,15 @@ def _center_to_box(center: jax.Array, size: jax.Array) -> jax.Array:
     )
 
 
-_STATIC = ("config", "model_config")
+_STATIC = ("config", "model_config", "plan")
 # The largest target side, in frame sides, that the tracker accepts as a first box and keeps.
 MAX_TARGET_TO_FRAME = 2.0
 
 
 @functools.partial(jax.jit, static_argnames=_STATIC)
-def prepare_variables(variables: dict, *, config: TrackerConfig, model_config: ModelConfig) -> dict:
+def prepare_variables(
+    variables: dict, *, config: TrackerConfig, model_config: ModelConfig, plan: ConvPlan | None = None
+) -> dict:
     """``variables`` plus the kernels the search branch's formulations prepare, computed once.
 
     Every frame, a formulation that transforms its kernel before reading the search crops
@@ -241,7 +244,7 @@ def prepare_variables(variables: dict, *, config: TrackerConfig, model_config: M
       ``variables`` with a ``"prepared"`` collection (empty where nothing is prepared).
     """
     searches = jnp.zeros((config.scale_num, config.instance_sz, config.instance_sz, 3), jnp.float32)
-    model = SiamFC(model_config, precision=config.precision, conv_impl=config.conv_impl)
+    model = SiamFC(model_config, precision=config.precision, plan=plan)
     _, prepared = model.apply(variables, searches, method=SiamFC.embed, mutable=[PREPARED])
     return {**variables, PREPARED: prepared.get(PREPARED, {})}
 
@@ -255,6 +258,7 @@ def init_state(
     *,
     config: TrackerConfig,
     model_config: ModelConfig,
+    plan: ConvPlan | None = None,
 ) -> TrackState:
     """Tracking state for the target ``box`` in the first frame ``image`` (jitted).
 
@@ -267,6 +271,8 @@ def init_state(
         OpenCV's border.
       config: tracker hyper-parameters (static).
       model_config: the network's config (static).
+      plan: how the network computes its convolutions (static; None: the platform's
+        :func:`~siamfc_jax.ops.plan.default_plan`); the same plan as :func:`prepare_variables`'.
 
     Returns:
       The :class:`TrackState`, on the device.
@@ -277,7 +283,7 @@ def init_state(
     search_crop = exemplar_crop * config.instance_sz / config.exemplar_sz
     fill = jnp.asarray(fill, jnp.float32)
     exemplar = crop_and_resize(image, center, exemplar_crop[None], config.exemplar_sz, fill)
-    features = embed(variables, exemplar, model_config, config.precision, config.conv_impl)
+    features = embed(variables, exemplar, model_config, config.precision, plan)
     return TrackState(center, target_size, exemplar_crop, search_crop, fill, features)
 
 
@@ -288,6 +294,7 @@ def search_responses(
     *,
     config: TrackerConfig,
     model_config: ModelConfig,
+    plan: ConvPlan | None = None,
     hyper: HyperParams | None = None,
 ) -> jax.Array:
     """Raw responses of the exemplar over the search crops of ``image`` at every scale (jittable).
@@ -308,9 +315,10 @@ def search_responses(
     searches = crop_and_resize(
         image, state.center, state.search_crop * factors, config.instance_sz, state.fill
     )
-    features = embed(variables, searches, model_config, config.precision, config.conv_impl)
+    features = embed(variables, searches, model_config, config.precision, plan)
+    correlation = plan_or_default(plan).correlation
     return cross_correlate(
-        state.exemplar_features, features, model_config.out_scale, config.precision, config.conv_impl
+        state.exemplar_features, features, model_config.out_scale, config.precision, correlation
     )[..., 0]
 
 
@@ -416,6 +424,7 @@ def update_state(
     *,
     config: TrackerConfig,
     model_config: ModelConfig,
+    plan: ConvPlan | None = None,
 ) -> tuple[TrackState, jax.Array]:
     """One tracking step on ``image`` (jitted; the buffers of ``state`` are donated).
 
@@ -431,7 +440,7 @@ def update_state(
       ``(state, box)``: the new state and the (4,) float32 box, 1-indexed ``[x, y, w, h]`` pixels.
     """
     statics = {"config": config, "model_config": model_config}
-    responses = search_responses(variables, state, image, **statics)
+    responses = search_responses(variables, state, image, **statics, plan=plan)
     return locate(state, responses, **statics, frame_hw=image.shape[:2])
 
 
@@ -449,13 +458,14 @@ def init_states(
     *,
     config: TrackerConfig,
     model_config: ModelConfig,
+    plan: ConvPlan | None = None,
 ) -> TrackState:
     """States of N targets in one call (jitted): :func:`init_state` mapped over the targets.
 
     ``images`` is one shared (H, W, 3) frame or (N, H, W, 3) frames, one per target; ``boxes`` is
     (N, 4) 1-indexed ``[x, y, w, h]``, ``fills`` (N, 3). The state's arrays get a leading axis N.
     """
-    init = functools.partial(init_state, config=config, model_config=model_config)
+    init = functools.partial(init_state, config=config, model_config=model_config, plan=plan)
     return jax.vmap(init, in_axes=(None, _image_axis(images), 0, 0))(
         variables, images, boxes, fills
     )
@@ -469,13 +479,14 @@ def update_states(
     *,
     config: TrackerConfig,
     model_config: ModelConfig,
+    plan: ConvPlan | None = None,
 ) -> tuple[TrackState, jax.Array]:
     """One tracking step of N targets in one call (jitted; ``states`` donated).
 
     ``images`` is one shared (H, W, 3) frame or (N, H, W, 3) frames, one per target. Returns the
     new states and (N, 4) float32 boxes, 1-indexed ``[x, y, w, h]``.
     """
-    update = functools.partial(update_state, config=config, model_config=model_config)
+    update = functools.partial(update_state, config=config, model_config=model_config, plan=plan)
     return jax.vmap(update, in_axes=(None, 0, _image_axis(images)))(variables, states, images)
 
 
@@ -508,6 +519,7 @@ def start_slot(
     *,
     config: TrackerConfig,
     model_config: ModelConfig,
+    plan: ConvPlan | None = None,
 ) -> TrackState:
     """``states`` with slot ``slot`` started on a new target (jitted; ``states`` donated).
 
@@ -517,7 +529,7 @@ def start_slot(
       image: (H, W, 3) uint8 first frame of the target, padded (see :func:`step_slots`).
       box, fill, config, model_config: as for :func:`init_state`.
     """
-    started = init_state(variables, image, box, fill, config=config, model_config=model_config)
+    started = init_state(variables, image, box, fill, config=config, model_config=model_config, plan=plan)
     return jax.tree.map(lambda all_slots, new: all_slots.at[slot].set(new), states, started)
 
 
@@ -530,6 +542,7 @@ def step_slots(
     *,
     config: TrackerConfig,
     model_config: ModelConfig,
+    plan: ConvPlan | None = None,
 ) -> tuple[TrackState, jax.Array, Confidence]:
     """One tracking step of K targets, each with its own frame and hyper-parameters (jitted).
 
@@ -552,7 +565,7 @@ def step_slots(
     statics = {"config": config, "model_config": model_config}
 
     def step(state: TrackState, image: jax.Array, params: HyperParams):
-        responses = search_responses(variables, state, image, **statics, hyper=params)
+        responses = search_responses(variables, state, image, **statics, plan=plan, hyper=params)
         return locate_with_confidence(state, responses, **statics, hyper=params)
 
     return jax.vmap(step)(states, images, hyper)

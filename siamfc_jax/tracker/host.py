@@ -18,6 +18,8 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from siamfc_jax.config import ModelConfig, TrackerConfig
+from siamfc_jax.ops.plan import ConvPlan, default_plan
+from siamfc_jax.plans import Workload, stored_plan
 from siamfc_jax.sequences.frames import average_color, read_image
 from siamfc_jax.tracker.device import (
     MAX_TARGET_TO_FRAME,
@@ -161,9 +163,14 @@ class _DeviceTracker:
 
     _prepared: tuple[dict, dict] | None = None
 
-    def __init__(self, weights: Weights = None, config: TrackerConfig = TrackerConfig()) -> None:
+    def __init__(
+        self, weights: Weights = None, config: TrackerConfig = TrackerConfig(), plan: ConvPlan | None = None
+    ) -> None:
         self.variables, self.model_config = _resolve_weights(weights)
         self.config = fit_config(config, self.model_config)
+        if plan is None:
+            plan = stored_plan(self.model_config, Workload.tracking(self.config))
+        self.plan = default_plan(jax.default_backend()) if plan is None else plan
 
     @property
     def prepared_variables(self) -> dict:
@@ -171,7 +178,9 @@ class _DeviceTracker:
         them (:func:`~siamfc_jax.tracker.device.prepare_variables`); computed on first use, and
         again after :attr:`variables` is replaced."""
         if self._prepared is None or self._prepared[0] is not self.variables:
-            prepared = prepare_variables(self.variables, config=self.config, model_config=self.model_config)
+            prepared = prepare_variables(
+                self.variables, config=self.config, model_config=self.model_config, plan=self.plan
+            )
             self._prepared = (self.variables, prepared)
         return self._prepared[1]
 
@@ -185,6 +194,9 @@ class Tracker(_DeviceTracker):
         (:func:`siamfc_jax.weights.default_weights_path`).
       config: tracker hyper-parameters; the defaults are siamfc-pytorch's. Stored fitted to the
         network (:func:`fit_config`), so ``tracker.config`` shows the response geometry in use.
+      plan: how the network computes its convolutions (:class:`~siamfc_jax.ops.plan.ConvPlan`);
+        None: the plan this machine measured for tracking (:func:`siamfc_jax.plans.stored_plan`)
+        where it has one, else the platform's :func:`~siamfc_jax.ops.plan.default_plan`.
 
     Raises:
       ConfigError: ``config`` does not fit the network (see :func:`fit_config`).
@@ -215,6 +227,7 @@ class Tracker(_DeviceTracker):
             jax.device_put(fill_color(frame)),
             config=self.config,
             model_config=self.model_config,
+            plan=self.plan,
         )
 
     def update(self, image: Image) -> np.ndarray:
@@ -229,6 +242,7 @@ class Tracker(_DeviceTracker):
             jax.device_put(frame),
             config=self.config,
             model_config=self.model_config,
+            plan=self.plan,
         )
         return np.asarray(jax.device_get(box), np.float64)
 
@@ -265,7 +279,7 @@ class BatchTracker(_DeviceTracker):
     its own :class:`Tracker`.
 
     Args:
-      weights, config: as for :class:`Tracker`.
+      weights, config, plan: as for :class:`Tracker`.
     """
 
     _states: TrackState | None = None
@@ -296,6 +310,7 @@ class BatchTracker(_DeviceTracker):
             jax.device_put(np.ascontiguousarray(fills)),
             config=self.config,
             model_config=self.model_config,
+            plan=self.plan,
         )
         self._num_targets = len(boxes)
 
@@ -311,5 +326,6 @@ class BatchTracker(_DeviceTracker):
             jax.device_put(frames),
             config=self.config,
             model_config=self.model_config,
+            plan=self.plan,
         )
         return np.asarray(jax.device_get(boxes), np.float64)

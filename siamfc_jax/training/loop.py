@@ -34,6 +34,7 @@ from siamfc_jax.interop.torch_weights import WeightsError
 from siamfc_jax.io import write_text_atomic
 from siamfc_jax.pipeline.loader import PairLoader
 from siamfc_jax.pipeline.sources import TrainingData, prepare_training_data
+from siamfc_jax.plans import Workload, shared_machine_plan
 from siamfc_jax.runtime import describe_allocator, describe_devices
 from siamfc_jax.training.checkpoint import Checkpointer, Position
 from siamfc_jax.training.distributed import (
@@ -206,9 +207,9 @@ def _train(config: TrainConfig, progress: bool, log: Log) -> TrainResult:
         # Records after the checkpoint (a run that died later) are redone, so they are dropped.
         history = [r for r in json.loads(history_path.read_text()) if r["step"] <= position.step]
 
-    train_step = make_train_step(
-        config.model, config.loss, optimizer, mesh, config.pairs.exemplar_sz, config.pairs.search_sz
-    )
+    sizes = config.pairs.exemplar_sz, config.pairs.search_sz
+    plan = shared_machine_plan(config.model, Workload.training(batch // mesh.size, *sizes), say)
+    train_step = make_train_step(config.model, config.loss, optimizer, mesh, *sizes, plan=plan)
     evaluators = _evaluators(data, config, mesh)
     writer = _summary_writer(workdir) if is_main else None
 
