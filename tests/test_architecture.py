@@ -32,7 +32,7 @@ ALLOWED: dict[str, set[str]] = {
     "pipeline": {"cli", "config", "io", "runtime", "sequences", "synthetic"},
     "tracker": {"config", "models", "ops", "plans", "sequences", "visualize", "weights"},
     "visualize": {"evaluation", "io"},
-    "evaluation": {"config", "io", "sequences", "tracker", "visualize"},
+    "evaluation": {"config", "io", "ops", "sequences", "tracker", "visualize"},
     "training": {"config", "evaluation", "interop", "io", "losses", "models", "ops", "pipeline"}
     | {"plans", "runtime", "sequences", "tracker", "weights"},
     "convert": {"cli", "interop", "runtime", "weights"},

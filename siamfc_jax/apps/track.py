@@ -347,6 +347,7 @@ def _track(args: argparse.Namespace, config: TrackerConfig, boxes: list, beat: c
             sequences if sequences is not None else [sequence], out_dir, info=info,
             slots=args.batch or 1, max_frames=args.max_frames, save_scores=args.save_scores,
             protocol=args.protocol, progress=progress_enabled(args.progress), log=print,
+            plan=tracker.plan,
         )
         print(format_table(result.results, result.overall), end="")
         print(format_overall(result.overall))

@@ -74,6 +74,7 @@ from siamfc_jax.evaluation.scoring import (
 )
 from siamfc_jax.evaluation.validation import validate_for_tracking
 from siamfc_jax.io import write_text_atomic
+from siamfc_jax.ops.plan import ConvPlan
 from siamfc_jax.sequences.frames import DataError
 from siamfc_jax.sequences.sequence import Sequence
 from siamfc_jax.tracker.device import (
@@ -167,6 +168,7 @@ def track_jobs(
     max_frames: int | None = None,
     progress: bool = False,
     warm_up: bool = True,
+    plan: ConvPlan | None = None,
 ) -> Iterator[JobResult]:
     """Track ``jobs`` in ``slots`` slots; yields each job's result when it finishes (not in order).
 
@@ -181,6 +183,7 @@ def track_jobs(
       progress: a tqdm bar over the target-frames.
       warm_up: compile (and run once on empty slots) before timing the first frame; False when
         the programs for this padded size and K are known to be compiled (benchmarks).
+      plan: the network's convolution plan (None: the platform's default).
 
     Raises:
       DataError: a frame cannot be decoded, or changes size within a sequence.
@@ -191,7 +194,7 @@ def track_jobs(
         raise ValueError(f"slots must be >= 1, got {slots}")
     config = static_config(fit_config(config, model_config))
     statics = {"config": config, "model_config": model_config}
-    variables = prepare_variables(variables, **statics)
+    variables = prepare_variables(variables, **statics, plan=plan)
     num_slots = min(slots, len(jobs))
     height, width = padded_size([job.sequence.frame_size for job in jobs])
     buffer = np.zeros((num_slots, height, width, 3), np.uint8)
@@ -207,8 +210,9 @@ def track_jobs(
             np.array([1, 1, 2, 2], np.float32),
             np.zeros(3, np.float32),
             **statics,
+            plan=plan,
         )
-        states, boxes, _ = step_slots(variables, states, buffer, hyper, **statics)
+        states, boxes, _ = step_slots(variables, states, buffer, hyper, **statics, plan=plan)
         jax.block_until_ready(boxes)
 
     pending = deque(enumerate(jobs))
@@ -236,6 +240,7 @@ def track_jobs(
                         np.asarray(job.sequence.init_box, np.float32),
                         fill,
                         **statics,
+                        plan=plan,
                     )
                     jax.block_until_ready(states.center)
                     state.times[0] = time.perf_counter() - start
@@ -254,7 +259,7 @@ def track_jobs(
             for slot, state in active.items():
                 _place(buffer[slot], state.frame(state.count, cache), state.job.sequence)
             start = time.perf_counter()
-            states, boxes, confidence = step_slots(variables, states, buffer, hyper, **statics)
+            states, boxes, confidence = step_slots(variables, states, buffer, hyper, **statics, plan=plan)
             boxes, confidence = jax.device_get((boxes, confidence))
             stepped = len(active)
             share = (time.perf_counter() - start) / stepped
@@ -354,6 +359,7 @@ def run_batched(
     protocol: str | None = None,
     progress: bool = False,
     log: Callable[[str], None] = tqdm.write,
+    plan: ConvPlan | None = None,
 ) -> FolderResult:
     """Track ``sequences`` in ``slots`` slots with ``config`` and write their files (module docstring).
 
@@ -371,6 +377,7 @@ def run_batched(
       save_scores: write ``<name>_scores.txt`` and ``<name>_scores.png``.
       protocol: also report this benchmark's figures (:data:`~siamfc_jax.evaluation.metrics.PROTOCOLS`).
       progress: a progress bar; log: gets one line per finished sequence.
+      plan: the network's convolution plan (None: the platform's default).
 
     Raises:
       DataError: a sequence cannot be tracked, or is named like the summary files.
@@ -388,7 +395,8 @@ def run_batched(
     info = {**info, "batch": min(slots, len(jobs))}
     try:
         for done in track_jobs(
-            variables, model_config, config, jobs, slots=slots, max_frames=max_frames, progress=progress
+            variables, model_config, config, jobs, slots=slots, max_frames=max_frames, progress=progress,
+            plan=plan,
         ):
             sequence = sequences[done.index]
             finished[done.index] = _write_sequence(

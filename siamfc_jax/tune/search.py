@@ -30,6 +30,7 @@ import numpy as np
 from siamfc_jax.config import ConfigError, ModelConfig, TrackerConfig
 from siamfc_jax.evaluation.batched import Job, track_jobs
 from siamfc_jax.io import write_text_atomic
+from siamfc_jax.ops.plan import ConvPlan
 from siamfc_jax.sequences.sequence import Sequence
 from siamfc_jax.tracker.device import fit_config, hyper_params, static_config
 from siamfc_jax.tune.config_file import config_values, write_config_file
@@ -235,6 +236,7 @@ def run_search(
     max_frames: int | None = None,
     progress: bool = False,
     log: Callable[[str], None] = print,
+    plan: ConvPlan | None = None,
 ) -> tuple[SearchState, TrackerConfig | None, bool]:
     """Track every candidate on every sequence (those not done yet) and write the outputs.
 
@@ -247,6 +249,7 @@ def run_search(
       settings: what the scores depend on (weights, sequences, base config, frames); a folder
         holding another search's results is refused.
       slots: jobs moving together; max_frames: frames tracked per sequence.
+      plan: the network's convolution plan (None: the platform's default).
 
     Returns:
       ``(state, best, interrupted)``.
@@ -284,7 +287,8 @@ def run_search(
         for static, pairs in groups.items():
             jobs = [Job(sequence, hyper_params(configs[key])) for key, sequence in pairs]
             for done in track_jobs(
-                variables, model_config, static, jobs, slots=slots, max_frames=max_frames, progress=progress
+                variables, model_config, static, jobs, slots=slots, max_frames=max_frames, progress=progress,
+                plan=plan,
             ):
                 key, sequence = pairs[done.index]
                 result = done.result
