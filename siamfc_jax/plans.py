@@ -189,7 +189,7 @@ def _role_program(
         # formulations with the most slices (im2col: k²) would look cheaper than they run.
         return jnp.maximum(x * scale + offset, 0)
 
-    def one(x_shape, kernel_shape, args):
+    def one(x_shape, args):
         if role == "forward":
             x, kernel, scale, offset = args
             return convolve(activation(x, scale, offset), kernel)
@@ -215,8 +215,8 @@ def _role_program(
 
     def program(*args):
         results, start = [], 0
-        for (x_shape, kernel_shape), count in zip(layer_shapes, counts, strict=True):
-            results.append(one(x_shape, kernel_shape, args[start : start + count]))
+        for (x_shape, _), count in zip(layer_shapes, counts, strict=True):
+            results.append(one(x_shape, args[start : start + count]))
             start += count
         return results
 
