@@ -112,6 +112,17 @@ def _cpu_description() -> str:
     return f"{model} | {flags}"
 
 
+# XLA flags that set how many devices the CPU shows and how long their collectives wait, not how
+# fast one device computes: left out of the machine key, so that a run on several host devices or
+# processes finds the plan one measured (a workload's batch is already per device).
+_UNTIMED_XLA_FLAGS = ("--xla_force_host_platform_device_count", "--xla_cpu_collective_timeout_seconds")
+
+
+def _timed_xla_flags() -> str:
+    flags = os.environ.get("XLA_FLAGS", "").split()
+    return " ".join(flag for flag in flags if not flag.startswith(_UNTIMED_XLA_FLAGS))
+
+
 def machine_key() -> str:
     """Digest (16 hex digits) of what makes timings differ between machines (see the module doc)."""
     parts = [
@@ -120,7 +131,7 @@ def machine_key() -> str:
         f"cores {available_cores()}",
         f"jax {jax.__version__} jaxlib {jaxlib.__version__}",
         f"backend {jax.default_backend()} {sorted({d.device_kind for d in jax.devices()})}",
-        f"XLA_FLAGS {os.environ.get('XLA_FLAGS', '')}",
+        f"XLA_FLAGS {_timed_xla_flags()}",
     ]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
 
@@ -305,26 +316,6 @@ def machine_plan(model_config: ModelConfig, workload: Workload, log: Log = print
     with contextlib.suppress(OSError):
         write_text_atomic(path, json.dumps(entries, indent=1, sort_keys=True) + "\n")
     return plan
-
-
-# Bytes of the buffer a plan's JSON travels in between processes (a plan takes about 700).
-PLAN_BYTES = 4096
-
-
-def shared_machine_plan(model_config: ModelConfig, workload: Workload, log: Log = print) -> ConvPlan:
-    """:func:`machine_plan` of process 0, the same on every process of a multi-process run (so that
-    all of them run one program); with one process, :func:`machine_plan` itself. Every process
-    must call it (a collective)."""
-    if jax.process_count() == 1:
-        return machine_plan(model_config, workload, log)
-    from jax.experimental import multihost_utils  # only for several processes
-
-    buffer = np.zeros(PLAN_BYTES, np.uint8)
-    if jax.process_index() == 0:
-        encoded = json.dumps(machine_plan(model_config, workload, log).to_dict()).encode()
-        buffer[: len(encoded)] = np.frombuffer(encoded, np.uint8)
-    received = np.asarray(multihost_utils.broadcast_one_to_all(buffer))
-    return ConvPlan.from_dict(json.loads(received.tobytes().rstrip(b"\0")))
 
 
 # What a --conv-impl option takes: "auto", this machine's plan, or one formulation everywhere.

@@ -34,7 +34,7 @@ from siamfc_jax.interop.torch_weights import WeightsError
 from siamfc_jax.io import write_text_atomic
 from siamfc_jax.pipeline.loader import PairLoader
 from siamfc_jax.pipeline.sources import TrainingData, prepare_training_data
-from siamfc_jax.plans import Workload, shared_machine_plan
+from siamfc_jax.plans import Workload
 from siamfc_jax.runtime import describe_allocator, describe_devices
 from siamfc_jax.training.checkpoint import Checkpointer, Position
 from siamfc_jax.training.distributed import (
@@ -46,7 +46,7 @@ from siamfc_jax.training.distributed import (
 )
 from siamfc_jax.training.evaluators import Evaluator, PeakErrorEvaluator, TrackingEvaluator
 from siamfc_jax.training.state import TrainState, create_train_state, epoch_learning_rate, make_optimizer
-from siamfc_jax.training.step import data_mesh, make_train_step, shard_batch
+from siamfc_jax.training.step import data_mesh, make_train_step, shard_batch, shared_machine_plan
 from siamfc_jax.weights import export_pth, save_weights
 
 Log = Callable[[str], None]

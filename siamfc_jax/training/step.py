@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -18,6 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
@@ -25,6 +27,8 @@ from siamfc_jax.config import LossConfig, ModelConfig
 from siamfc_jax.losses import balanced_logistic_loss, logistic_labels
 from siamfc_jax.models import SiamFC, backbone_class, response_size
 from siamfc_jax.ops.plan import ConvPlan
+from siamfc_jax.plans import Log, Workload, machine_plan
+from siamfc_jax.training.distributed import wait_for_all_processes
 from siamfc_jax.training.state import TrainState
 
 DATA_AXIS = "data"
@@ -66,6 +70,26 @@ def shard_batch(batch: dict[str, np.ndarray], mesh: Mesh) -> Batch:
         name: jax.make_array_from_process_local_data(sharding, np.asarray(value))
         for name, value in batch.items()
     }
+
+
+# Bytes of the buffer a plan's JSON travels in between processes (a plan takes about 700).
+PLAN_BYTES = 4096
+
+
+def shared_machine_plan(model_config: ModelConfig, workload: Workload, log: Log) -> ConvPlan:
+    """:func:`~siamfc_jax.plans.machine_plan` of process 0, the same on every process of a
+    multi-process run, so that all of them run one program; with one process, ``machine_plan``
+    itself. Every process must call it: the others wait at a barrier of the coordination service
+    (not a device collective, whose timeout is short) while process 0 measures."""
+    if jax.process_count() == 1:
+        return machine_plan(model_config, workload, log)
+    buffer = np.zeros(PLAN_BYTES, np.uint8)
+    if jax.process_index() == 0:
+        encoded = json.dumps(machine_plan(model_config, workload, log).to_dict()).encode()
+        buffer[: len(encoded)] = np.frombuffer(encoded, np.uint8)
+    wait_for_all_processes("siamfc_jax/conv_plan_ready")
+    received = np.asarray(multihost_utils.broadcast_one_to_all(buffer))
+    return ConvPlan.from_dict(json.loads(received.tobytes().rstrip(b"\0")))
 
 
 @dataclasses.dataclass(frozen=True)
