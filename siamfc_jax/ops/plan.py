@@ -23,17 +23,22 @@ LAYERS = ("conv1", "conv2", "conv3", "conv4", "conv5")
 # "products": one matrix product per exemplar and a sum of shifted columns (ops.conv.correlate).
 CORRELATIONS = ("lax", "products")
 
-# The CPU plan for machines that have not measured their own (siamfc_jax.plans.machine_plan): what
-# measure_plan picked for AlexNetV1 on a 2-core Intel Xeon (AVX-512, jax 0.11, XLA's convolution
-# kernels on as the command-line tools set them, the machine shared with other jobs): the forward
-# passes from tracking (3 searches of 255 and one exemplar), the gradients from training (8 pairs
-# of 127/239). conv1's input gradient (of the images) is never computed.
+# The CPU plan for machines that have not measured their own (siamfc_jax.plans.machine_plan), from
+# what measure_plan picked for AlexNetV1 on a 2-core Intel Xeon (AVX-512, jax 0.11) shared with
+# other jobs, which moved timings by up to 2x. Gradients: a train step of 8 pairs of 127/239 under
+# XLA's default libraries, as the library runs without the tools' flags (conv1 rows, conv2
+# rows/lax_per_group/rows, conv3 winograd/rows/rows, conv4 rows, conv5 winograd/lax_per_group/rows).
+# Forward passes: tracking (3 searches of 255 and one exemplar) picked winograd for conv1, conv3 and
+# conv5 with and without the flags, lax_per_group for conv2 and conv4 with them (XLA's own
+# convolution kernels), which run far slower without; the plan takes the non-lax formulation that
+# came first or second in every measurement of the layer (conv2 winograd, conv4 rows). conv1's
+# input gradient (of the images) is never computed.
 _CPU_LAYERS = (
-    Formulations("winograd", "winograd", "lax"),
-    Formulations("lax_per_group", "rows", "lax_per_group"),
-    Formulations("winograd", "rows", "lax"),
-    Formulations("lax_per_group", "lax", "rows"),
-    Formulations("winograd", "lax_per_group", "lax_per_group"),
+    Formulations("winograd", "winograd", "rows"),
+    Formulations("winograd", "lax_per_group", "rows"),
+    Formulations("winograd", "rows", "rows"),
+    Formulations("rows", "rows", "rows"),
+    Formulations("winograd", "lax_per_group", "rows"),
 )
 
 
