@@ -227,6 +227,11 @@ def test_another_machine_key_starts_a_new_file(plan_cache, monkeypatch):
     plain = plans.plans_path()
     monkeypatch.setenv("XLA_FLAGS", "--xla_cpu_use_onednn=true")
     assert plans.plans_path() != plain and plans.plans_path().parent == plain.parent
+    # How many host devices the CPU shows, and how long collectives wait, time nothing: one file
+    # serves a multi-process run and one process with several devices.
+    flags = "--xla_force_host_platform_device_count=2 --xla_cpu_collective_timeout_seconds=120"
+    monkeypatch.setenv("XLA_FLAGS", flags)
+    assert plans.plans_path() == plain
 
 
 def test_plans_round_trip_through_json_and_refuse_unknown_values():
