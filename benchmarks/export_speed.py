@@ -87,13 +87,14 @@ def run(args: argparse.Namespace) -> int:
     tracker = Tracker(WEIGHTS)
     variables, model_config, config = tracker.variables, tracker.model_config, tracker.config
     exemplar, crops = real_crops(frames, sequence.init_box, config)
-    model = SiamFC(model_config, precision=config.precision, conv_impl=config.conv_impl)
+    model = SiamFC(model_config, precision=config.precision, plan=tracker.plan)
     kernel = model.apply(variables, exemplar, method=SiamFC.embed)
 
     @jax.jit
     def network(searches):
         features = model.apply(variables, searches, method=SiamFC.embed)
-        return cross_correlate(kernel, features, model_config.out_scale, config.precision, config.conv_impl)
+        correlation = tracker.plan.correlation
+        return cross_correlate(kernel, features, model_config.out_scale, config.precision, correlation)
 
     with tempfile.TemporaryDirectory() as folder:
         export_onnx(variables, model_config, folder)
@@ -111,9 +112,7 @@ def run(args: argparse.Namespace) -> int:
     def ours_network(searches):
         jax.block_until_ready(network(searches))
 
-    exported_init, exported_update = export_steps(
-        variables, model_config, TrackerConfig(conv_impl="matmul"), platforms=("cpu",)
-    )
+    exported_init, exported_update = export_steps(variables, model_config, config, platforms=("cpu",))
     init_step, update_step = jax.jit(exported_init.call), jax.jit(exported_update.call)
     box32 = np.asarray(sequence.init_box, np.float32)
     state = [init_step(frames[0], box32)]

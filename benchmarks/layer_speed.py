@@ -46,6 +46,7 @@ from benchmarks.track_speed import TorchTracker, load_torch_reference, machine_l
 from siamfc_jax.interop.torch_weights import WeightsError, flax_to_torch
 from siamfc_jax.models.backbones import backbone_class
 from siamfc_jax.ops.crop import crop_and_resize
+from siamfc_jax.ops.plan import ConvPlan
 from siamfc_jax.runtime import (
     available_cores,
     choose_xla_cpu_libraries,
@@ -105,7 +106,10 @@ def stages(
             for collection, values in variables.items()
             if name in values.get("backbone", {})
         }
-        module = one_block_backbone(backbone, index)(precision=config.precision, conv_impl=config.conv_impl)
+        # The block runs as the one-block backbone's conv1, by the formulations of the tracker's plan.
+        plan = tracker.plan
+        block_plan = ConvPlan((plan.layer(index),) * len(plan.layers), plan.correlation, plan.separable_pool)
+        module = one_block_backbone(backbone, index)(precision=config.precision, plan=block_plan)
         ours = jax.jit(module.apply)
         theirs = getattr(torch_tracker.net.backbone, name)
 

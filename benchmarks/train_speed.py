@@ -64,9 +64,9 @@ from benchmarks.track_speed import (
 )
 from siamfc_jax.config import OptimConfig, PairConfig, TrainConfig
 from siamfc_jax.interop.torch_weights import flax_to_torch
-from siamfc_jax.ops.conv import CONV_IMPLS
 from siamfc_jax.pipeline.loader import PairLoader
 from siamfc_jax.pipeline.sources import prepare_training_data
+from siamfc_jax.plans import CONV_IMPL_CHOICES, Workload, named_plan
 from siamfc_jax.runtime import (
     available_cores,
     choose_xla_cpu_libraries,
@@ -156,6 +156,9 @@ def measure(args: argparse.Namespace) -> dict:
     state = jax.device_put(
         create_train_state(config.model, optimizer, jax.random.key(0)), NamedSharding(mesh, P())
     )
+    sizes = config.pairs.exemplar_sz, config.pairs.search_sz
+    workload = Workload.training(args.batch_size // mesh.size, *sizes)
+
     def train_step(impl: str):
         return make_train_step(
             config.model,
@@ -164,7 +167,7 @@ def measure(args: argparse.Namespace) -> dict:
             mesh,
             config.pairs.exemplar_sz,
             config.pairs.search_sz,
-            conv_impl=impl,
+            plan=named_plan(impl, config.model, workload),
         )
 
     rng = np.random.default_rng(0)
@@ -378,7 +381,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=None, help="runs per row (default: 2 on CPU, else 3)")
     parser.add_argument("--devices", type=positive_counts, default=None,
                         help="device counts, comma-separated (default: 1,2 on CPU, else 1 and all)")
-    parser.add_argument("--conv-impl", choices=CONV_IMPLS, default="auto")
+    parser.add_argument("--conv-impl", choices=CONV_IMPL_CHOICES, default="auto",
+                        help="auto (default): this machine's training plan; or one formulation everywhere")
     add_compare_impl_argument(parser)
     add_torch_device_argument(parser)
     parser.add_argument("--data-dir", type=Path, default=default_cache / "train_speed",

@@ -21,8 +21,8 @@ shared the cores; 7 validations). Expected: validation AUC on the 3 held-out ric
 0.082 untrained, 0.279 after epoch 1, 0.255 after epoch 6 (3 sequences: a noisy figure; the rich
 world is much harder than the basic one); training loss 0.542 in epoch 1, 0.466 in epoch 6. On
 real video, mean success AUC 0.358 on the 12 validation sequences (README, "The packaged
-weights"). The run is deterministic on one machine: the convolution formulations the autotuner
-picks (cached per machine) are part of the arithmetic.
+weights"). The run is deterministic on one machine: the convolution plan measured for it
+(stored per machine, siamfc_jax.plans) is part of the arithmetic.
 """
 
 from __future__ import annotations

@@ -257,11 +257,11 @@ def choose_xla_cpu_libraries(matrix_products: str = "ynnpack") -> bool:
     a user chooses oneDNN's for them. Wherever oneDNN's products are on, the warning JAX gives
     for each program it cannot cache is filtered: it is their known price, not an error.
 
-    The autotune measures under whatever flags are set (they are part of its machine key). The
-    command-line tools call this first thing, as the flags are process-wide and read when JAX
-    creates its CPU backend. A flag the user set in ``XLA_FLAGS`` is left as it is. The flags are
-    the pinned jaxlib's (``tests/test_runtime.py`` runs JAX with them, as XLA aborts on a flag it
-    does not know).
+    Convolution plans are measured under whatever flags are set (they are part of the machine key
+    of :mod:`siamfc_jax.plans`). The command-line tools call this first thing, as the flags are
+    process-wide and read when JAX creates its CPU backend. A flag the user set in ``XLA_FLAGS`` is
+    left as it is. The flags are the pinned jaxlib's (``tests/test_runtime.py`` runs JAX with them,
+    as XLA aborts on a flag it does not know).
 
     Returns:
       True where a flag was added, False where ``XLA_FLAGS`` already set them all.

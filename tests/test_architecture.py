@@ -23,31 +23,29 @@ ALLOWED: dict[str, set[str]] = {
     "cli": set(),
     "ops": {"config"},
     "models": {"config", "ops"},
+    "plans": {"config", "io", "models", "ops", "runtime"},
     "losses": {"config"},
     "interop": {"config", "io", "models"},
     "weights": {"config", "interop", "io", "models"},
     "sequences": {"io"},
     "synthetic": {"cli", "config", "io", "runtime"},
     "pipeline": {"cli", "config", "io", "runtime", "sequences", "synthetic"},
-    "tracker": {"config", "models", "ops", "sequences", "visualize", "weights"},
+    "tracker": {"config", "models", "ops", "plans", "sequences", "visualize", "weights"},
     "visualize": {"evaluation", "io"},
-    "evaluation": {"config", "io", "sequences", "tracker", "visualize"},
-    "training": {"config", "evaluation", "interop", "io", "losses", "models", "pipeline", "runtime"}
-    | {"sequences", "tracker", "weights"},
+    "evaluation": {"config", "io", "ops", "sequences", "tracker", "visualize"},
+    "training": {"config", "evaluation", "interop", "io", "losses", "models", "ops", "pipeline"}
+    | {"plans", "runtime", "sequences", "tracker", "weights"},
     "convert": {"cli", "interop", "io", "runtime", "weights"},
     "live": {"evaluation", "io", "sequences", "tracker", "visualize"},
-    "export": {"cli", "config", "io", "models", "runtime", "tracker", "weights"},
-    "tune": {"cli", "config", "evaluation", "io", "runtime", "sequences", "tracker", "training"}
-    | {"visualize", "weights"},
-    "apps": {"cli", "config", "evaluation", "io", "live", "pipeline", "runtime", "sequences"}
-    | {"synthetic", "tracker", "training", "tune", "weights"},
+    "export": {"cli", "config", "io", "models", "ops", "runtime", "tracker", "weights"},
+    "tune": {"cli", "config", "evaluation", "io", "ops", "plans", "runtime", "sequences", "tracker"}
+    | {"training", "visualize", "weights"},
+    "apps": {"cli", "config", "evaluation", "io", "live", "ops", "pipeline", "plans", "runtime"}
+    | {"sequences", "synthetic", "tracker", "training", "tune", "weights"},
 }
 
 # Modules allowed what their unit is not, and why.
 EXCEPTIONS: dict[str, set[str]] = {
-    # The per-layer formulation choice is measured once and cached on disk, beside the
-    # compilation cache: the one file that ops touches.
-    "ops/autotune.py": {"os", "pathlib", "siamfc_jax.io", "siamfc_jax.runtime"},
 }
 
 # Third-party modules a unit must not import: models and ops know no files, the tracker and

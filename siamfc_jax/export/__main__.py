@@ -48,13 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=_platforms,
         default=DEFAULT_PLATFORMS,
         metavar="LIST",
-        help=f"stablehlo: platforms to lower for (default: {','.join(DEFAULT_PLATFORMS)})",
-    )
-    parser.add_argument(
-        "--conv-impl",
-        choices=("lax", "matmul"),
-        default="lax",
-        help="stablehlo: convolution formulation (default: lax, fast on accelerators; matmul: faster on CPU)",
+        help=f"stablehlo: platforms to lower for (default: {','.join(DEFAULT_PLATFORMS)}); one platform "
+        "gets the convolution plan the tracker runs there, several share uniform lax",
     )
     parser.add_argument("--force", action="store_true", help="replace files already in OUT")
     return parser
@@ -70,9 +65,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.format == "onnx":
             paths = export_onnx(variables, model_config, args.out, overwrite=args.force)
         else:
-            config = TrackerConfig(conv_impl=args.conv_impl)
             paths = export_stablehlo(
-                variables, model_config, args.out, config, args.platforms, overwrite=args.force
+                variables, model_config, args.out, TrackerConfig(), args.platforms, overwrite=args.force
             )
         print(f"backbone {model_config.backbone}: wrote " + ", ".join(str(path) for path in paths.values()))
         return cli.EXIT_OK

@@ -23,6 +23,7 @@ import jax
 from siamfc_jax import cli
 from siamfc_jax.config import ConfigError, TrackerConfig
 from siamfc_jax.evaluation.validation import is_sequence_root, validate_for_tracking
+from siamfc_jax.plans import CONV_IMPL_CHOICES, Workload, named_plan
 from siamfc_jax.runtime import (
     choose_xla_cpu_libraries,
     describe_devices,
@@ -101,6 +102,15 @@ def build_parser() -> cli.ArgumentParser:
         help="track only the first N frames of each sequence",
     )
     parser.add_argument("--progress", action="store_true", help="progress bar on stderr")
+    parser.add_argument(
+        "--conv-impl",
+        choices=CONV_IMPL_CHOICES,
+        default="auto",
+        metavar="NAME",
+        help="search: how the network computes its convolutions: auto (default: this machine's plan, "
+        "measured once on the CPU and stored) or one formulation for every layer: "
+        + ", ".join(CONV_IMPL_CHOICES[1:]),
+    )
     return parser
 
 
@@ -162,6 +172,7 @@ def _run(args) -> int:
     sequences = _sequences(args.seq)
     variables, model_config = load_variables(weights)
     settings = search_settings(weights, sequences, base, args.max_frames)
+    plan = named_plan(args.conv_impl, model_config, Workload.tracking(base))
     try:
         _, best, interrupted = run_search(
             jax.device_put(variables),
@@ -174,6 +185,7 @@ def _run(args) -> int:
             slots=args.batch,
             max_frames=args.max_frames,
             progress=args.progress,
+            plan=plan,
         )
     except SearchError as error:
         raise cli.UsageError(str(error)) from None
