@@ -42,7 +42,7 @@ from siamfc_jax.config import PairConfig
 from siamfc_jax.pipeline.loader import PairLoader
 from siamfc_jax.pipeline.pairs import CropSource, FrameCrops
 from siamfc_jax.pipeline.tfds_builder import SiamfcCropsConfig, load_curated, prepare
-from siamfc_jax.runtime import available_cores, select_platform
+from siamfc_jax.runtime import available_cores, setup_process
 from siamfc_jax.sequences.datasets import GOT10k
 from siamfc_jax.synthetic.config import SyntheticConfig, config_fingerprint
 from siamfc_jax.synthetic.writer import write_got10k
@@ -90,7 +90,6 @@ def measure(source: CropSource, workers: int, batch_size: int, seconds: float, c
 
 
 def main(argv: list[str] | None = None) -> int:
-    select_platform()
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     default_cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "siamfc_jax"
     parser.add_argument("--cache-dir", type=Path, default=default_cache / "data_speed")
@@ -156,4 +155,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    setup_process(allocator=False, xla_cpu_libraries=False, compilation_cache=False)
     sys.exit(main())

@@ -12,12 +12,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import numpy as np
-
 from siamfc_jax import cli
-from siamfc_jax.interop.torch_weights import WeightsError
-from siamfc_jax.runtime import select_platform
-from siamfc_jax.weights import export_pth, is_pth, load_variables, save_weights
+from siamfc_jax.runtime import setup_process
 
 PTH_SUFFIXES = (".pth", ".pt")
 NATIVE_SUFFIXES = (".msgpack",)
@@ -48,6 +44,10 @@ def convert(source: Path, target: Path, float16: bool = False) -> str:
       UsageError: ``target``'s suffix names no format, or ``float16`` with a ``.pth`` target.
       WeightsError: ``source`` is missing or not weights.
     """
+    import numpy as np
+
+    from siamfc_jax.weights import export_pth, is_pth, load_variables, save_weights
+
     wanted = target_format(target)
     if float16 and wanted == "pth":
         raise cli.UsageError("argument --float16: applies to .msgpack outputs only; .pth files are float32")
@@ -62,8 +62,15 @@ def convert(source: Path, target: Path, float16: bool = False) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the command line; returns the exit status (:mod:`siamfc_jax.cli`'s convention)."""
-    select_platform()
+    """Run the command line (``python -m siamfc_jax.convert``, ``siamfc-convert``); returns the exit
+    status (:mod:`siamfc_jax.cli`'s convention).
+
+    The process is set up first (:func:`siamfc_jax.runtime.setup_process`: the platform; converting
+    computes nothing, so no restart and no XLA flags), and JAX imported after it, by the weights
+    module.
+    """
+    setup_process(allocator=False, xla_cpu_libraries=False, compilation_cache=False)
+    from siamfc_jax.interop.torch_weights import WeightsError
 
     def body() -> int:
         parser = cli.ArgumentParser(

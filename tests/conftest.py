@@ -7,10 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from siamfc_jax.runtime import select_platform
+from siamfc_jax.runtime import setup_process
 
-# As the command-line tools do: the CPU where JAX's CUDA plugin is installed but no GPU is present.
-select_platform()
+# The platform as the command-line tools choose it (the CPU where JAX's CUDA plugin is installed
+# but no GPU is present); the rest would replace pytest's process (the restart on mimalloc) or make
+# the suite's numbers depend on the XLA flags of whichever test first started JAX.
+setup_process(allocator=False, xla_cpu_libraries=False, compilation_cache=False)
 # Convolution formulations are not measured in tests ("auto" takes its static choice): the suite
 # stays quick on a cold cache and does not depend on the machine's load. tests/test_conv.py turns
 # measuring on where it tests it.

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from siamfc_jax.cli import COMMAND_MODULES
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = REPO_ROOT / "siamfc_jax"
 
@@ -67,12 +69,9 @@ FORBIDDEN: dict[str, set[str]] = {
 }
 
 # The only modules with a command line (argparse through siamfc_jax.cli): the helper itself and
-# the ``python -m`` entry points. Everything else is library code that a notebook can import.
-CLI_MODULES = {"cli.py", "convert.py", "synthetic/__main__.py", "pipeline/tfds_builder.py"} | {
-    "apps/track.py",
-    "apps/train.py",
-    "export/__main__.py",
-    "tune/__main__.py",
+# the modules it names. Everything else is library code that a notebook can import.
+CLI_MODULES = {"cli.py"} | {
+    "/".join(module.split(".")[1:]) + ".py" for module in COMMAND_MODULES
 }
 
 NEVER = {"tensorflow"}  # the design card: no TensorFlow dependency (TFDS runs without it)

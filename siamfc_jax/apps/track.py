@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -48,15 +47,7 @@ from siamfc_jax.evaluation.runner import (
 from siamfc_jax.evaluation.scoring import SUMMARY_NAME
 from siamfc_jax.evaluation.validation import check_target_boxes, is_sequence_root, validate_for_tracking
 from siamfc_jax.live import display_problem, format_live_result, is_live_source, run_live, source_name
-from siamfc_jax.runtime import (
-    choose_xla_cpu_libraries,
-    describe_allocator,
-    describe_devices,
-    enable_compilation_cache,
-    keep_freed_host_memory,
-    relaunch_with_mimalloc,
-    select_platform,
-)
+from siamfc_jax.runtime import describe_allocator, describe_devices
 from siamfc_jax.sequences.datasets import SequenceFolder
 from siamfc_jax.sequences.frames import DataError
 from siamfc_jax.sequences.readers import open_sequence
@@ -281,7 +272,6 @@ def _run(args: argparse.Namespace, config: TrackerConfig) -> int:
 
 
 def _track(args: argparse.Namespace, config: TrackerConfig, boxes: list, beat: cli.Heartbeat) -> int:
-    enable_compilation_cache()  # before anything compiles: JAX decides on the cache once
     device = describe_devices()
     beat.say(device)
     beat.say(describe_allocator())
@@ -418,18 +408,12 @@ def _run_live(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the command line; returns the exit status (:mod:`siamfc_jax.cli`'s convention)."""
-    select_platform()
-    keep_freed_host_memory()
-    choose_xla_cpu_libraries()
+    """Run the command line in a process set up by :func:`siamfc_jax.runtime.setup_process`
+    (:func:`siamfc_jax.apps.track_command`); returns the exit status (:mod:`siamfc_jax.cli`'s
+    convention)."""
 
     def body() -> int:
         args = build_parser().parse_args(argv)
         return _run(args, tracker_config(args))
 
     return cli.run(body, (DataError, WeightsError, SyntheticDataError, OSError))
-
-
-if __name__ == "__main__":
-    relaunch_with_mimalloc()  # before anything compiles; it repeats the imports above
-    sys.exit(main())

@@ -25,13 +25,7 @@ import configs
 from siamfc_jax import cli
 from siamfc_jax.config import ConfigError, TrainConfig
 from siamfc_jax.io import check_writable_dir
-from siamfc_jax.runtime import (
-    choose_xla_cpu_libraries,
-    enable_compilation_cache,
-    keep_freed_host_memory,
-    relaunch_with_mimalloc,
-    select_platform,
-)
+from siamfc_jax.runtime import setup_process
 from siamfc_jax.sequences.frames import DataError
 from siamfc_jax.synthetic.config import SyntheticDataError
 from siamfc_jax.weights import WeightsError
@@ -136,10 +130,9 @@ def build_config(args: argparse.Namespace, paths: list[str]) -> TrainConfig:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the command line; returns the exit status (:mod:`siamfc_jax.cli`'s convention)."""
-    select_platform()
-    keep_freed_host_memory()
-    choose_xla_cpu_libraries()
+    """Run the command line in a process set up by :func:`siamfc_jax.runtime.setup_process`
+    (:func:`siamfc_jax.apps.train_command`); returns the exit status (:mod:`siamfc_jax.cli`'s
+    convention)."""
 
     def body() -> int:
         parser, paths = build_parser()
@@ -157,7 +150,9 @@ def main(argv: list[str] | None = None) -> int:
                 raise cli.UsageError(f"argument {error}") from None
             raise
         check_writable_dir(config.workdir, "argument --workdir: ")
-        enable_compilation_cache()  # before anything compiles: JAX decides on the cache once
+        if args.distributed:
+            # Read when the backend starts, after initialize() below.
+            setup_process(allocator=False, collective_timeout_s=args.collective_timeout)
 
         import jax
 
@@ -165,10 +160,6 @@ def main(argv: list[str] | None = None) -> int:
         from siamfc_jax.training.loop import train
 
         if args.distributed:
-            # Read when the backend starts, after initialize(): a collective whose peers do not
-            # answer (a process died or stalls) fails after this long instead of waiting forever.
-            timeout = f"--xla_cpu_collective_timeout_seconds={args.collective_timeout}"
-            os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {timeout}".strip()
             jax.distributed.initialize(
                 coordinator_address=args.coordinator,
                 num_processes=args.num_processes,
@@ -192,8 +183,3 @@ def main(argv: list[str] | None = None) -> int:
         return cli.EXIT_INTERRUPTED if result.interrupted else cli.EXIT_OK
 
     return cli.run(body, (DataError, WeightsError, SyntheticDataError, ValueError, OSError))
-
-
-if __name__ == "__main__":
-    relaunch_with_mimalloc()  # before anything compiles; it repeats the imports above
-    sys.exit(main())

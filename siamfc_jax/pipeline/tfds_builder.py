@@ -461,4 +461,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    from siamfc_jax.runtime import setup_process
+
+    # NumPy, OpenCV and TFDS's writers only: nothing runs on JAX or XLA.
+    setup_process(allocator=False, xla_cpu_libraries=False, compilation_cache=False)
     sys.exit(main())
