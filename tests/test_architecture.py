@@ -20,6 +20,7 @@ PACKAGE = REPO_ROOT / "siamfc_jax"
 # Unit (sub-package or top-level module of siamfc_jax) -> the units it may import.
 ALLOWED: dict[str, set[str]] = {
     "config": set(),
+    "configs": {"config"},
     "io": set(),
     "runtime": set(),
     "cli": set(),
@@ -41,7 +42,7 @@ ALLOWED: dict[str, set[str]] = {
     "export": {"cli", "config", "io", "models", "runtime", "tracker", "weights"},
     "tune": {"cli", "config", "evaluation", "io", "runtime", "sequences", "tracker", "training"}
     | {"visualize", "weights"},
-    "apps": {"cli", "config", "evaluation", "io", "live", "pipeline", "runtime", "sequences"}
+    "apps": {"cli", "config", "configs", "evaluation", "io", "live", "pipeline", "runtime", "sequences"}
     | {"synthetic", "tracker", "training", "tune", "weights"},
 }
 
@@ -138,13 +139,6 @@ def test_imports_follow_the_rules(path):
     relative = path.relative_to(PACKAGE).as_posix()
     problems = violations(relative, imports(path))
     assert not problems, f"{relative}: " + "; ".join(problems)
-
-
-def test_configs_need_only_the_config_module():
-    for path in sorted((REPO_ROOT / "configs").glob("*.py")):
-        for module, _ in imports(path):
-            if module.startswith("siamfc_jax"):
-                assert module == "siamfc_jax.config", f"{path.name} imports {module}"
 
 
 def test_the_rules_can_fail(tmp_path):

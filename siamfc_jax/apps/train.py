@@ -1,16 +1,17 @@
 """Train SiamFC: ``python train.py [--config NAME] [--FIELD VALUE ...]``.
 
 Thin command line over :func:`siamfc_jax.training.loop.train`. A run is a named config from
-``configs/`` (``synthetic``, ``got10k``, ``vid``, ``default``, ``ci``; each module's docstring holds
-its command, wall time and expected AUC). Every field of the config is a flag named by its dotted
-path (``--optim.epochs 3``, ``--pairs.instance-sz 271``, ``--pairs.color-jitter``, ``--seed 1``);
-the short flags of earlier releases (``--backbone``, ``--epochs``, ``--batch-size``, ``--lr``,
+:mod:`siamfc_jax.configs` (``synthetic``, ``got10k``, ``vid``, ``default``, ``ci``; each module's
+docstring holds its command, wall time and expected AUC). Every field of the config is a flag named
+by its dotted path (``--optim.epochs 3``, ``--pairs.instance-sz 271``, ``--pairs.color-jitter``,
+``--seed 1``); short flags (``--backbone``, ``--epochs``, ``--batch-size``, ``--lr``,
 ``--final-lr``, ``--weight-decay``, ``--pairs-per-seq``) are other names of the same flags. Without
-``--config`` the config follows ``--data``: ``python train.py --backbone v1`` trains on the synthetic
-world (:mod:`configs.synthetic`), ``--data got10k:DIR`` with siamfc-pytorch's recipe. See README.md
-for multi-GPU and multi-host use. Running the same command again resumes from the newest checkpoint
-(or says that the run is finished). The workdir is checked before any work; when stderr is not a
-terminal, a plain progress line is printed at least every 10 s. Installed: ``siamfc-train``.
+``--config`` the config follows ``--data``: ``python train.py --backbone v1`` trains on the
+synthetic world (:mod:`siamfc_jax.configs.synthetic`), ``--data got10k:DIR`` with siamfc-pytorch's
+recipe. See README.md for multi-GPU and multi-host use. Running the same command again resumes
+from the newest checkpoint (or says that the run is finished). The workdir is checked before any
+work; when stderr is not a terminal, a plain progress line is printed at least every 10 s.
+Installed: ``siamfc-train``.
 """
 
 from __future__ import annotations
@@ -21,8 +22,7 @@ import json
 import os
 import sys
 
-import configs
-from siamfc_jax import cli
+from siamfc_jax import cli, configs
 from siamfc_jax.config import ConfigError, TrainConfig
 from siamfc_jax.io import check_writable_dir
 from siamfc_jax.runtime import setup_process
@@ -30,7 +30,7 @@ from siamfc_jax.sequences.frames import DataError
 from siamfc_jax.synthetic.config import SyntheticDataError
 from siamfc_jax.weights import WeightsError
 
-# Spellings kept from the command line before named configs.
+# Short names of config flags, for the fields most often changed.
 ALIASES = {
     "model.backbone": ("--backbone",),
     "optim.epochs": ("--epochs",),
@@ -82,7 +82,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, list[str]]:
     parser = cli.ArgumentParser(
         prog=cli.program_name("python train.py"),
         description="Train SiamFC (siamfc-pytorch's recipe) with data-parallel JAX.",
-        epilog="Config fields not given keep the value of --config (see configs/ for each run).",
+        epilog="Config fields not given keep the value of --config (see siamfc_jax/configs/ for each run).",
     )
     parser.add_argument(
         "--config",
