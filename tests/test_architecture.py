@@ -2,12 +2,13 @@
 
 Every ``import`` counts, at module level or inside a function (a lazy import is still a
 dependency). A new dependency between packages is a design decision: make it in ARCHITECTURE.md
-and in :data:`ALLOWED` together.
+and in :data:`ALLOWED` together (a test compares the two), and keep the rules free of cycles.
 """
 
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -32,8 +33,8 @@ ALLOWED: dict[str, set[str]] = {
     "sequences": {"io"},
     "synthetic": {"cli", "config", "io", "runtime"},
     "pipeline": {"cli", "config", "io", "runtime", "sequences", "synthetic"},
-    "tracker": {"config", "models", "ops", "sequences", "visualize", "weights"},
-    "visualize": {"evaluation", "io"},
+    "tracker": {"config", "models", "ops", "sequences", "weights"},
+    "visualize": {"io"},
     "evaluation": {"config", "io", "sequences", "tracker", "visualize"},
     "training": {"config", "evaluation", "interop", "io", "losses", "models", "pipeline", "runtime"}
     | {"sequences", "tracker", "weights"},
@@ -160,3 +161,83 @@ def test_the_rules_can_fail(tmp_path):
         "models may not import cv2",
         "models may not import siamfc_jax.io",
     ]
+
+
+def rule_cycle(rules: dict[str, set[str]]) -> list[str]:
+    """A cycle of units in ``rules`` (unit -> units it may import), as the path that closes it
+    (``["a", "b", "a"]``); empty where there is none. Depth-first search, colouring units as
+    unvisited, on the current path, or finished."""
+    state: dict[str, str] = {}
+    path: list[str] = []
+
+    def visit(unit: str) -> list[str]:
+        state[unit] = "on path"
+        path.append(unit)
+        for target in sorted(rules.get(unit, ())):
+            if state.get(target) == "on path":
+                return [*path[path.index(target) :], target]
+            if target not in state and (found := visit(target)):
+                return found
+        path.pop()
+        state[unit] = "done"
+        return []
+
+    for unit in sorted(rules):
+        if unit not in state and (found := visit(unit)):
+            return found
+    return []
+
+
+def test_the_rules_have_no_cycle():
+    assert rule_cycle(ALLOWED) == []
+
+
+def test_a_cycle_in_the_rules_is_found():
+    assert rule_cycle({"a": {"b"}, "b": {"c"}, "c": set()}) == []
+    assert rule_cycle({"tracker": {"visualize"}, "visualize": {"evaluation"}, "evaluation": {"tracker"}}) == [
+        "evaluation",
+        "tracker",
+        "visualize",
+        "evaluation",
+    ]
+    assert rule_cycle({"a": {"a"}}) == ["a", "a"]
+
+
+ARCHITECTURE = REPO_ROOT / "docs" / "ARCHITECTURE.md"
+_CODE = re.compile(r"`([^`]+)`")
+
+
+def documented_rules(text: str) -> dict[str, set[str]]:
+    """Unit -> the units its row of ARCHITECTURE.md's package table lets it import: the names in
+    backticks of the row's last column (``nothing``: none); a row may name several units."""
+    rules: dict[str, set[str]] = {}
+    section = text.split("## Packages", 1)[1].split("\n## ", 1)[0]
+    for line in section.splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if not line.startswith("|") or len(cells) != 3 or cells[0] in ("unit", "---"):
+            continue
+        allowed = set() if cells[2] == "nothing" else set(_CODE.findall(cells[2]))
+        for unit in _CODE.findall(cells[0]):
+            assert unit not in rules, f"ARCHITECTURE.md: two rows for {unit}"
+            rules[unit] = allowed
+    return rules
+
+
+def test_the_documented_table_is_the_rules():
+    assert documented_rules(ARCHITECTURE.read_text()) == ALLOWED
+
+
+def test_the_table_reader_sees_the_columns():
+    text = (
+        "## Packages\n\n| unit | job | may import (of siamfc_jax) |\n| --- | --- | --- |\n"
+        "| `config` | the `x` configs | nothing |\n| `ops`, `models` | ops | `config`, `io` |\n\n## Next\n"
+        "| `late` | not in the section | `config` |\n"
+    )
+    assert documented_rules(text) == {"config": set(), "ops": {"config", "io"}, "models": {"config", "io"}}
+
+
+def test_the_command_modules_exist_and_the_docs_point_to_their_list():
+    for module in COMMAND_MODULES:
+        assert (REPO_ROOT / (module.replace(".", "/") + ".py")).is_file(), module
+    for document in (ARCHITECTURE, REPO_ROOT / "README.md"):
+        assert "siamfc_jax.cli.COMMAND_MODULES" in document.read_text(), document.name

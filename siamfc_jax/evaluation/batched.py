@@ -55,7 +55,7 @@ from matplotlib.figure import Figure
 from tqdm import tqdm
 
 from siamfc_jax.config import ModelConfig, TrackerConfig
-from siamfc_jax.evaluation.metrics import Run, iou, protocol_scores
+from siamfc_jax.evaluation.metrics import SUCCESS_THRESHOLDS, Run, iou, protocol_scores
 from siamfc_jax.evaluation.reports import (
     format_boxes,
     format_result,
@@ -403,7 +403,7 @@ def run_batched(
     scored = {result.name: result.success_curve for result in results if result.scores is not None}
     if scored:
         outputs["success_plot"] = out_dir / f"{SUMMARY_NAME}_success.png"
-        figure = success_figure(scored, mean_label=f"mean of {len(scored)} sequences")
+        figure = success_figure(scored, SUCCESS_THRESHOLDS, mean_label=f"mean of {len(scored)} sequences")
         save_figure(figure, outputs["success_plot"])
     table = format_table(results, overall)
     benchmark = None
@@ -469,7 +469,8 @@ def _write_sequence(
     write_text_atomic(outputs["boxes"], format_boxes(result.boxes))
     if result.scores is not None:
         outputs["success_plot"] = out_dir / f"{name}_success.png"
-        save_figure(success_figure({name: result.success_curve}), outputs["success_plot"])
+        figure = success_figure({name: result.success_curve}, SUCCESS_THRESHOLDS)
+        save_figure(figure, outputs["success_plot"])
     if save_scores:
         outputs["scores"] = out_dir / f"{name}_scores.txt"
         write_text_atomic(outputs["scores"], _scores_text(done.confidence))

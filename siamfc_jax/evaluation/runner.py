@@ -59,6 +59,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from siamfc_jax.evaluation.metrics import SUCCESS_THRESHOLDS
 from siamfc_jax.evaluation.outputs import target_name
 from siamfc_jax.evaluation.reports import (
     format_boxes,
@@ -355,7 +356,7 @@ def run_sequence(
     write_text_atomic(outputs["boxes"], format_boxes(result.boxes))
     if result.scores is not None:
         path = out_dir / f"{sequence.name}_success.png"
-        save_figure(success_figure({sequence.name: result.success_curve}), path)
+        save_figure(success_figure({sequence.name: result.success_curve}, SUCCESS_THRESHOLDS), path)
         outputs["success_plot"] = path
     pictures.write_strip(result.boxes, out_dir)
     outputs["json"] = out_dir / f"{sequence.name}.json"
@@ -504,7 +505,7 @@ def run_folder(
     scored = {result.name: result.success_curve for result in results if result.scores is not None}
     if scored:
         outputs["success_plot"] = out_dir / f"{SUMMARY_NAME}_success.png"
-        figure = success_figure(scored, mean_label=f"mean of {len(scored)} sequences")
+        figure = success_figure(scored, SUCCESS_THRESHOLDS, mean_label=f"mean of {len(scored)} sequences")
         save_figure(figure, outputs["success_plot"])
     write_text_atomic(outputs["table"], format_table(results, overall))
     summary = summary_record(
