@@ -1,4 +1,5 @@
-"""Process-level setup: the allocator, the JAX platform, XLA:CPU's flags and the compilation cache.
+"""Process-level setup: the allocator, the JAX platform, XLA:CPU's flags, the compilation cache and
+FFmpeg's log level.
 
 Nothing here runs on import. :func:`setup_process` is the one call that configures the process:
 every program (the command lines, the speed benchmarks, the test suite) makes it first thing,
@@ -361,6 +362,10 @@ def setup_process(
        ``XLA_FLAGS``), the warning JAX gives for each program it cannot cache is filtered: it is
        their known price, not an error.
     4. ``compilation_cache``: JAX's persistent compilation cache in ``cache_dir() / "jax"``.
+    5. FFmpeg's errors through PyAV's log callback (``av.logging.set_level(av.logging.ERROR)``), so
+       that :mod:`siamfc_jax.sequences.frames` catches a damaged video's messages per thread and
+       names the frame (PyAV drops them at its default level); errors no capture takes go to
+       Python's ``logging`` (``libav.*``). The level is PyAV's, process-wide: hence here.
 
     Call it first thing, before importing JAX (whose import the restart would repeat): JAX reads the
     platform, the flags and the cache folder once, when it creates its backend. A second call adds
@@ -384,3 +389,6 @@ def setup_process(
         warnings.filterwarnings("ignore", message=_UNCACHEABLE_ONEDNN_WARNING, category=UserWarning)
     if compilation_cache:
         _enable_compilation_cache()
+    import av.logging  # FFmpeg's bindings, not JAX: cheap, and after the restart
+
+    av.logging.set_level(av.logging.ERROR)
