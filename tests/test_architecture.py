@@ -241,3 +241,38 @@ def test_the_command_modules_exist_and_the_docs_point_to_their_list():
         assert (REPO_ROOT / (module.replace(".", "/") + ".py")).is_file(), module
     for document in (ARCHITECTURE, REPO_ROOT / "README.md"):
         assert "siamfc_jax.cli.COMMAND_MODULES" in document.read_text(), document.name
+
+
+def entry_problems(tree: ast.Module) -> list[str]:
+    """What keeps a ``__main__`` module from setting the process up before its heavy imports: at
+    module level only ``sys`` and ``siamfc_jax.runtime`` imported, and the ``__main__`` block
+    calling ``setup_process`` before anything else."""
+    problems = []
+    light = ("sys", "siamfc_jax.runtime")
+    for node in tree.body:
+        if isinstance(node, ast.Import):
+            heavy = [alias.name for alias in node.names if alias.name not in light]
+            problems += [f"imports {name} before setup" for name in heavy]
+        elif isinstance(node, ast.ImportFrom) and node.module not in light:
+            problems.append(f"imports {node.module} before setup")
+    blocks = [node for node in tree.body if isinstance(node, ast.If) and "__main__" in ast.unparse(node.test)]
+    first = blocks[0].body[0] if blocks else None
+    calls_setup = isinstance(first, ast.Expr) and isinstance(first.value, ast.Call)
+    if not (calls_setup and ast.unparse(first.value.func) == "setup_process"):
+        problems.append("the __main__ block does not start with setup_process()")
+    return problems
+
+
+@pytest.mark.parametrize("path", sorted(PACKAGE.rglob("__main__.py")), ids=lambda path: path.parent.name)
+def test_python_m_sets_the_process_up_first(path):
+    assert entry_problems(ast.parse(path.read_text())) == []
+
+
+def test_a_heavy_main_module_is_caught():
+    heavy = "import sys\nimport jax\nfrom siamfc_jax.runtime import setup_process\n\n"
+    heavy += "if __name__ == '__main__':\n"
+    heavy += "    from siamfc_jax.tune.command import main\n    setup_process()\n    sys.exit(main())\n"
+    assert entry_problems(ast.parse(heavy)) == [
+        "imports jax before setup",
+        "the __main__ block does not start with setup_process()",
+    ]
