@@ -64,6 +64,11 @@ def test_read_image_errors_name_the_file(tmp_path):
     garbage = write_text(tmp_path / "garbage.jpg", "not an image")
     with pytest.raises(DataError, match=r"garbage\.jpg: cannot be decoded"):
         read_image(garbage)
+    empty = write_text(tmp_path / "empty.jpg", "")
+    with pytest.raises(DataError, match=r"empty\.jpg: cannot be decoded as an image"):
+        read_image(empty)
+    with pytest.raises(DataError, match=rf"{tmp_path}: cannot be read \("):
+        read_image(tmp_path)
 
 
 def test_image_frames_random_access_and_broken_frame(tmp_path):

@@ -129,7 +129,9 @@ def decode_image(path: str | os.PathLike) -> tuple[np.ndarray, list[str]]:
         raise DataError(f"{path}: cannot be read ({error.strerror or error})") from None
     damage = jpeg_damage(data)
     messages: list[str] = []
-    if damage is None:
+    if not data:  # cv2.imdecode refuses an empty buffer with an exception
+        image = None
+    elif damage is None:
         image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     else:
         # cv2.imread, which decodes what a truncated file holds where cv2.imdecode refuses it.
