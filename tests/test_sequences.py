@@ -479,3 +479,20 @@ def test_data_after_the_end_marker_is_our_warning(tmp_path):
     assert messages == ["3 bytes after the JPEG end-of-image marker"]
     healthy = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     np.testing.assert_array_equal(image, cv2.cvtColor(healthy, cv2.COLOR_BGR2RGB))
+
+
+def test_a_verified_container_count_spares_decoding_the_whole_video(monkeypatch):
+    """bag.avi announces 196 frames, as many as OpenCV decodes (the test above): the count is
+    trusted after decoding only the frames from the last key frame on, one pass of the decoder."""
+    path = str(shared_path("siamfc/data/videos/bag.avi"))
+    passes: list[int] = []
+
+    def decode(container) -> int:
+        passes.append(decodable_frames(container))
+        return passes[-1]
+
+    decodable_frames = frames_module._decodable_frames
+    monkeypatch.setattr(frames_module, "_decodable_frames", decode)
+    assert frames_module.video_frame_counts(path) == (196, 196)
+    # One pass, over the last group of pictures only (a pass over the whole file decodes 196).
+    assert len(passes) == 1 and 0 < passes[0] < 196, passes

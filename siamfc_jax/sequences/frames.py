@@ -201,28 +201,48 @@ def video_frames(path: str) -> Iterator[tuple[np.ndarray, list[str]]]:
             yield image, _ffmpeg_messages(logs)
 
 
+def _decodable_frames(container: av.container.InputContainer) -> int:
+    stream = container.streams.video[0]
+    count = 0
+    with av.logging.Capture(local=True):  # the damage is reported as the frames are read
+        try:
+            for _ in container.decode(stream):
+                count += 1
+        except av.FFmpegError:
+            pass
+    return count
+
+
+def _announced_count_holds(container: av.container.InputContainer, announced: int) -> bool:
+    """Whether the video has ``announced`` frames, all decodable to the end: as many packets
+    (read without decoding) and, from the last key frame on, one decoded frame per packet."""
+    stream = container.streams.video[0]
+    packets = [(packet.is_keyframe, packet.pts) for packet in container.demux(stream) if packet.size]
+    keys = [index for index, (is_key, pts) in enumerate(packets) if is_key and pts is not None]
+    if len(packets) != announced or not keys:
+        return False
+    container.seek(packets[keys[-1]][1], stream=stream, backward=True, any_frame=False)
+    return _decodable_frames(container) == announced - keys[-1]
+
+
 def video_frame_counts(path: str) -> tuple[int, int | None]:
     """``(decodable, announced)``: frames of a video that decode, and the container's frame count
     (None where it states none).
 
     The container's count is an estimate for some formats (derived from the duration for many
-    mp4/mkv/webm files, and unchanged in a truncated file), so every frame is decoded and counted.
-    A truncated file decodes fewer frames than it announces.
+    mp4/mkv/webm files, and unchanged in a truncated file), so it is trusted only where the file
+    holds as many packets and the frames from the last key frame on decode; otherwise every frame
+    is decoded and counted. A truncated file decodes fewer frames than it announces.
 
     Raises:
         DataError: the file is missing or cannot be opened as a video.
     """
     with _open_container(path) as container:
-        stream = container.streams.video[0]
-        announced = stream.frames or None
-        count = 0
-        with av.logging.Capture(local=True):  # the damage is reported as the frames are read
-            try:
-                for _ in container.decode(stream):
-                    count += 1
-            except av.FFmpegError:
-                pass
-    return count, announced
+        announced = container.streams.video[0].frames or None
+        if announced is not None and _announced_count_holds(container, announced):
+            return announced, announced
+    with _open_container(path) as container:
+        return _decodable_frames(container), announced
 
 
 # ----------------------------------------------------------------------------- frame files
