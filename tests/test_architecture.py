@@ -239,7 +239,7 @@ def test_the_table_reader_sees_the_columns():
 def test_the_command_modules_exist_and_the_docs_point_to_their_list():
     for module in COMMAND_MODULES:
         assert (REPO_ROOT / (module.replace(".", "/") + ".py")).is_file(), module
-    for document in (ARCHITECTURE, REPO_ROOT / "README.md"):
+    for document in (ARCHITECTURE, REPO_ROOT / "docs" / "tracking.md"):
         assert "siamfc_jax.cli.COMMAND_MODULES" in document.read_text(), document.name
 
 

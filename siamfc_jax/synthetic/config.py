@@ -176,10 +176,11 @@ class SyntheticConfig:
                 raise SyntheticDataError(f"{name} must be >= 0, got {getattr(self, name)}")
 
 
-# The worlds a training run can name (``TrainConfig.synthetic_world``). ``basic`` is the first world;
-# ``rich`` adds what real video showed the packaged weights lacked (issue 16): small targets, real
-# photographs as textures and backgrounds, camera shake with matching blur, look-alikes crossing the
-# target, full occlusion and targets leaving the view, more fast motion, zoom and rotation.
+# The worlds a training run can name (``TrainConfig.synthetic_world``). ``basic`` renders plain
+# textured objects on textured backgrounds; ``rich`` adds what real video has and the basic world
+# lacks: small targets, real photographs as textures and backgrounds, camera shake with matching
+# blur, look-alikes crossing the target, full occlusion and targets leaving the view, more fast
+# motion, zoom and rotation.
 _BASIC, _RICH = SYNTHETIC_WORLDS
 WORLDS = {
     _BASIC: SyntheticConfig(),
@@ -242,8 +243,8 @@ def config_fingerprint(config: SyntheticConfig) -> str:
     """Hex digest identifying what a config renders (``num_sequences`` aside: it only adds sequences)."""
     fields = dataclasses.asdict(config)
     del fields["num_sequences"]
-    # Nuisances added after the first world render nothing when off, so leaving them out keeps the
-    # fingerprints (and the prepared folders) of configs from before they existed.
+    # Nuisances that are off render nothing, so leaving them out of the digest keeps one fingerprint
+    # (and one prepared folder) for configs that differ only in nuisances that are off.
     for name in _LATER_NUISANCES:
         if fields[name] == _OFF[name]:
             del fields[name]

@@ -87,8 +87,8 @@ def _hsv(hue: float, saturation: float, value: float) -> Colour:
 def random_style(rng: np.random.Generator, photo_prob: float = 0.0) -> ObjectStyle:
     """A random look: any texture and shape kind, a palette of two related colours and a decal colour.
 
-    With probability ``photo_prob`` the texture is a crop of a real photograph instead (the draws
-    for it come after the others, so ``photo_prob=0`` gives the same styles as before it existed).
+    With probability ``photo_prob`` the texture is a crop of a real photograph instead. Its draws
+    come after the others, so ``photo_prob=0`` draws the same sequence as a style without photographs.
     """
     hue = rng.random()
     value = rng.uniform(0.35, 1.0)

@@ -24,10 +24,6 @@ from siamfc_jax.synthetic.painting import (
     similar_style,
 )
 
-# ---------------------------------------------------------------------------------------------------
-# Scene planning: where every object is in every frame, and the photometric conditions.
-
-
 _PAN_MARGIN = 24
 _NOISE_MARGIN = 16
 
