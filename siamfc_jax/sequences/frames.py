@@ -217,11 +217,17 @@ def _announced_count_holds(container: av.container.InputContainer, announced: in
     """Whether the video has ``announced`` frames, all decodable to the end: as many packets
     (read without decoding) and, from the last key frame on, one decoded frame per packet."""
     stream = container.streams.video[0]
-    packets = [(packet.is_keyframe, packet.pts) for packet in container.demux(stream) if packet.size]
-    keys = [index for index, (is_key, pts) in enumerate(packets) if is_key and pts is not None]
-    if len(packets) != announced or not keys:
-        return False
-    container.seek(packets[keys[-1]][1], stream=stream, backward=True, any_frame=False)
+    # A file that cannot be read to its end or seek in is counted frame by frame; the damage is
+    # reported as the frames are read.
+    with av.logging.Capture(local=True):
+        try:
+            packets = [(packet.is_keyframe, packet.pts) for packet in container.demux(stream) if packet.size]
+            keys = [index for index, (is_key, pts) in enumerate(packets) if is_key and pts is not None]
+            if len(packets) != announced or not keys:
+                return False
+            container.seek(packets[keys[-1]][1], stream=stream, backward=True, any_frame=False)
+        except av.FFmpegError:
+            return False
     return _decodable_frames(container) == announced - keys[-1]
 
 
