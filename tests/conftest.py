@@ -9,10 +9,11 @@ import pytest
 
 from siamfc_jax.runtime import setup_process
 
-# The platform as the command-line tools choose it (the CPU where JAX's CUDA plugin is installed
-# but no GPU is present); the rest would replace pytest's process (the restart on mimalloc) or make
-# the suite's numbers depend on the XLA flags of whichever test first started JAX.
-setup_process(allocator=False, xla_cpu_libraries=False, compilation_cache=False)
+# As the command-line tools set a process up: the platform (the CPU where JAX's CUDA plugin is
+# installed but no GPU is present), the compilation cache (a second run of the suite compiles
+# little), FFmpeg's messages for the decoders. Not the restart on mimalloc, which would replace
+# pytest's process, nor the XLA flags, which the tests of the flags set in processes of their own.
+setup_process(allocator=False, xla_cpu_libraries=False)
 # Convolution formulations are not measured in tests ("auto" takes its static choice): the suite
 # stays quick on a cold cache and does not depend on the machine's load. tests/test_conv.py turns
 # measuring on where it tests it.
