@@ -8,16 +8,25 @@ crops of a pair come from:
 - on the fly (:class:`~siamfc_jax.pipeline.pairs.FrameCrops`, siamfc-pytorch's path): read the
   sequence's annotation, decode the two full frames, crop each with a random interpolation.
 
+- ours-cached (``--sources``): ours with :meth:`~siamfc_jax.pipeline.pairs.CuratedCrops.cached`
+  (``--cache-mb`` per worker), timed once the workers hold the split's crops: the case of a split
+  that fits in memory, where a pair costs no decode.
+
 Default data: a synthetic GOT-10k-layout set (:mod:`siamfc_jax.synthetic`) of 1280 x 720 frames
 (GOT-10k's most common size; the frame size sets the on-the-fly cost), generated once into a cache
 directory together with its curated dataset. Throughput is measured in steady state (after the
-workers' first batches), alternating the two paths, ``--repeats`` times; the table gives medians.
+workers' first batches), alternating the paths, ``--repeats`` times; the table gives medians of
+pairs per second and of pairs per CPU second of the worker processes. The second is what one worker
+core delivers whatever else the machine runs (on a shared machine the first is not), so it is the
+figure to multiply by cores.
 
 Usage::
 
     python -m benchmarks.data_speed [--frame-size 1280x720] [--workers 1,2,16] [--seconds 4]
+    python -m benchmarks.data_speed --workers 1 --sources ours,ours-cached
 
-The last line printed is ``ratio=<ours / on-the-fly pairs/s at the largest worker count>``.
+The last line printed is ``ratio=<ours / on-the-fly pairs/s at the largest worker count>`` when both
+are measured.
 """
 
 from __future__ import annotations
@@ -67,29 +76,60 @@ def synthetic_set(cache_dir: Path, frame_size: tuple[int, int], sequences: int, 
     return root
 
 
-def measure(source: CropSource, workers: int, batch_size: int, seconds: float, config: PairConfig) -> float:
-    """Steady-state pairs per second of a PairLoader over ``source``."""
+def children_cpu_seconds() -> float:
+    """User + system CPU seconds of this process's living child processes (Linux ``/proc``)."""
+    ticks = 0
+    for task in Path(f"/proc/{os.getpid()}/task").iterdir():
+        for pid in (task / "children").read_text().split():
+            try:
+                # Fields after the command name: state is field 3, utime and stime fields 14 and 15.
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:  # ended since it was listed
+                continue
+            ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def measure(
+    source: CropSource, workers: int, batch_size: int, seconds: float, config: PairConfig, warmup: int
+) -> tuple[float, float]:
+    """Steady-state ``(pairs per second, pairs per worker CPU second)`` of a PairLoader over ``source``.
+
+    The first ``warmup`` batches per worker are not timed. The second figure is NaN without workers.
+    """
     loader = PairLoader(source, batch_size, seed=0, workers=workers, config=config)
     # Batches that were computed while the workers started (their prefetch buffers) are not timed.
-    warmup = workers * loader.prefetch + 1
+    warmup = max(workers, 1) * (warmup + loader.prefetch) + 1
     batches = loader.epoch(0)
-    timed, start = 0, 0.0
+    timed, start, cpu = 0, 0.0, 0.0
     try:
         for index, _ in enumerate(batches):
             if index + 1 == warmup:
-                start = time.perf_counter()
+                start, cpu = time.perf_counter(), children_cpu_seconds()
             elif index + 1 > warmup:
                 timed += 1
                 if time.perf_counter() - start >= seconds and timed >= 3:
                     break
         else:
             raise RuntimeError("the epoch ended before the measurement: raise --pairs-per-seq")
+        elapsed, cpu = time.perf_counter() - start, children_cpu_seconds() - cpu
     finally:
         batches.close()
-    return timed * batch_size / (time.perf_counter() - start)
+    return timed * batch_size / elapsed, timed * batch_size / cpu if workers else float("nan")
 
 
-def main(argv: list[str] | None = None) -> int:
+SOURCES = ("ours", "ours-cached", "on-the-fly")
+
+
+def source_names(text: str) -> list[str]:
+    """``"ours,on-the-fly"`` -> the named sources, in :data:`SOURCES` order."""
+    names = {name.strip() for name in text.split(",")}
+    if not names or not names <= set(SOURCES):
+        raise argparse.ArgumentTypeError(f"sources are among {', '.join(SOURCES)}, got {text!r}")
+    return [name for name in SOURCES if name in names]
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     default_cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "siamfc_jax"
     parser.add_argument("--cache-dir", type=Path, default=default_cache / "data_speed")
@@ -99,10 +139,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--workers", type=positive_counts, default=None,
                         help="comma-separated worker-process counts (default: 1, 2 and all cores)")
+    parser.add_argument("--sources", type=source_names, default=["ours", "on-the-fly"],
+                        help=f"comma-separated, among {', '.join(SOURCES)} (default: ours,on-the-fly)")
+    parser.add_argument("--cache-mb", type=float, default=1024.0,
+                        help="decoded crops held per worker by ours-cached, MiB")
     parser.add_argument("--seconds", type=float, default=4.0, help="timed seconds per measurement")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--pairs-per-seq", type=int, default=2000, help="makes epochs long enough")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     cores = available_cores()
     worker_counts = args.workers or sorted({1, min(2, cores), cores})
 
@@ -110,20 +158,30 @@ def main(argv: list[str] | None = None) -> int:
     curation = SiamfcCropsConfig(name=f"bench_{root.name}", kind="got10k", validation_sequences=0)
     builder = prepare(curation, args.cache_dir / "tfds", manual_dir=root, progress=True)
     config = PairConfig(pairs_per_seq=args.pairs_per_seq)
-    sources = {"ours": load_curated(builder, config=config), "on-the-fly": FrameCrops(GOT10k(root), config)}
+    curated = load_curated(builder, config=config)
+    records = builder.info.splits["train"].num_examples
+    makers = {
+        "ours": lambda: curated,
+        "ours-cached": lambda: curated.cached(int(args.cache_mb * 2**20)),
+        "on-the-fly": lambda: FrameCrops(GOT10k(root), config),
+    }
+    # Each worker holds the split after about 3 draws per crop (1 - e^-3 of it): untimed.
+    fill = -(-3 * records // (2 * args.batch_size))
+    warmups = {"ours": 0, "ours-cached": fill, "on-the-fly": 0}
 
-    results: dict[tuple[str, int], list[float]] = {}
+    results: dict[tuple[str, int], list[tuple[float, float]]] = {}
     for repeat in range(args.repeats):
         for workers in worker_counts:
-            for name, source in sources.items():
-                rate = measure(source, workers, args.batch_size, args.seconds, config)
-                results.setdefault((name, workers), []).append(rate)
-                progress = f"repeat {repeat + 1}/{args.repeats}: {name:>10} workers={workers:<3}"
-                print(f"{progress} {rate:8.1f} pairs/s", flush=True)
+            for name in args.sources:
+                # A fresh source each time: a cache starts empty, as in a new run.
+                rates = measure(makers[name](), workers, args.batch_size, args.seconds, config, warmups[name])
+                results.setdefault((name, workers), []).append(rates)
+                progress = f"repeat {repeat + 1}/{args.repeats}: {name:>11} workers={workers:<3}"
+                print(f"{progress} {rates[0]:8.1f} pairs/s {rates[1]:8.1f} pairs/worker-CPU-s", flush=True)
 
     frame_bytes = np.mean([os.path.getsize(path) for path in GOT10k(root)[0].frames])
     shards = list(Path(builder.data_dir).glob("*.array_record*"))
-    crop_bytes = sum(path.stat().st_size for path in shards) / builder.info.splits["train"].num_examples
+    crop_bytes = sum(path.stat().st_size for path in shards) / records
     print()
     print(f"date: {datetime.date.today().isoformat()}")
     print(f"machine: {cpu_model()}, {cores} usable cores, {platform.system()} {platform.release()}")
@@ -135,23 +193,36 @@ def main(argv: list[str] | None = None) -> int:
           f"medians of {args.repeats} x {args.seconds:g} s")
     print(f"command: {' '.join([Path(sys.executable).name, *sys.argv])}")
     print()
-    print(f"{'workers':>7} | {'ours pairs/s':>12} | {'on-the-fly pairs/s':>18} | {'ratio':>6}")
-    print(f"{'-' * 7}-+-{'-' * 12}-+-{'-' * 18}-+-{'-' * 6}")
-    medians = {key: statistics.median(rates) for key, rates in results.items()}
-    for workers in worker_counts:
-        ours, theirs = medians["ours", workers], medians["on-the-fly", workers]
-        print(f"{workers:>7} | {ours:>12.1f} | {theirs:>18.1f} | {ours / theirs:>6.2f}")
-    per_worker = medians["ours", worker_counts[0]] / worker_counts[0]
-    low, high = H100_PAIRS_PER_SECOND
-    print()
-    print(f"One H100 trains on an estimated {low}-{high} pairs/s (assumption, not measured). At "
-          f"{per_worker:.0f} pairs/s per worker process (measured with {worker_counts[0]}), that takes "
-          f"~{low / per_worker:.0f}-{high / per_worker:.0f} worker cores for ours and "
-          f"~{low / (medians['on-the-fly', worker_counts[0]] / worker_counts[0]):.0f}-"
-          f"{high / (medians['on-the-fly', worker_counts[0]] / worker_counts[0]):.0f} on the fly.")
-    largest = worker_counts[-1]
-    print(f"ratio={medians['ours', largest] / medians['on-the-fly', largest]:.2f}")
+    report(results, args.sources, worker_counts)
     return 0
+
+
+def report(
+    results: dict[tuple[str, int], list[tuple[float, float]]], sources: list[str], worker_counts: list[int]
+) -> None:
+    """The table (medians of pairs/s and of pairs per worker CPU second), the H100 estimate, the ratio."""
+    medians = {
+        key: tuple(statistics.median(rates[k] for rates in runs) for k in range(2))
+        for key, runs in results.items()
+    }
+    header = " | ".join(f"{name + ' pairs/s':>19} | {'per worker-CPU-s':>16}" for name in sources)
+    print(f"{'workers':>7} | {header}")
+    print("-" * (10 + len(header)))
+    for workers in worker_counts:
+        row = " | ".join(f"{medians[name, workers][0]:>19.1f} | {medians[name, workers][1]:>16.1f}"
+                         for name in sources)
+        print(f"{workers:>7} | {row}")
+    print()
+    low, high = H100_PAIRS_PER_SECOND
+    for name in sources:
+        per_core = medians[name, worker_counts[0]][1]
+        workers = f"{worker_counts[0]} worker{'s' * (worker_counts[0] > 1)}"
+        print(f"{name}: {per_core:.0f} pairs per worker CPU second (with {workers}); "
+              f"an H100's estimated {low}-{high} pairs/s (assumption, not measured) takes "
+              f"~{low / per_core:.0f}-{high / per_core:.0f} such cores.")
+    if "ours" in sources and "on-the-fly" in sources:
+        largest = worker_counts[-1]
+        print(f"ratio={medians['ours', largest][0] / medians['on-the-fly', largest][0]:.2f}")
 
 
 if __name__ == "__main__":

@@ -227,17 +227,21 @@ def frame_size(text: str) -> tuple[int, int]:
 
 
 class Heartbeat:
-    """Context manager printing a plain progress line at least every ``interval`` seconds.
+    """Context manager repeating the current status at least every ``interval`` seconds.
 
     For output that is not a terminal (a pipe, a CI log), where progress bars are off and a long
-    compilation or validation would otherwise show nothing: a daemon thread prints
-    ``... <status> (<seconds> s)`` when ``interval`` seconds passed since the last line printed
-    through :meth:`say` or by the thread itself. Disabled, it prints only what :meth:`say` gets.
+    compilation or validation would otherwise show nothing. The tool keeps :attr:`status` up to date
+    (:meth:`set_status`: "compiling the train step", "epoch 2/6, step 40 of 300"), and a daemon thread
+    prints ``... <status> (<seconds> s)`` on stderr when ``interval`` seconds passed since the last
+    line printed. The tool's own output lines go through :meth:`say` (stdout), which never changes
+    the status: a heartbeat says what is being done now, not what was last printed. Disabled, it
+    prints only what :meth:`say` gets.
 
     Args:
-      enabled: whether to print heartbeat lines (e.g. ``not sys.stdout.isatty()``).
+      enabled: whether to print heartbeat lines (e.g. ``not sys.stderr.isatty()``).
       interval: seconds of silence before a heartbeat line.
-      stream: where lines go (default: ``sys.stdout`` at the time of printing).
+      stream: where all lines go (default: :meth:`say`'s to ``sys.stdout``, heartbeat lines to
+        ``sys.stderr``, each at the time of printing).
     """
 
     def __init__(self, enabled: bool, interval: float = 10.0, stream: TextIO | None = None) -> None:
@@ -250,22 +254,24 @@ class Heartbeat:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def _print(self, line: str) -> None:
-        stream = self._stream or sys.stdout
+    def _print(self, line: str, stream: TextIO) -> None:
         with self._lock:
             print(line, file=stream, flush=True)
             self._last = time.monotonic()
 
     def say(self, message: str) -> None:
-        """Print ``message`` (a line of the tool's own output); it also becomes the status."""
-        self.status = message
-        self._print(message)
+        """Print ``message``, a line of the tool's own output, on stdout; the status stays as it is."""
+        self._print(message, self._stream or sys.stdout)
+
+    def set_status(self, status: str) -> None:
+        """Make ``status`` (what the tool is doing now) what heartbeat lines repeat; prints nothing."""
+        self.status = status
 
     def _beat(self) -> None:
         while not self._stop.wait(min(1.0, self.interval / 4)):
             now = time.monotonic()
             if now - self._last >= self.interval:
-                self._print(f"... {self.status} ({now - self._start:.0f} s)")
+                self._print(f"... {self.status} ({now - self._start:.0f} s)", self._stream or sys.stderr)
 
     def __enter__(self) -> Heartbeat:
         if self.enabled:

@@ -185,3 +185,22 @@ def test_curate_sequence_rejects_mismatched_annotation(tmp_path):
 def test_curate_frame_rejects_empty_box():
     with pytest.raises(ValueError, match="no area"):
         curate_frame(textured_frame(50, 50), [1, 1, 0, 10])
+
+
+@pytest.mark.parametrize("sampling", ["420", "422", "444"])
+@pytest.mark.parametrize("quality", [60, 95])
+def test_decode_jpeg_is_opencv_bgr_decode_with_channels_swapped(sampling, quality):
+    """The reference: OpenCV's BGR decode, then its channel order reversed (what frames get)."""
+    frame = cv2.GaussianBlur(textured_frame(255, 255, seed=quality), (5, 5), 0)
+    factor = {"420": cv2.IMWRITE_JPEG_SAMPLING_FACTOR_420, "422": cv2.IMWRITE_JPEG_SAMPLING_FACTOR_422,
+              "444": cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444}[sampling]
+    ok, data = cv2.imencode(
+        ".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, quality, cv2.IMWRITE_JPEG_SAMPLING_FACTOR, factor]
+    )
+    assert ok
+    reference = cv2.imdecode(data, cv2.IMREAD_COLOR)[:, :, ::-1]
+    decoded = decode_jpeg(data.tobytes())
+    assert decoded.dtype == np.uint8 and decoded.shape == (255, 255, 3)
+    np.testing.assert_array_equal(decoded, reference)
+    with pytest.raises(ValueError, match="cannot be decoded"):
+        decode_jpeg(b"not a jpeg")

@@ -20,6 +20,7 @@ from siamfc_jax.pipeline.pairs import (
 )
 from siamfc_jax.pipeline.tfds_builder import load_curated, prepare
 from siamfc_jax.pipeline.transforms import (
+    INTERPOLATIONS,
     PCA_EIGENVALUES,
     PCA_EIGENVECTORS,
     augment_pair,
@@ -27,6 +28,7 @@ from siamfc_jax.pipeline.transforms import (
     pca_lighting,
     random_crop,
     random_stretch,
+    stretched_window,
     to_grayscale,
 )
 from siamfc_jax.sequences.datasets import GOT10k
@@ -174,6 +176,72 @@ def test_grayscale_option():
     assert np.all(exemplar == exemplar[:, :, :1]) and np.all(search == search[:, :, :1])
     exemplar, search = augment_pair(crop, crop, rng, PairConfig())
     assert not np.all(search == search[:, :, :1])
+
+
+def _reference_shift_crops(crop: np.ndarray, rng: np.random.Generator, stretch: float) -> np.ndarray:
+    """siamfc-pytorch's RandomStretch, CenterCrop(instance_sz - 8), RandomCrop(instance_sz - 16),
+    written out step by step with full copies (the same draws, in the same order)."""
+    interpolation = [cv2.INTER_LINEAR, cv2.INTER_CUBIC, cv2.INTER_AREA, cv2.INTER_NEAREST,
+                     cv2.INTER_LANCZOS4][int(rng.integers(5))]
+    scale = 1.0 + rng.uniform(-stretch, stretch)
+    side = round(255 * scale)
+    stretched = cv2.resize(crop.copy(), (side, side), interpolation=interpolation)
+    corner = round((side - 247) / 2)
+    if corner < 0:
+        mean = tuple(float(v) for v in stretched.reshape(-1, 3).mean(axis=0))
+        stretched = cv2.copyMakeBorder(stretched, -corner, -corner, -corner, -corner,
+                                       cv2.BORDER_CONSTANT, value=mean)
+        corner = 0
+    centred = stretched[corner : corner + 247, corner : corner + 247].copy()
+    # Side 242 pads by 2 only (round(-2.5) = -2), leaving a 246-pixel square: 0..7 offsets.
+    top = int(rng.integers(0, centred.shape[0] - 239 + 1))
+    left = int(rng.integers(0, centred.shape[1] - 239 + 1))
+    return centred[top : top + 239, left : left + 239].copy()
+
+
+@pytest.mark.parametrize("interpolation", INTERPOLATIONS)
+def test_stretched_window_is_the_window_of_the_whole_resize(interpolation):
+    """Every stretched size of the default 5 % (242..268) and every 5th up to 50 %, every window
+    the exemplar can take (random crop offsets 0..8 on each axis), on noise: pixel for pixel."""
+    image = np.random.default_rng(3).integers(0, 256, (255, 255, 3), dtype=np.uint8)
+    for side in [*range(242, 269), *range(128, 384, 5)]:
+        whole = cv2.resize(image, (side, side), interpolation=interpolation)
+        corner = round((side - 247) / 2) + 56
+        for down, right in [(d, r) for d in range(9) for r in (0, 8)] + [(0, 4), (8, 3)]:
+            top, left = corner + down, corner + right
+            if min(top, left) < 0 or max(top, left) + 127 > side:
+                continue  # in the centre crop's padding: _exemplar resizes the whole image
+            window = stretched_window(image, (side, side), interpolation, top, left, 127)
+            expected = whole[top : top + 127, left : left + 127]
+            np.testing.assert_array_equal(window, expected, err_msg=f"side {side}")
+
+
+@pytest.mark.parametrize("stretch", [0.05, 0.2, 0.5])
+def test_augment_pair_equals_the_step_by_step_reference(stretch):
+    """Pixel for pixel over 300 pairs of textured crops (every interpolation, stretch and offset;
+    at 50 % the exemplar reaches the centre crop's padding)."""
+    config = PairConfig(max_stretch=stretch)
+    textures = np.random.default_rng(5).integers(0, 256, (6, 255, 255, 3), dtype=np.uint8)
+    textures[:3] = cv2.GaussianBlur(textures[:3].reshape(3 * 255, 255, 3), (7, 7), 0).reshape(3, 255, 255, 3)
+    for index in range(300):
+        exemplar_crop, search_crop = textures[index % 6], textures[(index + 1) % 6]
+        exemplar, search = augment_pair(exemplar_crop, search_crop, np.random.default_rng(index), config)
+        rng = np.random.default_rng(index)
+        expected_exemplar = _reference_shift_crops(exemplar_crop, rng, stretch)[56:183, 56:183]
+        expected_search = _reference_shift_crops(search_crop, rng, stretch)
+        np.testing.assert_array_equal(exemplar, expected_exemplar, err_msg=f"pair {index}")
+        np.testing.assert_array_equal(search, expected_search, err_msg=f"pair {index}")
+
+
+def test_pair_into_writes_the_pair():
+    sampler = PairSampler(_FakeSource(), PairConfig(pairs_per_seq=4), seed=2)
+    batch = {key: np.zeros((3, *shape), np.uint8) for key, shape in sampler.shapes.items()}
+    sampler.pair_into(1, 5, batch["exemplar"][1], batch["search"][1])
+    pair = sampler.pair(1, 5)
+    np.testing.assert_array_equal(batch["exemplar"][1], pair["exemplar"])
+    np.testing.assert_array_equal(batch["search"][1], pair["search"])
+    assert not batch["search"][0].any() and not batch["search"][2].any()
+    assert pair["search"].flags.c_contiguous and pair["exemplar"].flags.c_contiguous
 
 
 # ------------------------------------------------------------------- the target stays centred

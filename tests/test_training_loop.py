@@ -150,8 +150,9 @@ def test_resume_refuses_other_settings(tmp):
 
 
 def test_ctrl_c_saves_a_checkpoint_and_rerunning_finishes_as_if_uninterrupted(tmp):
-    """SIGINT during epoch 2 stops after the current step with a checkpoint and no final weights;
-    the same call again resumes mid-epoch and ends with the uninterrupted run's weights."""
+    """SIGINT at the end of epoch 1 (while its line is logged) stops there, with the epoch's
+    checkpoint and no final weights; the same call again resumes at epoch 2 and ends with the
+    uninterrupted run's weights."""
     whole = small_run(tmp, "whole")
     if not (Path(whole.workdir) / "final.msgpack").exists():
         train(whole, progress=False, log=lambda message: None)
@@ -164,15 +165,37 @@ def test_ctrl_c_saves_a_checkpoint_and_rerunning_finishes_as_if_uninterrupted(tm
 
     messages: list[str] = []
     result = train(run, progress=False, log=interrupt_after_epoch_1)
-    assert result.interrupted and result.epochs_completed == 1
-    assert any(m.startswith("interrupted: checkpoint at step 4") for m in messages), messages
+    assert result.interrupted and result.epochs_completed == 1 and result.step == 3
+    assert messages[-1].startswith("interrupted: checkpoint at step 3 in "), messages
     assert not (Path(run.workdir) / "final.msgpack").exists()
 
     messages = []
     result = train(run, progress=False, log=messages.append)
     assert not result.interrupted and result.step == 6
-    assert any("resuming" in m and "step 1 of 3" in m for m in messages), messages
+    assert any("resuming" in m and "epoch 2, step 0 of 3" in m for m in messages), messages
     assert_same_weights(params_of(Path(whole.workdir)), params_of(Path(run.workdir)))
+
+
+def test_a_finished_run_extended_to_more_epochs_continues_its_decay(tmp):
+    """A larger epoch count is no other setting: the finished 2-epoch run trains a third epoch, at
+    the rate its own decay reaches there, and keeps the records of its first two."""
+    whole = small_run(tmp, "whole")
+    if not (Path(whole.workdir) / "final.msgpack").exists():
+        train(whole, progress=False, log=lambda message: None)
+    shutil.copytree(whole.workdir, tmp / "extended")
+    longer = small_run(tmp, "extended", optim=OptimConfig(epochs=3, batch_size=4))
+    messages: list[str] = []
+    result = train(longer, progress=False, log=messages.append)
+    assert not result.interrupted and result.step == 9 and result.epochs_completed == 3
+    third = epoch_learning_rate(OptimConfig(epochs=2, batch_size=4), 2)
+    assert any(m.startswith("extending the run from 2 to 3 epochs") and f"{third:.2e}" in m for m in messages)
+    assert any("resuming" in m and "epoch 3, step 0 of 3" in m for m in messages), messages
+    history = json.loads((tmp / "extended" / "history.json").read_text())
+    assert history[:3] == json.loads((Path(whole.workdir) / "history.json").read_text())
+    assert [record["epoch"] for record in history] == [0, 1, 2, 3]
+    again: list[str] = []
+    train(longer, progress=False, log=again.append)
+    assert any(m.startswith("finished:") and "(3 epochs, step 9)" in m for m in again), again
 
 
 def cli_command(tmp: Path) -> list[str]:

@@ -9,8 +9,12 @@ by its dotted path (``--optim.epochs 3``, ``--pairs.instance-sz 271``, ``--pairs
 ``--config`` the config follows ``--data``: ``python train.py --backbone v1`` trains on the
 synthetic world (:mod:`siamfc_jax.configs.synthetic`), ``--data got10k:DIR`` with siamfc-pytorch's
 recipe. See README.md for multi-GPU and multi-host use. Running the same command again resumes
-from the newest checkpoint (or says that the run is finished). The workdir is checked before any
-work; when stderr is not a terminal, a plain progress line is printed at least every 10 s.
+from the newest checkpoint (or says that the run is finished; a larger ``--optim.epochs`` extends a
+finished run, its learning rate decaying on at the same rate). The workdir is checked before any
+work; when stderr is not a terminal, a plain progress line (``... epoch 2/6, step 40 of 300
+(95 s)``) is printed on it at least every 10 s. Ctrl-C stops after the current step with a
+checkpoint (at once while the data is prepared or the network validated) and exits with 130; a
+second Ctrl-C aborts without saving.
 Installed: ``siamfc-train``.
 """
 
@@ -168,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
         quiet = args.no_progress or not sys.stderr.isatty()
         try:
             with cli.Heartbeat(enabled=quiet) as beat:
-                result = train(config, progress=not args.no_progress, log=beat.say)
+                result = train(config, progress=not args.no_progress, log=beat.say, status=beat.set_status)
         except (KeyboardInterrupt, ProcessLost) as error:
             lost = isinstance(error, ProcessLost)
             status = cli.EXIT_INPUT if lost else cli.EXIT_INTERRUPTED

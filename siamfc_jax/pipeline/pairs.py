@@ -4,7 +4,8 @@ A :class:`CropSource` gives, per sequence, the frames that pass the frame filter
 ``instance_sz`` crop of any of them. Two sources share that interface:
 
 - :class:`CuratedCrops` reads the crops curated once by the ``siamfc_crops`` TFDS dataset
-  (:mod:`siamfc_jax.pipeline.tfds_builder`): a pair costs two random reads and two 255 x 255 JPEG decodes;
+  (:mod:`siamfc_jax.pipeline.tfds_builder`): a pair costs two random reads and two 255 x 255 JPEG
+  decodes, fewer where :meth:`CuratedCrops.cached` keeps decoded crops in memory (a split that fits);
 - :class:`FrameCrops` is siamfc-pytorch's on-the-fly path: it decodes the two full frames and crops
   them with an interpolation drawn at random, needing no preparation.
 
@@ -22,6 +23,7 @@ not depend on which worker makes it, on how many there are, or on the other pair
 from __future__ import annotations
 
 import abc
+import copy
 import os
 from collections.abc import Mapping
 from typing import Any
@@ -127,18 +129,69 @@ class CropSource(abc.ABC):
         """Sequence ``index`` (0 <= index < num_sequences)."""
 
 
+class DecodedCrops:
+    """Decoded curated crops kept in memory by record index, up to ``max_bytes`` in each process.
+
+    Crops are kept in the order they are first decoded until the budget is full (no eviction: the
+    use is a split that fits, decoded once instead of once per pair). They are read-only, shared by
+    every pair that uses them. Pickling keeps the budget and drops the crops, so each worker process
+    of a loader fills its own: ``workers x max_bytes`` in all.
+    """
+
+    def __init__(self, max_bytes: int) -> None:
+        if max_bytes < 0:
+            raise ValueError(f"max_bytes must be >= 0, got {max_bytes}")
+        self.max_bytes = max_bytes
+        self._crops: dict[int, np.ndarray] = {}
+        self._bytes = 0
+
+    def __getstate__(self) -> dict[str, int]:
+        return {"max_bytes": self.max_bytes}
+
+    def __setstate__(self, state: dict[str, int]) -> None:
+        self.__init__(state["max_bytes"])
+
+    def __len__(self) -> int:
+        """Crops held."""
+        return len(self._crops)
+
+    def get(self, record: int, records: Any) -> np.ndarray:
+        """(H, W, 3) RGB uint8 crop of ``records[record]``, decoded unless held."""
+        crop = self._crops.get(record)
+        if crop is None:
+            crop = decode_jpeg(records[record]["crop"])
+            # Worker threads may decode the same crop at once; both copies are equal, and counting
+            # both only makes the budget stricter.
+            if self._bytes + crop.nbytes <= self.max_bytes:
+                crop.flags.writeable = False
+                self._crops[record] = crop
+                self._bytes += crop.nbytes
+        return crop
+
+
 class _CuratedSequence(SequenceCrops):
-    def __init__(self, records: Any, first_record: int, stored_frames: np.ndarray, valid: np.ndarray):
+    def __init__(
+        self,
+        records: Any,
+        first_record: int,
+        stored_frames: np.ndarray,
+        valid: np.ndarray,
+        decoded: DecodedCrops | None,
+    ):
         self._records = records
         self._first_record = first_record
         self._stored_frames = stored_frames
         self.valid_frames = valid
+        self._decoded = decoded
 
     def crop(self, frame: int, rng: np.random.Generator) -> np.ndarray:
         position = int(np.searchsorted(self._stored_frames, frame))
         if position == len(self._stored_frames) or self._stored_frames[position] != frame:
             raise IndexError(f"frame {frame} has no curated crop")
-        return decode_jpeg(self._records[self._first_record + position]["crop"])
+        record = self._first_record + position
+        if self._decoded is None:
+            return decode_jpeg(self._records[record]["crop"])
+        return self._decoded.get(record, self._records)
 
 
 class CuratedCrops(CropSource):
@@ -188,6 +241,7 @@ class CuratedCrops(CropSource):
         counts = np.array([len(frames) for frames in self._stored], dtype=np.int64)
         self._offsets = np.concatenate([[0], np.cumsum(counts)])
         self._records = records
+        self._decoded: DecodedCrops | None = None
         if len(records) != self._offsets[-1]:
             raise DataError(
                 f"split {split!r} has {len(records)} records but its metadata lists "
@@ -222,8 +276,16 @@ class CuratedCrops(CropSource):
 
     def sequence(self, index: int) -> SequenceCrops:
         return _CuratedSequence(
-            self._records, int(self._offsets[index]), self._stored[index], self._valid[index]
+            self._records, int(self._offsets[index]), self._stored[index], self._valid[index], self._decoded
         )
+
+    def cached(self, max_bytes: int) -> CuratedCrops:
+        """These crops, each decoded at most once per process while ``max_bytes`` allow
+        (:class:`DecodedCrops`; a 255 x 255 crop takes 195,075 bytes). Pairs are the same, pixel for
+        pixel: only the JPEG decodes (and record reads) that a held crop saves change."""
+        cached = copy.copy(self)
+        cached._decoded = DecodedCrops(max_bytes)
+        return cached
 
 
 def image_size(path: str | os.PathLike) -> tuple[int, int]:
@@ -310,6 +372,14 @@ class PairSampler:
         self.seed = seed
         self._order: tuple[int, np.ndarray] | None = None
 
+    @property
+    def shapes(self) -> dict[str, tuple[int, int, int]]:
+        """Shape of each image of a pair: ``exemplar`` and ``search`` (side, side, 3), uint8 RGB."""
+        return {
+            "exemplar": (self.config.exemplar_sz, self.config.exemplar_sz, 3),
+            "search": (self.config.search_sz, self.config.search_sz, 3),
+        }
+
     def __len__(self) -> int:
         """Pairs per epoch: ``num_sequences * pairs_per_seq``."""
         return self.source.num_sequences * self.config.pairs_per_seq
@@ -351,10 +421,16 @@ class PairSampler:
 
         Returns:
             ``exemplar``: (exemplar_sz, exemplar_sz, 3) and ``search``: (search_sz, search_sz, 3)
-            RGB uint8 (127 and 239 by default).
+            RGB uint8 (127 and 239 by default), C-contiguous.
         """
+        pair = {key: np.empty(shape, np.uint8) for key, shape in self.shapes.items()}
+        self.pair_into(epoch, index, pair["exemplar"], pair["search"])
+        return pair
+
+    def pair_into(self, epoch: int, index: int, exemplar: np.ndarray, search: np.ndarray) -> None:
+        """Write pair ``index`` of ``epoch`` into ``exemplar`` (exemplar_sz, exemplar_sz, 3) and
+        ``search`` (search_sz, search_sz, 3) uint8 arrays, e.g. rows of a batch (one copy per image)."""
         rng, _, sequence, exemplar_frame, search_frame = self._draw(epoch, index)
         exemplar_crop = sequence.crop(exemplar_frame, rng)
         search_crop = sequence.crop(search_frame, rng)
-        exemplar, search = augment_pair(exemplar_crop, search_crop, rng, self.config)
-        return {"exemplar": exemplar, "search": search}
+        exemplar[...], search[...] = augment_pair(exemplar_crop, search_crop, rng, self.config)

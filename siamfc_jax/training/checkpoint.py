@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shutil
+from collections.abc import Collection
 from pathlib import Path
 
 import jax
@@ -36,14 +38,15 @@ class Position:
     seconds: float = 0.0
 
 
-def _differences(stored: dict, wanted: dict, prefix: str = "") -> list[str]:
-    """``setting: <stored> in the checkpoints, <wanted> now`` for each differing (nested) setting."""
+def _differences(stored: dict, wanted: dict, prefix: str = "", free: Collection[str] = ()) -> list[str]:
+    """``setting: <stored> in the checkpoints, <wanted> now`` for each differing (nested) setting
+    whose dotted path is not in ``free``."""
     lines = []
     for key in sorted(set(stored) | set(wanted)):
         old, new = stored.get(key), wanted.get(key)
         if isinstance(old, dict) and isinstance(new, dict):
-            lines += _differences(old, new, f"{prefix}{key}.")
-        elif old != new:
+            lines += _differences(old, new, f"{prefix}{key}.", free)
+        elif old != new and prefix + key not in free:
             lines.append(f"{prefix}{key}: {old!r} in the checkpoints, {new!r} now")
     return lines
 
@@ -54,25 +57,43 @@ class Checkpointer:
     Args:
       workdir: the training run's directory.
       keep: how many of the newest checkpoints to keep.
-      run_config: a JSON-serialisable description of the run, stored beside the checkpoints; a
-        resumed run must describe itself identically (a different batch size or schedule would
-        make the restored position meaningless).
+      run_config: a JSON-serialisable description of the run, stored beside the checkpoints by the
+        run that saved them; a resumed run must describe itself identically (a different batch size
+        or seed would make the restored position meaningless) but for the dotted paths in ``free``.
+      free: settings of ``run_config`` that may differ on resuming (the number of epochs: a run can
+        be extended); :attr:`stored_run_config` keeps the stored values.
+
+    Raises:
+      ValueError: the checkpoints belong to a run with other settings (the message names them).
     """
 
-    def __init__(self, workdir: str | os.PathLike, keep: int = 3, run_config: dict | None = None):
+    def __init__(
+        self,
+        workdir: str | os.PathLike,
+        keep: int = 3,
+        run_config: dict | None = None,
+        free: Collection[str] = (),
+    ):
         self.directory = Path(workdir).resolve() / "checkpoints"
-        self._manager = ocp.CheckpointManager(
-            self.directory,
-            options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True),
-            metadata=run_config,
-        )
+        options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True)
+        if run_config is not None and jax.process_index() == 0 and not self._has_checkpoints():
+            # Orbax writes the description once and never replaces it: one left by a run stopped
+            # before its first checkpoint describes no checkpoint and would misdescribe this run.
+            shutil.rmtree(self.directory / ocp.checkpoint_manager.METADATA_ITEM_NAME, ignore_errors=True)
+        self._manager = ocp.CheckpointManager(self.directory, options=options, metadata=run_config)
         stored = self._manager.metadata().custom_metadata if self.latest() is not None else None
-        if run_config is not None and stored and stored != run_config:
-            changed = "; ".join(_differences(stored, run_config))
+        # The description stored with the checkpoints (None without any): the run as it started.
+        self.stored_run_config: dict | None = stored or None
+        changed = _differences(stored, run_config, free=free) if run_config is not None and stored else []
+        if changed:
+            self._manager.close()
             raise ValueError(
                 f"{self.directory}: the checkpoints belong to a run with different settings "
-                f"({changed}); use another --workdir or the original settings"
+                f"({'; '.join(changed)}); use another --workdir or the original settings"
             )
+
+    def _has_checkpoints(self) -> bool:
+        return self.directory.is_dir() and any(path.name.isdigit() for path in self.directory.iterdir())
 
     def latest(self) -> int | None:
         """Step of the newest checkpoint, or None."""

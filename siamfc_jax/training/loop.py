@@ -11,6 +11,25 @@ Ctrl-C), resuming from the newest checkpoint in the workdir if there is one, and
 - ``<workdir>/history.json``: the per-epoch figures;
 - ``<workdir>/final.msgpack`` and ``<workdir>/final.pth``: the trained weights in our format and as
   a siamfc-pytorch ``state_dict``.
+
+The run is an epoch function (:func:`_train_epoch`) followed by the epoch's end (:func:`_end_epoch`:
+checkpoint, validation, record), with periodic actions after every step, as
+``clu.periodic_actions`` has them: progress every ``log_every_steps``, a checkpoint every
+``save_every_steps``, and the stop check.
+
+Ctrl-C (SIGINT) is handled from the first line to the last. Where a train step is under way
+(compiling it, training, saving a checkpoint) the first Ctrl-C lets it finish, and the run stops
+after it, with a checkpoint of every step done; where none is (preparing the data, validating: no
+training is lost), the work is abandoned at once. Either way :func:`train` returns with
+``interrupted`` set and its last line says where the checkpoint is. A second Ctrl-C raises
+``KeyboardInterrupt`` at once, saving nothing. A validation abandoned after an epoch leaves that
+epoch's record without validation figures (the checkpoint of the epoch's end is saved before it).
+With several processes, a Ctrl-C reaching any of them stops all of them at the same step, agreed at
+the points where they all pause anyway (a log step, a checkpoint, an epoch's end); there validation,
+which runs collectives, is not abandoned.
+
+Throughput (``pairs/s``) counts the steps after the first one of each process, whose time is mostly
+compilation.
 """
 
 from __future__ import annotations
@@ -18,18 +37,16 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
-import signal
-import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import jax
-from jax.sharding import NamedSharding
+from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 from tqdm import tqdm
 
-from siamfc_jax.config import TrainConfig
+from siamfc_jax.config import OptimConfig, TrainConfig
 from siamfc_jax.interop.torch_weights import WeightsError
 from siamfc_jax.io import write_text_atomic
 from siamfc_jax.pipeline.loader import PairLoader
@@ -44,12 +61,17 @@ from siamfc_jax.training.distributed import (
     wait_for_all_processes,
 )
 from siamfc_jax.training.evaluators import Evaluator, PeakErrorEvaluator, TrackingEvaluator
+from siamfc_jax.training.meters import EpochTotals, Throughput
 from siamfc_jax.training.state import TrainState, create_train_state, epoch_learning_rate, make_optimizer
 from siamfc_jax.training.step import data_mesh, make_train_step, shard_batch
+from siamfc_jax.training.stopping import StopRequest, TrainingStopped
 from siamfc_jax.weights import export_pth, save_weights
 
 Log = Callable[[str], None]
+Status = Callable[[str], None]
 VALIDATION_BATCH = 16
+# Settings a resumed run may change: more epochs extend a run (see decay_schedule).
+EXTENSIBLE_SETTINGS = ("optim.epochs",)
 
 
 @dataclasses.dataclass
@@ -65,7 +87,8 @@ class TrainResult:
 
 
 def run_identity(config: TrainConfig) -> dict:
-    """The settings that determine a run's trajectory; a resumed run must have the same."""
+    """The settings that determine a run's trajectory; a resumed run must have the same, but for
+    :data:`EXTENSIBLE_SETTINGS` (the stored ``optim.epochs`` is the epochs the run started with)."""
     return {
         "model": dataclasses.asdict(config.model),
         "optim": dataclasses.asdict(config.optim),
@@ -78,36 +101,382 @@ def run_identity(config: TrainConfig) -> dict:
     }
 
 
-class _StopRequest:
-    """First Ctrl-C: finish the current step, checkpoint and stop; a second one aborts at once.
+def decay_schedule(config: OptimConfig, stored: dict | None) -> OptimConfig:
+    """The optimiser settings whose learning-rate decay the run follows.
 
-    Only this process's flag: the loop combines the processes' flags (:func:`any_process`)."""
+    The decay is fixed by the epochs the run started with (``stored``: its checkpoints' run
+    identity, None for a new run): siamfc-pytorch's ``initial_lr · γ^epoch`` with
+    ``γ = (ultimate_lr / initial_lr)^(1 / epochs)``. A run extended to more epochs keeps the rates
+    of the epochs it trained and goes on decaying by the same γ per epoch, past ``ultimate_lr``; it
+    is the run that was trained, continued, not a run planned longer from the start (whose earlier
+    epochs would have trained at higher rates).
+    """
+    if stored is None:
+        return config
+    return dataclasses.replace(config, epochs=int(stored["optim"]["epochs"]))
 
-    def __init__(self, log: Log) -> None:
-        self.requested = False
-        self._log = log
-        self._previous = None
 
-    def _handle(self, signum, frame) -> None:
-        if self.requested:
-            raise KeyboardInterrupt
-        self.requested = True
-        self._log(
-            "\nstopping after this step (with several processes: at the next log step, checkpoint or "
-            "epoch end, together); Ctrl-C again to abort without saving"
+@dataclasses.dataclass
+class _Run:
+    """A run in progress: what its epochs share, and the state, step count and history it advances."""
+
+    config: TrainConfig
+    schedule: OptimConfig
+    mesh: Mesh
+    steps_per_epoch: int
+    batches: Iterator[dict]
+    train_step: Callable[[TrainState, dict], tuple[TrainState, dict[str, jax.Array]]]
+    evaluators: list[Evaluator]
+    checkpointer: Checkpointer
+    stop: StopRequest
+    log: Log
+    status: Status
+    writer: Any
+    progress: bool
+    state: TrainState
+    step: int
+    history: list[dict]
+    meter: Throughput
+
+    @property
+    def single(self) -> bool:
+        return jax.process_count() == 1
+
+
+def train(
+    config: TrainConfig, progress: bool = True, log: Log = print, status: Status | None = None
+) -> TrainResult:
+    """Train as ``config`` says, resuming from ``<workdir>/checkpoints`` when it holds a checkpoint.
+
+    With several processes (``jax.distributed`` initialised) every process calls this with the same
+    config; process 0 logs and exports, all of them checkpoint. ``log`` gets the run's lines,
+    ``status`` what it is doing now ("compiling the train step", "epoch 2/6, step 40 of 300"), e.g.
+    for a heartbeat. Ctrl-C: see the module's docstring.
+
+    Raises:
+      DataError: the training data is missing or malformed.
+      ValueError: inconsistent settings (e.g. a batch that does not split over the devices, or a
+        workdir whose checkpoints belong to other settings).
+      ProcessLost: with several processes, a collective failed (another process died or stalled).
+      KeyboardInterrupt: a second Ctrl-C.
+    """
+    is_main = jax.process_index() == 0
+    log = log if is_main else (lambda message: None)
+    status = status if status is not None and is_main else (lambda text: None)
+    try:
+        with StopRequest(log, several_processes=jax.process_count() > 1) as stop:
+            return _train(config, progress and is_main, log, status, stop)
+    except Exception as error:
+        if is_collective_failure(error):
+            raise lost_process_error(error) from error
+        raise
+
+
+def _train(config: TrainConfig, progress: bool, log: Log, status: Status, stop: StopRequest) -> TrainResult:
+    workdir = Path(config.workdir).expanduser()
+    log(describe_devices())
+    log(describe_allocator())
+    # Before any work: checkpoints of other settings are refused, a finished run is not redone.
+    checkpointer = Checkpointer(
+        workdir, config.keep_checkpoints, run_identity(config), free=EXTENSIBLE_SETTINGS
+    )
+    with contextlib.closing(checkpointer):
+        finished = _finished_run(workdir, checkpointer, config.optim.epochs)
+        if finished is not None:
+            log(
+                f"finished: {workdir} holds a completed run ({finished.epochs_completed} epochs, step "
+                f"{finished.step}); weights in {finished.weights}. Nothing to do (another --workdir "
+                "trains anew, a larger --optim.epochs extends it)"
+            )
+            return finished
+        try:
+            run, position = _start(config, checkpointer, progress, log, status, stop)
+        except TrainingStopped:
+            log(_interrupted_line(checkpointer))
+            return TrainResult(checkpointer.latest() or 0, 0, True, [])
+        interrupted = _run_epochs(run, position)
+        _close(run)
+        epochs = config.optim.epochs
+        completed = sum(1 for record in run.history if record["epoch"] > 0)
+        interrupted = interrupted and run.step < epochs * run.steps_per_epoch
+        result = TrainResult(run.step, completed, interrupted, run.history)
+        if interrupted:
+            log(_interrupted_line(checkpointer))
+        elif jax.process_index() == 0:
+            status("exporting the weights")
+            result.weights, result.pth = _export(run.state, config, workdir, log)
+    return result
+
+
+def _start(
+    config: TrainConfig,
+    checkpointer: Checkpointer,
+    progress: bool,
+    log: Log,
+    status: Status,
+    stop: StopRequest,
+) -> tuple[_Run, Position]:
+    """Prepare the data, make or restore the state, validate the untrained network: the run at its
+    (resumed) position. Raises :class:`TrainingStopped` on Ctrl-C before the first step."""
+    mesh = data_mesh()
+    batch = config.optim.batch_size
+    if batch % mesh.size:
+        raise ValueError(f"--batch-size {batch} does not split evenly over {mesh.size} devices")
+    status("preparing the training data")
+    with stop.abandonable():
+        data = prepare_training_data(config, workers=config.workers or None, progress=progress)
+        wait_for_all_processes("siamfc_jax/training_data_ready")
+    log(f"data: {data.description}; {len(data.train.names)} training sequences")
+    loader = PairLoader(
+        data.train,
+        batch,
+        seed=config.seed,
+        workers=config.workers,
+        config=config.pairs,
+        process_index=jax.process_index(),
+        process_count=jax.process_count(),
+    )
+    schedule = decay_schedule(config.optim, checkpointer.stored_run_config)
+    optimizer = make_optimizer(schedule, loader.steps_per_epoch)
+    state, position = _initial_state(config, optimizer, mesh, checkpointer, loader.steps_per_epoch, log)
+    if schedule.epochs < config.optim.epochs:
+        log(
+            f"extending the run from {schedule.epochs} to {config.optim.epochs} epochs: the learning "
+            f"rate goes on decaying as in the first {schedule.epochs} (epoch {config.optim.epochs}: "
+            f"{epoch_learning_rate(schedule, config.optim.epochs - 1):.2e})"
         )
+    workdir = Path(config.workdir).expanduser()
+    run = _Run(
+        config=config,
+        schedule=schedule,
+        mesh=mesh,
+        steps_per_epoch=loader.steps_per_epoch,
+        batches=_batches(loader, position, config.optim.epochs),
+        train_step=_make_train_step(config, optimizer, mesh),
+        evaluators=_evaluators(data, config, mesh),
+        checkpointer=checkpointer,
+        stop=stop,
+        log=log,
+        status=status,
+        writer=_summary_writer(workdir) if jax.process_index() == 0 else None,
+        progress=progress,
+        state=state,
+        step=position.step,
+        history=_read_history(workdir, position),
+        meter=Throughput(batch),
+    )
+    if position.step == 0 and run.evaluators:
+        untrained = _validate(run)
+        if untrained is None or any_process(stop.requested):
+            _close(run)
+            raise TrainingStopped
+        log("untrained: " + _format(untrained))
+        _record(run, {"epoch": 0, "step": 0, **untrained})
+    if run.single and stop.requested:
+        _close(run)
+        raise TrainingStopped
+    return run, position
 
-    def __enter__(self) -> _StopRequest:
-        if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._handle)
-        return self
 
-    def __exit__(self, *exc) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
+def _close(run: _Run) -> None:
+    if run.writer is not None:
+        run.writer.close()
 
 
-def _evaluators(data: TrainingData, config: TrainConfig, mesh) -> list[Evaluator]:
+def _make_train_step(config: TrainConfig, optimizer, mesh: Mesh) -> Callable:
+    """The run's compiled-on-first-call train step."""
+    return make_train_step(
+        config.model, config.loss, optimizer, mesh, config.pairs.exemplar_sz, config.pairs.search_sz
+    )
+
+
+def _initial_state(
+    config: TrainConfig, optimizer, mesh: Mesh, checkpointer: Checkpointer, steps_per_epoch: int, log: Log
+) -> tuple[TrainState, Position]:
+    """A fresh state at position 0, or the newest checkpoint's state and position."""
+    # Initialised on the devices, placed replicated: nothing goes from the host to them.
+    state = jax.jit(
+        lambda: create_train_state(config.model, optimizer, jax.random.key(config.seed)),
+        out_shardings=NamedSharding(mesh, P()),
+    )()
+    if checkpointer.latest() is None:
+        return state, Position(0, 0, 0)
+    state, position = checkpointer.restore(state)
+    log(
+        f"resuming from {checkpointer.directory / str(position.step)} (epoch {position.epoch + 1}, "
+        f"step {position.step_in_epoch} of {steps_per_epoch})"
+    )
+    return state, position
+
+
+def _read_history(workdir: Path, position: Position) -> list[dict]:
+    """history.json's records up to ``position``: those after it (a run that died later) are redone."""
+    path = workdir / "history.json"
+    if not position.step or not path.is_file():
+        return []
+    return [record for record in json.loads(path.read_text()) if record["step"] <= position.step]
+
+
+def _run_epochs(run: _Run, position: Position) -> bool:
+    """Train from ``position`` to the last epoch; returns whether a Ctrl-C stopped the run."""
+    epochs = run.config.optim.epochs
+    for epoch in range(position.epoch, epochs):
+        totals = EpochTotals(run.steps_per_epoch)
+        first = 0
+        if epoch == position.epoch:  # the epoch's loss and time so far, from the checkpoint
+            first, totals.loss_sum = position.step_in_epoch, position.loss_sum
+            totals.seconds = position.seconds
+        run.meter.start_epoch()
+        if _train_epoch(run, epoch, first, totals):
+            return True
+        if _end_epoch(run, epoch, totals):
+            return True
+    return False
+
+
+def _train_epoch(run: _Run, epoch: int, first: int, totals: EpochTotals) -> bool:
+    """Steps ``first ..`` of ``epoch``, each followed by the periodic actions; returns whether a stop
+    was agreed, after a step whose checkpoint is then saved (at the epoch's last step the epoch's
+    end saves it)."""
+    epochs, steps = run.config.optim.epochs, run.steps_per_epoch
+    bar = tqdm(
+        total=steps,
+        initial=first,
+        desc=f"epoch {epoch + 1}/{epochs}",
+        disable=not run.progress,
+        dynamic_ncols=True,
+    )
+    with contextlib.closing(bar):
+        for step_in_epoch in range(first, steps):
+            if run.meter.first_step:
+                run.status("compiling the train step")
+            run.state, metrics = run.train_step(run.state, shard_batch(next(run.batches), run.mesh))
+            run.step += 1
+            run.meter.count()
+            totals.pending.append(metrics["loss"])
+            bar.update(1)
+            done = step_in_epoch + 1
+            run.status(f"epoch {epoch + 1}/{epochs}, step {done} of {steps}")
+            logged = _report_progress(run, epoch, totals, bar, last=done == steps)
+            saved = _save_every(run, epoch, done, totals)
+            if done < steps and _stop_agreed(run, paused=logged or saved):
+                if not saved:
+                    _save(run, totals.position(run.step, epoch, done))
+                return True
+    return False
+
+
+def _report_progress(run: _Run, epoch: int, totals: EpochTotals, bar: tqdm, last: bool) -> bool:
+    """Periodic action: every ``log_every_steps`` steps and at the epoch's end, the newest loss, the
+    learning rate and the throughput on the bar and in TensorBoard. Returns whether it ran."""
+    first = run.meter.first_step
+    if not (first or last or run.step % run.config.log_every_steps == 0):
+        return False
+    loss = totals.collect()  # waits for the step: the throughput below is real
+    rate = run.meter.mark()
+    if first:
+        run.log("pairs/s: counted over the steps after this process's first (its compilation)")
+    if rate is None:
+        return True
+    lr = epoch_learning_rate(run.schedule, epoch)
+    bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.2e}", pairs_s=f"{rate:.1f}")
+    if run.writer is not None:
+        run.writer.add_scalar("train/loss", loss, run.step)
+        run.writer.add_scalar("train/lr", lr, run.step)
+        run.writer.add_scalar("train/pairs_per_s", rate, run.step)
+    return True
+
+
+def _save_every(run: _Run, epoch: int, done: int, totals: EpochTotals) -> bool:
+    """Periodic action: a checkpoint every ``save_every_steps`` steps. Returns whether it ran."""
+    every = run.config.save_every_steps
+    if not every or run.step % every:
+        return False
+    _save(run, totals.position(run.step, epoch, done))
+    return True
+
+
+def _save(run: _Run, position: Position) -> None:
+    run.status("saving a checkpoint")
+    run.checkpointer.save(run.state, position)
+
+
+def _stop_agreed(run: _Run, paused: bool) -> bool:
+    """Periodic action: whether to stop now. One process checks after every step; several agree
+    where they all pause anyway (``paused``: a log step, a checkpoint; and the epoch's end)."""
+    return (run.single or paused) and any_process(run.stop.requested)
+
+
+def _end_epoch(run: _Run, epoch: int, totals: EpochTotals) -> bool:
+    """The epoch's checkpoint, validation and record (history.json, TensorBoard, the log line).
+    Returns whether a Ctrl-C stopped the run (during or before it)."""
+    totals.collect()
+    seconds, rate = totals.elapsed(), run.meter.epoch_rate()
+    _save(run, Position(run.step, epoch + 1, 0))
+    figures = _validate(run)
+    epoch_loss = totals.loss_sum / run.steps_per_epoch
+    record = {"epoch": epoch + 1, "step": run.step, "train/loss": epoch_loss, **(figures or {})}
+    _record(run, {**record, "seconds": round(seconds, 1)})
+    text = _format(figures) if figures is not None else "validation interrupted: no figures"
+    rate_text = f", {rate:.1f} pairs/s" if rate is not None else ""
+    run.log(f"epoch {epoch + 1}/{run.config.optim.epochs}: loss {epoch_loss:.4f}, {text}{rate_text}")
+    return figures is None or _stop_agreed(run, paused=True)
+
+
+def _record(run: _Run, record: dict) -> None:
+    """Add ``record`` to the history and write history.json (process 0), at once: a run stopped
+    later resumes with it."""
+    run.history.append(record)
+    if jax.process_index() == 0:
+        history_path = Path(run.config.workdir).expanduser() / "history.json"
+        write_text_atomic(history_path, json.dumps(run.history, indent=1) + "\n")
+
+
+def _validate(run: _Run) -> dict | None:
+    """The evaluators' figures of the current state (also to TensorBoard), or None when a Ctrl-C
+    abandoned them (one process only: several run collectives in them, and finish them)."""
+    run.status("validating")
+    try:
+        with run.stop.abandonable(allowed=run.single):
+            figures = dict(pair for evaluator in run.evaluators for pair in evaluator.run(run.state))
+    except TrainingStopped:
+        return None
+    if run.writer is not None:
+        for name, value in figures.items():
+            run.writer.add_scalar(name, value, run.step)
+        run.writer.flush()
+    return figures
+
+
+def _interrupted_line(checkpointer: Checkpointer) -> str:
+    step = checkpointer.latest()
+    if step is None:
+        return "interrupted before the first step: no checkpoint; run the same command again to start"
+    return (
+        f"interrupted: checkpoint at step {step} in {checkpointer.directory}; run the same command "
+        "again to resume"
+    )
+
+
+def _finished_run(workdir: Path, checkpointer: Checkpointer, epochs: int) -> TrainResult | None:
+    """The result of a run that completed in ``workdir`` (checkpoints and exported weights), or None.
+
+    Complete means: the newest checkpoint is the end of the last of ``epochs`` epochs (or later),
+    and ``final.msgpack`` (written only after it) exists; the checkpointer has checked that the
+    run's settings are this one's. Weights left beside older checkpoints (a run rolled back to one
+    of them, or a finished run extended to more epochs) do not count: that run resumes.
+    """
+    weights, pth = workdir / "final.msgpack", workdir / "final.pth"
+    step = checkpointer.latest()
+    if step is None or not weights.is_file() or checkpointer.position(step).epoch < epochs:
+        return None
+    history_path = workdir / "history.json"
+    history = json.loads(history_path.read_text()) if history_path.is_file() else []
+    completed = sum(1 for record in history if record["epoch"] > 0)
+    return TrainResult(step, completed, False, history, weights, pth if pth.is_file() else None)
+
+
+def _evaluators(data: TrainingData, config: TrainConfig, mesh: Mesh) -> list[Evaluator]:
     """Validation of a run: the peak error on a fixed batch of validation pairs (seeded apart from
     training; each process makes its slice) and the AUC of tracking the validation sequences."""
     evaluators: list[Evaluator] = []
@@ -127,243 +496,6 @@ def _evaluators(data: TrainingData, config: TrainConfig, mesh) -> list[Evaluator
     if data.sequences:
         evaluators.append(TrackingEvaluator(data.sequences, config.model))
     return evaluators
-
-
-def train(config: TrainConfig, progress: bool = True, log: Log = print) -> TrainResult:
-    """Train as ``config`` says, resuming from ``<workdir>/checkpoints`` when it holds a checkpoint.
-
-    With several processes (``jax.distributed`` initialised) every process calls this with the same
-    config; process 0 logs and exports, all of them checkpoint.
-
-    Raises:
-      DataError: the training data is missing or malformed.
-      ValueError: inconsistent settings (e.g. a batch that does not split over the devices, or a
-        workdir whose checkpoints belong to other settings).
-      ProcessLost: with several processes, a collective failed (another process died or stalled).
-    """
-    try:
-        return _train(config, progress, log)
-    except Exception as error:
-        if is_collective_failure(error):
-            raise lost_process_error(error) from error
-        raise
-
-
-def _train(config: TrainConfig, progress: bool, log: Log) -> TrainResult:
-    workdir = Path(config.workdir).expanduser()
-    is_main = jax.process_index() == 0
-    single = jax.process_count() == 1
-    say = log if is_main else (lambda message: None)
-    say(describe_devices())
-    say(describe_allocator())
-    # Before any work: checkpoints of other settings are refused, a finished run is not redone.
-    checkpointer = Checkpointer(workdir, config.keep_checkpoints, run_identity(config))
-    finished = _finished_run(workdir, checkpointer, config.optim.epochs)
-    if finished is not None:
-        checkpointer.close()
-        say(
-            f"finished: {workdir} holds a completed run ({finished.epochs_completed} epochs, step "
-            f"{finished.step}); weights in {finished.weights}. Nothing to do (another --workdir "
-            "trains anew)"
-        )
-        return finished
-    mesh = data_mesh()
-    batch = config.optim.batch_size
-    if batch % mesh.size:
-        raise ValueError(f"--batch-size {batch} does not split evenly over {mesh.size} devices")
-
-    data = prepare_training_data(config, workers=config.workers or None, progress=progress and is_main)
-    wait_for_all_processes("siamfc_jax/training_data_ready")
-    say(f"data: {data.description}; {len(data.train.names)} training sequences")
-    loader = PairLoader(
-        data.train,
-        batch,
-        seed=config.seed,
-        workers=config.workers,
-        config=config.pairs,
-        process_index=jax.process_index(),
-        process_count=jax.process_count(),
-    )
-    steps_per_epoch = loader.steps_per_epoch
-    optimizer = make_optimizer(config.optim, steps_per_epoch)
-    replicated = NamedSharding(mesh, P())
-    # Initialised on the devices, placed replicated: nothing goes from the host to them.
-    state = jax.jit(
-        lambda: create_train_state(config.model, optimizer, jax.random.key(config.seed)),
-        out_shardings=replicated,
-    )()
-
-    position = Position(0, 0, 0)
-    if checkpointer.latest() is not None:
-        state, position = checkpointer.restore(state)
-        say(
-            f"resuming from {checkpointer.directory / str(position.step)} (epoch {position.epoch + 1}, "
-            f"step {position.step_in_epoch} of {steps_per_epoch})"
-        )
-    history_path = workdir / "history.json"
-    history = []
-    if position.step and history_path.is_file():
-        # Records after the checkpoint (a run that died later) are redone, so they are dropped.
-        history = [r for r in json.loads(history_path.read_text()) if r["step"] <= position.step]
-
-    train_step = make_train_step(
-        config.model, config.loss, optimizer, mesh, config.pairs.exemplar_sz, config.pairs.search_sz
-    )
-    evaluators = _evaluators(data, config, mesh)
-    writer = _summary_writer(workdir) if is_main else None
-
-    def validate(step: int) -> dict:
-        figures = dict(pair for evaluator in evaluators for pair in evaluator.run(state))
-        if writer is not None:
-            for name, value in figures.items():
-                writer.add_scalar(name, value, step)
-            writer.flush()
-        return figures
-
-    if position.step == 0 and evaluators:
-        untrained = validate(0)
-        say("untrained: " + _format(untrained))
-        history.append({"epoch": 0, "step": 0, **untrained})
-
-    interrupted = False
-    step = position.step
-    epochs = config.optim.epochs
-    with _StopRequest(say) as stop, contextlib.closing(checkpointer):
-        batches = _batches(loader, position, epochs)
-        for epoch in range(position.epoch, epochs):
-            resumed = epoch == position.epoch
-            first = position.step_in_epoch if resumed else 0
-            bar = tqdm(
-                total=steps_per_epoch,
-                initial=first,
-                desc=f"epoch {epoch + 1}/{epochs}",
-                disable=not (progress and is_main),
-                dynamic_ncols=True,
-            )
-            # The epoch's loss and time so far, from the checkpoint when it resumes mid-epoch.
-            totals = _EpochTotals(steps_per_epoch)
-            if resumed:
-                totals.loss_sum, totals.seconds = position.loss_sum, position.seconds
-            lr = epoch_learning_rate(config.optim, epoch)
-            interval_start, interval_steps = totals.started, 0
-            for step_in_epoch in range(first, steps_per_epoch):
-                state, metrics = train_step(state, shard_batch(next(batches), mesh))
-                step += 1
-                interval_steps += 1
-                totals.pending.append(metrics["loss"])
-                bar.update(1)
-                last = step_in_epoch + 1 == steps_per_epoch
-                logged = step % config.log_every_steps == 0 or last
-                saving = bool(config.save_every_steps) and step % config.save_every_steps == 0
-                if logged:
-                    loss = totals.collect()  # waits for the step: the rate below is real
-                    now = time.perf_counter()
-                    rate = interval_steps * batch / max(now - interval_start, 1e-9)
-                    interval_start, interval_steps = now, 0
-                    bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.2e}", pairs_s=f"{rate:.1f}")
-                    if writer is not None:
-                        writer.add_scalar("train/loss", loss, step)
-                        writer.add_scalar("train/lr", lr, step)
-                        writer.add_scalar("train/pairs_per_s", rate, step)
-                if saving:
-                    checkpointer.save(state, totals.position(step, epoch, step_in_epoch + 1))
-                # With several processes all of them stop at the same step: they agree on it where
-                # they all pause anyway (a log step, a checkpoint, the epoch's end).
-                if (single or logged or saving) and any_process(stop.requested):
-                    interrupted = True
-                    break
-            bar.close()
-            if interrupted and not last:
-                checkpointer.save(state, totals.position(step, epoch, step_in_epoch + 1))
-                say(
-                    f"interrupted: checkpoint at step {step} in {checkpointer.directory}; "
-                    "run the same command again to resume"
-                )
-                break
-            totals.collect()
-            seconds = totals.elapsed()
-            epoch_loss = totals.loss_sum / steps_per_epoch
-            figures = validate(step)
-            record = {
-                "epoch": epoch + 1,
-                "step": step,
-                "train/loss": epoch_loss,
-                **figures,
-                "seconds": round(seconds, 1),
-            }
-            history.append(record)
-            say(
-                f"epoch {epoch + 1}/{epochs}: loss {epoch_loss:.4f}, "
-                + _format(figures)
-                + f", {steps_per_epoch * batch / max(seconds, 1e-9):.1f} pairs/s"
-            )
-            checkpointer.save(state, Position(step, epoch + 1, 0))
-            if is_main:
-                write_text_atomic(history_path, json.dumps(history, indent=1) + "\n")
-            if interrupted:
-                say(
-                    f"interrupted: checkpoint at step {step} in {checkpointer.directory}; "
-                    "run the same command again to resume"
-                )
-                break
-
-    if writer is not None:
-        writer.close()
-    completed = sum(1 for record in history if record["epoch"] > 0)
-    interrupted = interrupted and step < epochs * steps_per_epoch
-    result = TrainResult(step, completed, interrupted, history)
-    if not interrupted and is_main:
-        result.weights, result.pth = _export(state, config, workdir, say)
-    return result
-
-
-def _finished_run(workdir: Path, checkpointer: Checkpointer, epochs: int) -> TrainResult | None:
-    """The result of a run that completed in ``workdir`` (checkpoints and exported weights), or None.
-
-    Complete means: the newest checkpoint is the end of the last of ``epochs`` epochs, and
-    ``final.msgpack`` (written only after it) exists; the checkpointer has checked that the run's
-    settings are this one's. Weights left beside older checkpoints (a run rolled back to one of
-    them) do not count: that run resumes.
-    """
-    weights, pth = workdir / "final.msgpack", workdir / "final.pth"
-    step = checkpointer.latest()
-    if step is None or not weights.is_file() or checkpointer.position(step).epoch < epochs:
-        return None
-    history_path = workdir / "history.json"
-    history = json.loads(history_path.read_text()) if history_path.is_file() else []
-    completed = sum(1 for record in history if record["epoch"] > 0)
-    return TrainResult(step, completed, False, history, weights, pth if pth.is_file() else None)
-
-
-@dataclasses.dataclass
-class _EpochTotals:
-    """An epoch's loss sum and training seconds: those of the steps before this run's first (from
-    the checkpoint) plus this run's; the losses not yet read from the device wait in ``pending``."""
-
-    steps_per_epoch: int
-    loss_sum: float = 0.0
-    seconds: float = 0.0
-    pending: list = dataclasses.field(default_factory=list)
-    started: float = dataclasses.field(default_factory=time.perf_counter)
-
-    def collect(self) -> float:
-        """Add the pending losses to the sum, in step order; returns the newest loss."""
-        losses = [float(loss) for loss in host_copy(self.pending)]
-        self.pending = []
-        for loss in losses:
-            self.loss_sum += loss
-        return losses[-1] if losses else float("nan")
-
-    def elapsed(self) -> float:
-        """Training seconds of the epoch so far."""
-        return self.seconds + time.perf_counter() - self.started
-
-    def position(self, step: int, epoch: int, next_step: int) -> Position:
-        """The checkpoint position after ``next_step`` steps of ``epoch`` (rolling over at its end)."""
-        if next_step >= self.steps_per_epoch:
-            return Position(step, epoch + 1, 0)
-        self.collect()
-        return Position(step, epoch, next_step, self.loss_sum, self.elapsed())
 
 
 def _batches(loader: PairLoader, position: Position, epochs: int) -> Iterator[dict]:
@@ -388,7 +520,7 @@ def _summary_writer(workdir: Path):
     return SummaryWriter(str(workdir / "tensorboard"))
 
 
-def _export(state: TrainState, config: TrainConfig, workdir: Path, say: Log) -> tuple[Path, Path | None]:
+def _export(state: TrainState, config: TrainConfig, workdir: Path, log: Log) -> tuple[Path, Path | None]:
     """Write ``final.msgpack`` (ours) and ``final.pth`` (siamfc-pytorch) into the workdir."""
     variables = host_copy({"params": state.params, "batch_stats": state.batch_stats})
     weights = workdir / "final.msgpack"
@@ -397,7 +529,7 @@ def _export(state: TrainState, config: TrainConfig, workdir: Path, say: Log) -> 
     try:
         export_pth(pth, variables)
     except WeightsError as error:  # PyTorch is optional at run time
-        say(f"final.pth not written: {error}; convert later with python -m siamfc_jax.convert")
+        log(f"final.pth not written: {error}; convert later with python -m siamfc_jax.convert")
         pth = None
-    say(f"weights: {weights}" + (f" and {pth}" if pth else ""))
+    log(f"weights: {weights}" + (f" and {pth}" if pth else ""))
     return weights, pth

@@ -30,6 +30,8 @@ class TrainState:
 def epoch_learning_rate(config: OptimConfig, epoch: int | jax.Array) -> float | jax.Array:
     """Learning rate of (0-based) ``epoch``: ``initial_lr · γ^epoch``, γ = (ultimate/initial)^(1/epochs).
 
+    ``config.epochs`` sets the decay's rate; epochs past it (a run extended to more epochs,
+    :func:`~siamfc_jax.training.loop.decay_schedule`) decay on by γ per epoch, below ``ultimate_lr``.
     A Python ``int`` gives a Python float computed on the host (the loop logs it without touching a
     device); an array gives an array.
     """
