@@ -32,7 +32,7 @@ import numpy as np
 
 from siamfc_jax.config import ModelConfig
 from siamfc_jax.evaluation.runner import track_sequence
-from siamfc_jax.io import write_text_atomic
+from siamfc_jax.files import write_text_atomic
 from siamfc_jax.models import init_variables
 from siamfc_jax.runtime import describe_devices, setup_process
 from siamfc_jax.sequences.datasets import SequenceFolder

@@ -23,7 +23,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from numpy.typing import ArrayLike
 
-from siamfc_jax.io import OutputError, atomic_path
+from siamfc_jax.files import OutputError, atomic_path
 
 PREDICTION_COLOR = (255, 48, 48)  # RGB
 # Further targets of a multi-target run, after PREDICTION_COLOR (none of them green).

@@ -22,28 +22,28 @@ PACKAGE = REPO_ROOT / "siamfc_jax"
 ALLOWED: dict[str, set[str]] = {
     "config": set(),
     "configs": {"config"},
-    "io": set(),
+    "files": set(),
     "runtime": set(),
     "cli": set(),
     "ops": {"config"},
     "models": {"config", "ops"},
     "losses": {"config"},
-    "interop": {"config", "io", "models"},
-    "weights": {"config", "interop", "io", "models"},
-    "sequences": {"io"},
-    "synthetic": {"cli", "config", "io", "runtime"},
-    "pipeline": {"cli", "config", "io", "runtime", "sequences", "synthetic"},
+    "interop": {"config", "files", "models"},
+    "weights": {"config", "interop", "files", "models"},
+    "sequences": {"files"},
+    "synthetic": {"cli", "config", "files", "runtime"},
+    "pipeline": {"cli", "config", "files", "runtime", "sequences", "synthetic"},
     "tracker": {"config", "models", "ops", "sequences", "weights"},
-    "visualize": {"io"},
-    "evaluation": {"config", "io", "sequences", "tracker", "visualize"},
-    "training": {"config", "evaluation", "interop", "io", "losses", "models", "pipeline", "runtime"}
+    "visualize": {"files"},
+    "evaluation": {"config", "files", "sequences", "tracker", "visualize"},
+    "training": {"config", "evaluation", "interop", "files", "losses", "models", "pipeline", "runtime"}
     | {"sequences", "tracker", "weights"},
     "convert": {"cli", "interop", "runtime", "weights"},
-    "live": {"evaluation", "io", "sequences", "tracker", "visualize"},
-    "export": {"cli", "config", "io", "models", "runtime", "tracker", "weights"},
-    "tune": {"cli", "config", "evaluation", "io", "runtime", "sequences", "tracker", "training"}
+    "live": {"evaluation", "files", "sequences", "tracker", "visualize"},
+    "export": {"cli", "config", "files", "models", "runtime", "tracker", "weights"},
+    "tune": {"cli", "config", "evaluation", "files", "runtime", "sequences", "tracker", "training"}
     | {"visualize", "weights"},
-    "apps": {"cli", "config", "configs", "evaluation", "io", "live", "pipeline", "runtime", "sequences"}
+    "apps": {"cli", "config", "configs", "evaluation", "files", "live", "pipeline", "runtime", "sequences"}
     | {"synthetic", "tracker", "training", "tune", "weights"},
 }
 
@@ -51,7 +51,7 @@ ALLOWED: dict[str, set[str]] = {
 EXCEPTIONS: dict[str, set[str]] = {
     # The per-layer formulation choice is measured once and cached on disk, beside the
     # compilation cache: the one file that ops touches.
-    "ops/autotune.py": {"os", "pathlib", "siamfc_jax.io", "siamfc_jax.runtime"},
+    "ops/autotune.py": {"os", "pathlib", "siamfc_jax.files", "siamfc_jax.runtime"},
     # Batched evaluation drives the tracker's jitted slots itself (explicit uploads of frames).
     "evaluation/batched.py": {"jax"},
 }
@@ -157,9 +157,9 @@ def test_the_rules_can_fail(tmp_path):
         "tracker may not import siamfc_jax.training",
         "nothing may import tensorflow",
     ]
-    assert violations("models/siamfc.py", [("cv2", True), ("siamfc_jax.io", True)]) == [
+    assert violations("models/siamfc.py", [("cv2", True), ("siamfc_jax.files", True)]) == [
         "models may not import cv2",
-        "models may not import siamfc_jax.io",
+        "models may not import siamfc_jax.files",
     ]
 
 

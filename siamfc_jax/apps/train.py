@@ -28,7 +28,7 @@ import sys
 
 from siamfc_jax import cli, configs
 from siamfc_jax.config import ConfigError, TrainConfig
-from siamfc_jax.io import check_writable_dir
+from siamfc_jax.files import check_writable_dir
 from siamfc_jax.runtime import setup_process
 from siamfc_jax.sequences.frames import DataError
 from siamfc_jax.synthetic.config import SyntheticDataError

@@ -73,7 +73,7 @@ from siamfc_jax.evaluation.scoring import (
     tracked_length,
 )
 from siamfc_jax.evaluation.validation import validate_for_tracking
-from siamfc_jax.io import write_text_atomic
+from siamfc_jax.files import write_text_atomic
 from siamfc_jax.sequences.frames import DataError
 from siamfc_jax.sequences.sequence import Sequence
 from siamfc_jax.tracker.device import (

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from siamfc_jax.evaluation.scoring import SUMMARY_NAME
-from siamfc_jax.io import OutputError, check_writable_dir
+from siamfc_jax.files import OutputError, check_writable_dir
 
 # Everything a run writes for sequence <name> (what claim_outputs looks for).
 _SEQUENCE_SUFFIXES = (".txt", ".json", "_success.png", ".mp4", "_strip.png")

@@ -9,7 +9,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from siamfc_jax.config import ModelConfig, TrackerConfig
-from siamfc_jax.io import write_text_atomic
+from siamfc_jax.files import write_text_atomic
 
 
 class ExportError(Exception):

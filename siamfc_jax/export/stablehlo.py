@@ -38,7 +38,7 @@ from jax import export
 
 from siamfc_jax.config import ModelConfig, TrackerConfig
 from siamfc_jax.export.manifest import check_outputs, write_manifest
-from siamfc_jax.io import write_bytes_atomic
+from siamfc_jax.files import write_bytes_atomic
 from siamfc_jax.tracker import TrackState, fit_config, init_state, update_state
 
 STATE_FIELDS: tuple[str, ...] = TrackState._fields

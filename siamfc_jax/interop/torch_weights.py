@@ -16,7 +16,7 @@ import numpy as np
 from flax import traverse_util
 
 from siamfc_jax.config import BACKBONES, ModelConfig
-from siamfc_jax.io import atomic_path
+from siamfc_jax.files import atomic_path
 
 
 class WeightsError(ValueError):

@@ -33,7 +33,7 @@ import jax
 import jaxlib
 import numpy as np
 
-from siamfc_jax.io import write_text_atomic
+from siamfc_jax.files import write_text_atomic
 from siamfc_jax.runtime import available_cores, cache_dir
 
 # Timed rounds at most; rounds timed even past the budget (a train step's large layers used to get

@@ -58,7 +58,7 @@ import tensorflow_datasets as tfds
 
 from siamfc_jax import cli
 from siamfc_jax.config import PairConfig
-from siamfc_jax.io import exclusive_lock
+from siamfc_jax.files import exclusive_lock
 from siamfc_jax.pipeline.curate import CURATION_INTERPOLATION, CuratedSequence, curate_dataset, runs
 from siamfc_jax.pipeline.pairs import CURATION_FORMAT, CuratedCrops
 from siamfc_jax.sequences.datasets import GOT10k, ImageNetVID, SequenceDataset, SequenceFolder
