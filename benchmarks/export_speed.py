@@ -38,7 +38,7 @@ from siamfc_jax.export.onnx import export_onnx, import_optional
 from siamfc_jax.export.stablehlo import export_steps
 from siamfc_jax.models import SiamFC, cross_correlate
 from siamfc_jax.pipeline.crops import crop_and_resize
-from siamfc_jax.runtime import available_cores, select_platform
+from siamfc_jax.runtime import available_cores, setup_process
 from siamfc_jax.sequences.frames import average_color
 from siamfc_jax.sequences.readers import open_sequence
 from siamfc_jax.tracker import Tracker
@@ -147,7 +147,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    select_platform()
     parser = argparse.ArgumentParser(prog="python -m benchmarks.export_speed", description=__doc__)
     parser.add_argument("--frames", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=3)
@@ -155,4 +154,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    setup_process(allocator=False, xla_cpu_libraries=False, compilation_cache=False)
     sys.exit(main())

@@ -49,10 +49,7 @@ from siamfc_jax.ops.crop import crop_and_resize
 from siamfc_jax.ops.plan import ConvPlan
 from siamfc_jax.runtime import (
     available_cores,
-    choose_xla_cpu_libraries,
-    keep_freed_host_memory,
-    relaunch_with_mimalloc,
-    select_platform,
+    setup_process,
 )
 from siamfc_jax.sequences.frames import DataError, read_image
 from siamfc_jax.sequences.readers import open_sequence
@@ -177,9 +174,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    select_platform()
-    keep_freed_host_memory()  # as track.py runs
-    choose_xla_cpu_libraries()
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sequence", type=Path,
                         help="sequence folder (default: shared Crossing, else the synthetic demo)")
@@ -198,5 +192,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    relaunch_with_mimalloc()  # before anything compiles; it repeats the imports above
+    setup_process(compilation_cache=False)  # as track.py runs; the restart repeats the imports above
     sys.exit(main())

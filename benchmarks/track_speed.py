@@ -74,12 +74,9 @@ from siamfc_jax.ops.plan import ConvPlan
 from siamfc_jax.plans import CONV_IMPL_CHOICES, Workload, named_plan
 from siamfc_jax.runtime import (
     available_cores,
-    choose_xla_cpu_libraries,
     describe_allocator,
     describe_devices,
-    keep_freed_host_memory,
-    relaunch_with_mimalloc,
-    select_platform,
+    setup_process,
 )
 from siamfc_jax.sequences.frames import DataError, average_color, read_image
 from siamfc_jax.sequences.readers import open_sequence
@@ -593,9 +590,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    select_platform()
-    keep_freed_host_memory()  # as track.py and train.py run
-    choose_xla_cpu_libraries()
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sequence", type=Path,
                         help="sequence folder (default: shared Crossing, else the synthetic demo)")
@@ -628,5 +622,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    relaunch_with_mimalloc()  # before anything compiles; it repeats the imports above
+    setup_process(compilation_cache=False)  # as track.py runs; the restart repeats the imports above
     sys.exit(main())

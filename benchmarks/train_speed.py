@@ -69,11 +69,8 @@ from siamfc_jax.pipeline.sources import prepare_training_data
 from siamfc_jax.plans import CONV_IMPL_CHOICES, Workload, named_plan
 from siamfc_jax.runtime import (
     available_cores,
-    choose_xla_cpu_libraries,
     describe_devices,
-    keep_freed_host_memory,
-    relaunch_with_mimalloc,
-    select_platform,
+    setup_process,
 )
 from siamfc_jax.sequences.frames import DataError
 from siamfc_jax.training.state import create_train_state, make_optimizer
@@ -368,9 +365,6 @@ def run(args: argparse.Namespace, child_base: dict[str, str]) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    select_platform()
-    keep_freed_host_memory()  # as track.py and train.py run
-    choose_xla_cpu_libraries()  # as train.py runs
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     default_cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "siamfc_jax"
     parser.add_argument("--batch-size", type=int, default=8, help="global batch in pairs (default 8)")
@@ -411,5 +405,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    relaunch_with_mimalloc()  # before anything compiles; it repeats the imports above
+    setup_process(compilation_cache=False)  # as track.py runs; the restart repeats the imports above
     sys.exit(main())

@@ -34,7 +34,7 @@ import jaxlib
 import numpy as np
 
 from siamfc_jax.config import ModelConfig, TrackerConfig
-from siamfc_jax.io import write_text_atomic
+from siamfc_jax.files import write_text_atomic
 from siamfc_jax.models import backbone_class
 from siamfc_jax.ops.conv import FORMULATIONS, ROLES, Formulations, conv2d, conv_macs
 from siamfc_jax.ops.plan import LAYERS, ConvPlan, default_plan

@@ -10,10 +10,13 @@ import pytest
 from siamfc_jax.config import ModelConfig, TrackerConfig
 from siamfc_jax.ops.plan import ConvPlan
 from siamfc_jax.plans import Workload, machine_plan
-from siamfc_jax.runtime import select_platform
+from siamfc_jax.runtime import setup_process
 
-# As the command-line tools do: the CPU where JAX's CUDA plugin is installed but no GPU is present.
-select_platform()
+# As the command-line tools set a process up: the platform (the CPU where JAX's CUDA plugin is
+# installed but no GPU is present), the compilation cache (a second run of the suite compiles
+# little), FFmpeg's messages for the decoders. Not the restart on mimalloc, which would replace
+# pytest's process, nor the XLA flags, which the tests of the flags set in processes of their own.
+setup_process(allocator=False, xla_cpu_libraries=False)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_ROOT = REPO_ROOT.parent / "shared"

@@ -23,7 +23,7 @@ import pytest
 
 from siamfc_jax.config import ModelConfig, TrackerConfig
 from siamfc_jax.evaluation.metrics import iou
-from siamfc_jax.export import __main__ as export_cli
+from siamfc_jax.export import command as export_cli
 from siamfc_jax.export import export_onnx
 from siamfc_jax.export.stablehlo import STATE_FIELDS, export_plan, frame_fill
 from siamfc_jax.models import SiamFC, cross_correlate, init_variables

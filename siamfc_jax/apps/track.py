@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -50,15 +49,7 @@ from siamfc_jax.evaluation.validation import check_target_boxes, is_sequence_roo
 from siamfc_jax.live import display_problem, format_live_result, is_live_source, run_live, source_name
 from siamfc_jax.ops.conv import FORMULATIONS
 from siamfc_jax.plans import CONV_IMPL_CHOICES, Log, Workload, named_plan
-from siamfc_jax.runtime import (
-    choose_xla_cpu_libraries,
-    describe_allocator,
-    describe_devices,
-    enable_compilation_cache,
-    keep_freed_host_memory,
-    relaunch_with_mimalloc,
-    select_platform,
-)
+from siamfc_jax.runtime import describe_allocator, describe_devices
 from siamfc_jax.sequences.datasets import SequenceFolder
 from siamfc_jax.sequences.frames import DataError
 from siamfc_jax.sequences.readers import open_sequence
@@ -354,7 +345,6 @@ def _load_tracker(
 
 
 def _track(args: argparse.Namespace, config: TrackerConfig, boxes: list, heartbeat: cli.Heartbeat) -> int:
-    enable_compilation_cache()  # before anything compiles: JAX decides on the cache once
     device = describe_devices()
     heartbeat.say(device)
     heartbeat.say(describe_allocator())
@@ -464,18 +454,12 @@ def _run_live(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the command line; returns the exit status (:mod:`siamfc_jax.cli`'s convention)."""
-    select_platform()
-    keep_freed_host_memory()
-    choose_xla_cpu_libraries()
+    """Run the command line in a process set up by :func:`siamfc_jax.runtime.setup_process`
+    (:func:`siamfc_jax.apps.track_command`); returns the exit status (:mod:`siamfc_jax.cli`'s
+    convention)."""
 
     def body() -> int:
         args = build_parser().parse_args(argv)
         return _run(args, tracker_config(args))
 
     return cli.run(body, (DataError, WeightsError, SyntheticDataError, OSError))
-
-
-if __name__ == "__main__":
-    relaunch_with_mimalloc()  # before anything compiles; it repeats the imports above
-    sys.exit(main())

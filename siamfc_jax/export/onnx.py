@@ -30,7 +30,7 @@ import jax.numpy as jnp
 
 from siamfc_jax.config import ModelConfig, TrackerConfig
 from siamfc_jax.export.manifest import check_outputs, write_manifest
-from siamfc_jax.io import write_bytes_atomic
+from siamfc_jax.files import write_bytes_atomic
 from siamfc_jax.models import SiamFC, cross_correlate
 from siamfc_jax.ops.plan import ConvPlan
 from siamfc_jax.tracker import fit_config

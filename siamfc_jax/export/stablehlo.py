@@ -40,7 +40,7 @@ from jax import export
 
 from siamfc_jax.config import ModelConfig, TrackerConfig
 from siamfc_jax.export.manifest import check_outputs, write_manifest
-from siamfc_jax.io import write_bytes_atomic
+from siamfc_jax.files import write_bytes_atomic
 from siamfc_jax.ops.plan import ConvPlan, default_plan
 from siamfc_jax.tracker import TrackState, fit_config, start, step, tracker_spec
 from siamfc_jax.tracker.device import empty_states, hyper_params

@@ -7,7 +7,7 @@ to float32 summation order (``tests/test_conv.py``):
     one ``lax.conv_general_dilated`` (grouped ones through ``feature_group_count``): the natural
     form, and the fast one on TPUs. On XLA:CPU its speed depends on the library running it: on
     YNNPACK (XLA's default) it reaches a fraction of the matrix products' speed, on XLA's own
-    kernels (:func:`siamfc_jax.runtime.choose_xla_cpu_libraries`, which the command-line tools
+    kernels (:func:`siamfc_jax.runtime.setup_process`, which the command-line tools
     set) about their speed; grouped ones are slower, and their kernel gradients much slower.
 ``"lax_per_group"``
     a grouped convolution as one ``lax.conv_general_dilated`` per channel group, concatenated (an

@@ -47,8 +47,8 @@ from jax.sharding import PartitionSpec as P
 from tqdm import tqdm
 
 from siamfc_jax.config import OptimConfig, TrainConfig
+from siamfc_jax.files import write_text_atomic
 from siamfc_jax.interop.torch_weights import WeightsError
-from siamfc_jax.io import write_text_atomic
 from siamfc_jax.pipeline.loader import PairLoader
 from siamfc_jax.pipeline.sources import TrainingData, prepare_training_data
 from siamfc_jax.plans import Workload

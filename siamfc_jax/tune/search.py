@@ -29,7 +29,7 @@ import numpy as np
 
 from siamfc_jax.config import ConfigError, ModelConfig, TrackerConfig
 from siamfc_jax.evaluation.tracking import SequenceJob, track_sequences
-from siamfc_jax.io import check_writable_dir, write_text_atomic
+from siamfc_jax.files import check_writable_dir, write_text_atomic
 from siamfc_jax.ops.plan import ConvPlan
 from siamfc_jax.sequences.sequence import Sequence
 from siamfc_jax.tracker.device import fit_config, hyper_params, static_config, tracker_spec

@@ -28,7 +28,7 @@ from matplotlib.figure import Figure
 
 from siamfc_jax.config import ModelConfig, OptimConfig, TrackerConfig
 from siamfc_jax.evaluation.tracking import SequenceJob, track_sequences
-from siamfc_jax.io import write_text_atomic
+from siamfc_jax.files import write_text_atomic
 from siamfc_jax.plans import Workload, stored_plan
 from siamfc_jax.sequences.frames import DataError
 from siamfc_jax.sequences.sequence import Sequence
