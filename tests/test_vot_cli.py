@@ -32,7 +32,7 @@ from siamfc_jax.evaluation.vot_runs import (
     vot_output_paths,
     vot_summary,
 )
-from siamfc_jax.io import OutputError
+from siamfc_jax.files import OutputError
 from siamfc_jax.sequences.readers import open_sequence
 from siamfc_jax.tracker import Tracker
 from siamfc_jax.tracker.loop import FrameResult, Restart
@@ -240,7 +240,7 @@ def test_vot_protocol_refuses_other_layouts(tmp_path, capfd, monkeypatch):
 
 @pytest.mark.slow
 def test_tune_ranks_by_the_vot_objective(vot_run, tmp_path, capsys):
-    from siamfc_jax.tune.__main__ import main as tune_main
+    from siamfc_jax.tune.command import main as tune_main
 
     _, out, root = vot_run
     summary = json.loads((out / "vot_summary.json").read_text())
@@ -290,7 +290,7 @@ def test_vot_objective_uses_eao_only_where_a_sequence_reaches_its_interval():
 
 
 def test_tune_vot_refuses_other_layouts_before_writing(tmp_path, capfd):
-    from siamfc_jax.tune.__main__ import main as tune_main
+    from siamfc_jax.tune.command import main as tune_main
 
     crossing = shared_path("siamfc/data/sequences/Crossing")
     out = tmp_path / "search"

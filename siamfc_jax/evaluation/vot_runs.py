@@ -52,7 +52,7 @@ from siamfc_jax.evaluation.vot import (
     sequence_table,
     write_trajectory,
 )
-from siamfc_jax.io import OutputError, check_writable_dir, write_text_atomic
+from siamfc_jax.files import OutputError, check_writable_dir, write_text_atomic
 from siamfc_jax.sequences.frames import DataError
 from siamfc_jax.sequences.sequence import Sequence
 from siamfc_jax.tracker import BatchTracker, Tracker

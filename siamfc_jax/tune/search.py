@@ -33,7 +33,8 @@ import numpy as np
 
 from siamfc_jax.config import ConfigError, ModelConfig, TrackerConfig
 from siamfc_jax.evaluation.tracking import SequenceJob, track_sequences
-from siamfc_jax.io import check_writable_dir, write_text_atomic
+from siamfc_jax.files import check_writable_dir, write_text_atomic
+from siamfc_jax.ops.plan import ConvPlan
 from siamfc_jax.sequences.sequence import Sequence
 from siamfc_jax.tracker.device import fit_config, hyper_params, static_config, tracker_spec
 from siamfc_jax.tune.config_file import config_values, write_config_file
@@ -299,6 +300,7 @@ def run_search(
     max_frames: int | None = None,
     progress: bool = False,
     log: Callable[[str], None] = print,
+    plan: ConvPlan | None = None,
     protocol: str | None = None,
 ) -> tuple[SearchState, TrackerConfig | None, bool]:
     """Track every candidate on every sequence (those not done yet) and write the outputs.
@@ -312,6 +314,7 @@ def run_search(
       settings: what the scores depend on (weights, sequences, base config, frames); a folder
         holding another search's results is refused.
       slots: jobs moving together; max_frames: frames tracked per sequence.
+      plan: the network's convolution plan (None: the platform's default).
       protocol: None (success AUC, OTB) or "vot" (the VOT objective, module docstring); VOT
         sequences only.
 
@@ -350,7 +353,7 @@ def run_search(
     try:
         for static, pairs in groups.items():
             jobs = [SequenceJob(sequence, hyper_params(configs[key])) for key, sequence in pairs]
-            spec = tracker_spec(static, model_config)
+            spec = tracker_spec(static, model_config, plan)
             options = {"slots": slots, "max_frames": max_frames, "progress": progress, "protocol": protocol}
             for index, scores in _scored_jobs(variables, spec, jobs, **options):
                 key, sequence = pairs[index]
