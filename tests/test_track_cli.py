@@ -539,7 +539,7 @@ class StillTracker:
     config = TrackerConfig()
     spec = None
 
-    def __init__(self, weights: object, config: TrackerConfig) -> None:
+    def __init__(self, weights: object, config: TrackerConfig, plan: object = None) -> None:
         self.variables = self
 
     def starting(self) -> None:
