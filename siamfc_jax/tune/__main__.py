@@ -7,6 +7,9 @@ Examples::
     python -m siamfc_jax.tune --seq data/OTB --out tune/ --random 20 --seed 0 \\
         --range window_influence=0.1:0.4 --range scale_penalty=0.95:1
     python -m siamfc_jax.tune --checkpoints runs/v1-synthetic --seq data/val --out sweep/
+    # on each of N hosts, I = 0 .. N-1 (process 0 writes the outputs; see docs/evaluation.md)
+    python -m siamfc_jax.tune --seq data/OTB --out tune/ --grid scale_lr=0.45,0.59 --distributed \
+        --coordinator HOST0:1234 --num-processes N --process-id I
 
 Exit status as every siamfc_jax tool (:mod:`siamfc_jax.cli`): 0 done, 2 bad arguments, 1 bad data
 or weights, 130 interrupted (what was finished is written; the same command continues).
@@ -15,6 +18,7 @@ or weights, 130 interrupted (what was finished is written; the same command cont
 from __future__ import annotations
 
 import dataclasses
+import functools
 import sys
 from pathlib import Path
 
@@ -22,6 +26,7 @@ import jax
 
 from siamfc_jax import cli
 from siamfc_jax.config import ConfigError, TrackerConfig
+from siamfc_jax.evaluation.distributed import Cluster, ProcessFailed, connect, reporting_failures
 from siamfc_jax.evaluation.validation import is_sequence_root, validate_for_tracking
 from siamfc_jax.runtime import (
     choose_xla_cpu_libraries,
@@ -35,6 +40,7 @@ from siamfc_jax.sequences.datasets import SequenceFolder
 from siamfc_jax.sequences.frames import DataError
 from siamfc_jax.sequences.readers import open_sequence
 from siamfc_jax.tune.config_file import ConfigFileError, read_config_file
+from siamfc_jax.tune.distributed import run_distributed_search
 from siamfc_jax.tune.search import (
     BEST_NAME,
     TABLE_NAME,
@@ -101,6 +107,10 @@ def build_parser() -> cli.ArgumentParser:
         help="track only the first N frames of each sequence",
     )
     parser.add_argument("--progress", action="store_true", help="progress bar on stderr")
+    cli.add_distributed_flags(parser.add_argument_group(
+        "several processes or hosts (a search; each process tracks a share of the runs, process 0 "
+        "writes the outputs)"
+    ))
     return parser
 
 
@@ -120,11 +130,13 @@ def _base_config(path: str | None) -> TrackerConfig:
         raise cli.UsageError(f"argument --config: {error}") from None
 
 
-def _run(args) -> int:
+def _run(args, cluster: Cluster | None = None) -> int:
     enable_compilation_cache()
     print(describe_devices(), flush=True)
     base = _base_config(args.config)
     if args.checkpoints is not None:
+        if args.distributed:
+            raise cli.UsageError("argument --distributed: a search only, not --checkpoints")
         if args.grid or args.random or args.range or args.weights:
             raise cli.UsageError("argument --checkpoints: takes no --grid, --random, --range or --weights")
         sequences = _sequences(args.seq)
@@ -162,8 +174,9 @@ def _run(args) -> int:
     sequences = _sequences(args.seq)
     variables, model_config = load_variables(weights)
     settings = search_settings(weights, sequences, base, args.max_frames)
+    search = run_search if cluster is None else functools.partial(run_distributed_search, cluster)
     try:
-        _, best, interrupted = run_search(
+        _, best, interrupted = search(
             jax.device_put(variables),
             model_config,
             base,
@@ -177,6 +190,9 @@ def _run(args) -> int:
         )
     except SearchError as error:
         raise cli.UsageError(str(error)) from None
+    if cluster is not None and not cluster.coordinator:
+        print(f"process {cluster.process}: done; process 0 writes {args.out}/{TABLE_NAME}")
+        return cli.EXIT_INTERRUPTED if interrupted else cli.EXIT_OK
     print(Path(args.out, TABLE_NAME).read_text(), end="")
     if best is not None:
         changed = {
@@ -199,12 +215,15 @@ def main(argv: list[str] | None = None) -> int:
 
     def body() -> int:
         args = build_parser().parse_args(argv)
+        cli.check_distributed_flags(args)
+        cluster = connect(args.coordinator, args.num_processes, args.process_id) if args.distributed else None
         try:
-            return _run(args)
+            with reporting_failures(cluster):
+                return _run(args, cluster)
         except ConfigError as error:
             raise cli.UsageError(f"argument {cli.flag(error.field)}: {error}") from None
 
-    return cli.run(body, (DataError, WeightsError, SearchError, OSError))
+    return cli.run(body, (DataError, WeightsError, SearchError, OSError, ProcessFailed))
 
 
 if __name__ == "__main__":
