@@ -15,6 +15,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -206,3 +207,51 @@ def test_distributed_usage_mistakes(tmp_path, capsys, arguments, message):
     assert track.main(["--seq", str(seq), "--out", str(tmp_path / "out"), *arguments]) == 2
     error = capsys.readouterr().err
     assert error.startswith(message) and error.count("\n") == 1
+
+
+@pytest.mark.slow
+def test_a_search_split_over_two_processes_writes_the_one_process_outputs(tmp_path):
+    """Two processes as two threads over one in-memory channel (the tracking, the split and the
+    merge are those of ``--distributed``; only the transport differs), against ``run_search``."""
+    import jax
+
+    from siamfc_jax.config import TrackerConfig
+    from siamfc_jax.sequences.datasets import SequenceFolder
+    from siamfc_jax.tune.distributed import run_distributed_search
+    from siamfc_jax.tune.search import BEST_NAME, RESULTS_NAME, TABLE_NAME, run_search, search_settings
+    from siamfc_jax.weights import default_weights_path, load_variables
+
+    sequences = list(SequenceFolder(write_folder(tmp_path / "sequences")))
+    weights = str(default_weights_path())
+    variables, model_config = load_variables(weights)
+    variables = jax.device_put(variables)
+    base = TrackerConfig()
+    candidates = [{"window_influence": 0.05}, {"window_influence": 0.4}]
+    settings = search_settings(weights, sequences, base, None)
+    options = {"settings": settings, "slots": 2, "log": lambda line: None}
+    run_search(variables, model_config, base, candidates, sequences, tmp_path / "one", **options)
+
+    channel = MemoryChannel()
+    outcomes: dict[int, object] = {}
+
+    def process(rank: int) -> None:
+        try:
+            outcomes[rank] = run_distributed_search(
+                Cluster(rank, 2, channel, timeout_s=RUN_TIMEOUT_S), variables, model_config, base,
+                candidates, sequences, tmp_path / "two", **options,
+            )  # fmt: skip
+        except BaseException as error:  # reported by the assertions below
+            outcomes[rank] = error
+
+    threads = [threading.Thread(target=process, args=(rank,)) for rank in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(RUN_TIMEOUT_S)
+    assert not isinstance(outcomes[0], BaseException), outcomes[0]
+    assert not isinstance(outcomes[1], BaseException), outcomes[1]
+    assert outcomes[1] == (None, None, False) and not outcomes[0][2]
+    one, two = tmp_path / "one", tmp_path / "two"
+    assert json.loads((two / RESULTS_NAME).read_text()) == json.loads((one / RESULTS_NAME).read_text())
+    for name in (TABLE_NAME, BEST_NAME):
+        assert (two / name).read_text() == (one / name).read_text(), name
