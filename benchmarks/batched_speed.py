@@ -25,12 +25,7 @@ import jax
 
 from benchmarks.track_speed import machine_lines
 from siamfc_jax.evaluation.tracking import SequenceJob, track_sequences
-from siamfc_jax.runtime import (
-    choose_xla_cpu_libraries,
-    keep_freed_host_memory,
-    relaunch_with_mimalloc,
-    select_platform,
-)
+from siamfc_jax.runtime import setup_process
 from siamfc_jax.sequences.readers import open_sequence
 from siamfc_jax.tracker import Tracker
 from siamfc_jax.tracker.device import hyper_params
@@ -44,9 +39,6 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=6)
     parser.add_argument("--slots", default="1,4,16")
     args = parser.parse_args()
-    select_platform()
-    keep_freed_host_memory()  # as track.py and train.py run
-    choose_xla_cpu_libraries()
     for line in machine_lines():
         print(line)
     data = SHARED_ROOT / "siamfc" / "data" / "sequences"
@@ -94,5 +86,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    relaunch_with_mimalloc()  # before anything compiles; it repeats the imports above
+    setup_process(compilation_cache=False)  # as track.py runs; the restart repeats the imports above
     main()

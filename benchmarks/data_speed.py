@@ -51,7 +51,7 @@ from siamfc_jax.config import PairConfig
 from siamfc_jax.pipeline.loader import PairLoader
 from siamfc_jax.pipeline.pairs import CropSource, FrameCrops
 from siamfc_jax.pipeline.tfds_builder import SiamfcCropsConfig, load_curated, prepare
-from siamfc_jax.runtime import available_cores, select_platform
+from siamfc_jax.runtime import available_cores, setup_process
 from siamfc_jax.sequences.datasets import GOT10k
 from siamfc_jax.synthetic.config import SyntheticConfig, config_fingerprint
 from siamfc_jax.synthetic.writer import write_got10k
@@ -150,7 +150,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    select_platform()
     args = parse_args(argv)
     cores = available_cores()
     worker_counts = args.workers or sorted({1, min(2, cores), cores})
@@ -227,4 +226,5 @@ def report(
 
 
 if __name__ == "__main__":
+    setup_process(allocator=False, xla_cpu_libraries=False, compilation_cache=False)
     sys.exit(main())

@@ -38,7 +38,7 @@ from siamfc_jax.export.onnx import export_onnx, import_optional
 from siamfc_jax.export.stablehlo import export_steps
 from siamfc_jax.models import SiamFC, cross_correlate
 from siamfc_jax.pipeline.crops import crop_and_resize
-from siamfc_jax.runtime import available_cores, select_platform
+from siamfc_jax.runtime import available_cores, setup_process
 from siamfc_jax.sequences.frames import average_color
 from siamfc_jax.sequences.readers import open_sequence
 from siamfc_jax.tracker import Tracker
@@ -87,13 +87,14 @@ def run(args: argparse.Namespace) -> int:
     tracker = Tracker(WEIGHTS)
     variables, model_config, config = tracker.variables, tracker.model_config, tracker.config
     exemplar, crops = real_crops(frames, sequence.init_box, config)
-    model = SiamFC(model_config, precision=config.precision, conv_impl=config.conv_impl)
+    model = SiamFC(model_config, precision=config.precision, plan=tracker.plan)
     kernel = model.apply(variables, exemplar, method=SiamFC.embed)
 
     @jax.jit
     def network(searches):
         features = model.apply(variables, searches, method=SiamFC.embed)
-        return cross_correlate(kernel, features, model_config.out_scale, config.precision, config.conv_impl)
+        correlation = tracker.plan.correlation
+        return cross_correlate(kernel, features, model_config.out_scale, config.precision, correlation)
 
     with tempfile.TemporaryDirectory() as folder:
         export_onnx(variables, model_config, folder)
@@ -111,9 +112,7 @@ def run(args: argparse.Namespace) -> int:
     def ours_network(searches):
         jax.block_until_ready(network(searches))
 
-    exported_init, exported_update = export_steps(
-        variables, model_config, TrackerConfig(conv_impl="matmul"), platforms=("cpu",)
-    )
+    exported_init, exported_update = export_steps(variables, model_config, config, platforms=("cpu",))
     init_step, update_step = jax.jit(exported_init.call), jax.jit(exported_update.call)
     box32 = np.asarray(sequence.init_box, np.float32)
     state = [init_step(frames[0], box32)]
@@ -148,7 +147,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    select_platform()
     parser = argparse.ArgumentParser(prog="python -m benchmarks.export_speed", description=__doc__)
     parser.add_argument("--frames", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=3)
@@ -156,4 +154,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    setup_process(allocator=False, xla_cpu_libraries=False, compilation_cache=False)
     sys.exit(main())

@@ -46,12 +46,10 @@ from benchmarks.track_speed import TorchTracker, load_torch_reference, machine_l
 from siamfc_jax.interop.torch_weights import WeightsError, flax_to_torch
 from siamfc_jax.models.backbones import backbone_class
 from siamfc_jax.ops.crop import crop_and_resize
+from siamfc_jax.ops.plan import ConvPlan
 from siamfc_jax.runtime import (
     available_cores,
-    choose_xla_cpu_libraries,
-    keep_freed_host_memory,
-    relaunch_with_mimalloc,
-    select_platform,
+    setup_process,
 )
 from siamfc_jax.sequences.frames import DataError, read_image
 from siamfc_jax.sequences.readers import open_sequence
@@ -105,7 +103,10 @@ def stages(
             for collection, values in variables.items()
             if name in values.get("backbone", {})
         }
-        module = one_block_backbone(backbone, index)(precision=config.precision, conv_impl=config.conv_impl)
+        # The block runs as the one-block backbone's conv1, by the formulations of the tracker's plan.
+        plan = tracker.plan
+        block_plan = ConvPlan((plan.layer(index),) * len(plan.layers), plan.correlation, plan.separable_pool)
+        module = one_block_backbone(backbone, index)(precision=config.precision, plan=block_plan)
         ours = jax.jit(module.apply)
         theirs = getattr(torch_tracker.net.backbone, name)
 
@@ -173,9 +174,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    select_platform()
-    keep_freed_host_memory()  # as track.py runs
-    choose_xla_cpu_libraries()
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sequence", type=Path,
                         help="sequence folder (default: shared Crossing, else the synthetic demo)")
@@ -194,5 +192,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    relaunch_with_mimalloc()  # before anything compiles; it repeats the imports above
+    setup_process(compilation_cache=False)  # as track.py runs; the restart repeats the imports above
     sys.exit(main())

@@ -70,14 +70,13 @@ import numpy as np
 from siamfc_jax.config import TRACKER_PRECISIONS, TrackerConfig
 from siamfc_jax.interop.torch_weights import WeightsError, flax_to_torch
 from siamfc_jax.ops import conv
+from siamfc_jax.ops.plan import ConvPlan
+from siamfc_jax.plans import CONV_IMPL_CHOICES, Workload, named_plan
 from siamfc_jax.runtime import (
     available_cores,
-    choose_xla_cpu_libraries,
     describe_allocator,
     describe_devices,
-    keep_freed_host_memory,
-    relaunch_with_mimalloc,
-    select_platform,
+    setup_process,
 )
 from siamfc_jax.sequences.frames import DataError, average_color, read_image
 from siamfc_jax.sequences.readers import open_sequence
@@ -163,9 +162,9 @@ def positive_counts(text: str) -> list[int]:
 
 
 def conv_impls(requested: str, compare: Sequence[str] | None) -> list[str]:
-    """The formulations to measure: ``requested`` (``auto`` resolved off the CPU) first, then those
-    of ``compare`` (``--compare-impl``; empty: every fixed formulation) but that one."""
-    first = conv.resolve_conv_impl(requested)
+    """The ``--conv-impl`` values to measure: ``requested`` (``auto``: the machine's plan) first, then
+    those of ``compare`` (``--compare-impl``; empty: every fixed formulation) but that one."""
+    first = requested
     if compare is None:
         return [first]
     return [first, *[impl for impl in (compare or conv.FORMULATIONS) if impl != first]]
@@ -219,11 +218,11 @@ class Program:
 
 
 def compile_program(
-    tracker: Tracker, first_frame: np.ndarray, box: np.ndarray, impl: str, targets: int | None
+    tracker: Tracker, first_frame: np.ndarray, box: np.ndarray, impl: str, plan: ConvPlan, targets: int | None
 ) -> Program:
-    """Compile the tracker's start and step for ``targets`` (None: single) with ``impl``, and run
-    the step once, so that timed runs start warm."""
-    spec = tracker_spec(dataclasses.replace(tracker.config, conv_impl=impl), tracker.model_config)
+    """Compile the tracker's start and step for ``targets`` (None: single) with ``plan`` (of the
+    ``--conv-impl`` value ``impl``), and run the step once, so that timed runs start warm."""
+    spec = tracker_spec(tracker.config, tracker.model_config, plan)
     variables = prepare_variables(tracker.variables, spec)
     count = 1 if targets is None else targets
     image = jax.device_put(first_frame[None])
@@ -499,8 +498,10 @@ def run(args: argparse.Namespace) -> int:
     torch_run = None if args.no_torch else torch_tracking(
         tracker, first, box, args.torch_threads, args.torch_device)
     counter = CompileCounter()
+    workload = Workload.tracking(tracker.config)
+    plans = {impl: named_plan(impl, tracker.model_config, workload) for impl in impls}
     programs = [
-        compile_program(tracker, first, box, impl, targets)
+        compile_program(tracker, first, box, impl, plans[impl], targets)
         for impl in impls
         for targets in [None, *batch_sizes]
     ]
@@ -589,9 +590,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    select_platform()
-    keep_freed_host_memory()  # as track.py and train.py run
-    choose_xla_cpu_libraries()
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sequence", type=Path,
                         help="sequence folder (default: shared Crossing, else the synthetic demo)")
@@ -601,7 +599,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="timed updates per run (default: 3 on CPU, the whole sequence elsewhere)")
     parser.add_argument("--batch-sizes", type=positive_counts, default=None,
                         help="targets per batched call, comma-separated (default: 1,8 on CPU, else 1,8,64)")
-    parser.add_argument("--conv-impl", choices=conv.CONV_IMPLS, default="auto")
+    parser.add_argument("--conv-impl", choices=CONV_IMPL_CHOICES, default="auto",
+                        help="auto (default): this machine's tracking plan; or one formulation everywhere")
     add_compare_impl_argument(parser)
     parser.add_argument("--precision", choices=TRACKER_PRECISIONS, default=None,
                         help="the tracker's matmul precision (default: the tracker's, highest; "
@@ -623,5 +622,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    relaunch_with_mimalloc()  # before anything compiles; it repeats the imports above
+    setup_process(compilation_cache=False)  # as track.py runs; the restart repeats the imports above
     sys.exit(main())

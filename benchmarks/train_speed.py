@@ -64,16 +64,13 @@ from benchmarks.track_speed import (
 )
 from siamfc_jax.config import OptimConfig, PairConfig, TrainConfig
 from siamfc_jax.interop.torch_weights import flax_to_torch
-from siamfc_jax.ops.conv import CONV_IMPLS
 from siamfc_jax.pipeline.loader import PairLoader
 from siamfc_jax.pipeline.sources import prepare_training_data
+from siamfc_jax.plans import CONV_IMPL_CHOICES, Workload, named_plan
 from siamfc_jax.runtime import (
     available_cores,
-    choose_xla_cpu_libraries,
     describe_devices,
-    keep_freed_host_memory,
-    relaunch_with_mimalloc,
-    select_platform,
+    setup_process,
 )
 from siamfc_jax.sequences.frames import DataError
 from siamfc_jax.training.state import create_train_state, make_optimizer
@@ -156,6 +153,9 @@ def measure(args: argparse.Namespace) -> dict:
     state = jax.device_put(
         create_train_state(config.model, optimizer, jax.random.key(0)), NamedSharding(mesh, P())
     )
+    sizes = config.pairs.exemplar_sz, config.pairs.search_sz
+    workload = Workload.training(args.batch_size // mesh.size, *sizes)
+
     def train_step(impl: str):
         return make_train_step(
             config.model,
@@ -164,7 +164,7 @@ def measure(args: argparse.Namespace) -> dict:
             mesh,
             config.pairs.exemplar_sz,
             config.pairs.search_sz,
-            conv_impl=impl,
+            plan=named_plan(impl, config.model, workload),
         )
 
     rng = np.random.default_rng(0)
@@ -365,9 +365,6 @@ def run(args: argparse.Namespace, child_base: dict[str, str]) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    select_platform()
-    keep_freed_host_memory()  # as track.py and train.py run
-    choose_xla_cpu_libraries()  # as train.py runs
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     default_cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "siamfc_jax"
     parser.add_argument("--batch-size", type=int, default=8, help="global batch in pairs (default 8)")
@@ -378,7 +375,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=None, help="runs per row (default: 2 on CPU, else 3)")
     parser.add_argument("--devices", type=positive_counts, default=None,
                         help="device counts, comma-separated (default: 1,2 on CPU, else 1 and all)")
-    parser.add_argument("--conv-impl", choices=CONV_IMPLS, default="auto")
+    parser.add_argument("--conv-impl", choices=CONV_IMPL_CHOICES, default="auto",
+                        help="auto (default): this machine's training plan; or one formulation everywhere")
     add_compare_impl_argument(parser)
     add_torch_device_argument(parser)
     parser.add_argument("--data-dir", type=Path, default=default_cache / "train_speed",
@@ -407,5 +405,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    relaunch_with_mimalloc()  # before anything compiles; it repeats the imports above
+    setup_process(compilation_cache=False)  # as track.py runs; the restart repeats the imports above
     sys.exit(main())

@@ -32,9 +32,9 @@ import numpy as np
 
 from siamfc_jax.config import ModelConfig
 from siamfc_jax.evaluation.tracking import track_sequence
-from siamfc_jax.io import write_text_atomic
+from siamfc_jax.files import write_text_atomic
 from siamfc_jax.models import init_variables
-from siamfc_jax.runtime import describe_devices, select_platform
+from siamfc_jax.runtime import describe_devices, setup_process
 from siamfc_jax.sequences.datasets import SequenceFolder
 from siamfc_jax.sequences.readers import open_sequence
 from siamfc_jax.tracker import Tracker
@@ -91,7 +91,6 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"{missing[0]}: missing (../shared must sit beside the checkout)")
     if args.json is not None and args.json.exists():
         parser.error(f"--json {args.json}: exists; choose another file")
-    select_platform()
     print(describe_devices())
 
     chosen = set(args.sets.split(","))
@@ -122,4 +121,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    setup_process(allocator=False, xla_cpu_libraries=False, compilation_cache=False)
     sys.exit(main())

@@ -1,9 +1,7 @@
 """What every command-line tool of siamfc_jax shares: one-line errors, exit codes, value parsers.
 
-The convention (README, "Errors and exit codes"), the same for ``track.py`` and ``train.py`` (and
-their installed ``siamfc-track`` / ``siamfc-train``), ``python -m siamfc_jax.convert``,
-``python -m siamfc_jax.export``, ``python -m siamfc_jax.tune``, ``python -m siamfc_jax.synthetic``
-and ``python -m siamfc_jax.pipeline.tfds_builder``:
+The convention (README, "Errors and exit codes"), the same for every command line, whose modules
+:data:`COMMAND_MODULES` lists:
 
 - a user mistake prints one line ``error: <message>`` on stderr, never a traceback; the message
   names the argument (``argument --box: …``) or the file (``path/to/file: …``);
@@ -27,6 +25,18 @@ import time
 from collections.abc import Callable, Mapping
 from types import MappingProxyType, TracebackType
 from typing import TextIO
+
+# The modules that hold a command line, the only ones that use this module or argparse
+# (tests/test_architecture.py checks the code, docs/ARCHITECTURE.md and README.md against it).
+COMMAND_MODULES = (
+    "siamfc_jax.apps.track",  # track.py, siamfc-track
+    "siamfc_jax.apps.train",  # train.py, siamfc-train
+    "siamfc_jax.convert",  # python -m siamfc_jax.convert, siamfc-convert
+    "siamfc_jax.export.command",  # python -m siamfc_jax.export
+    "siamfc_jax.tune.command",  # python -m siamfc_jax.tune
+    "siamfc_jax.synthetic.command",  # python -m siamfc_jax.synthetic
+    "siamfc_jax.pipeline.tfds_builder",  # python -m siamfc_jax.pipeline.tfds_builder
+)
 
 EXIT_OK = 0
 EXIT_INPUT = 1
@@ -218,14 +228,6 @@ def finite_float(text: str) -> float:
         value = math.nan
     if not math.isfinite(value):
         raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
-    return value
-
-
-def positive_float(text: str) -> float:
-    """A finite number > 0."""
-    value = finite_float(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
     return value
 
 

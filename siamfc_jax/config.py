@@ -14,8 +14,6 @@ from dataclasses import dataclass
 from typing import Any
 
 BACKBONES = ("v1", "v2", "v3")
-# The convolution formulations of siamfc_jax.ops.conv (which imports this tuple).
-CONV_IMPLS = ("auto", "lax", "lax_per_group", "matmul", "shift", "rows", "winograd")
 # The tracker's matmul/convolution precisions (JAX's names; TrackerConfig.precision).
 TRACKER_PRECISIONS = ("highest", "high", "default")
 # Names of the synthetic worlds (their settings: siamfc_jax.synthetic.config.WORLDS).
@@ -97,9 +95,9 @@ class TrackerConfig(CropConfig):
 
     ``precision`` is the matmul/convolution precision of the tracker's device computation:
     ``"highest"`` keeps float32 convolutions exact on GPUs (JAX's default there is TF32), which is what
-    keeps the boxes equal to siamfc-pytorch's; ``"default"`` lets the GPU use TF32. ``conv_impl``
-    picks the convolution formulation (:mod:`siamfc_jax.ops.conv`; ``"auto"``: on the CPU the one
-    measured fastest per layer on the machine, ``lax_per_group`` on GPUs, ``lax`` elsewhere).
+    keeps the boxes equal to siamfc-pytorch's; ``"default"`` lets the GPU use TF32. How the
+    convolutions are computed is not a setting but a :class:`siamfc_jax.ops.plan.ConvPlan` given to
+    the tracker beside its config.
     """
 
     scale_num: int = 3
@@ -111,7 +109,6 @@ class TrackerConfig(CropConfig):
     response_up: int = 16
     total_stride: int | None = None
     precision: str = "highest"
-    conv_impl: str = "auto"
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -139,9 +136,6 @@ class TrackerConfig(CropConfig):
             "precision",
             ", ".join(TRACKER_PRECISIONS),
             self.precision,
-        )
-        _check(
-            self.conv_impl in CONV_IMPLS, "conv_impl", ", ".join(CONV_IMPLS), self.conv_impl
         )
 
     @property

@@ -13,12 +13,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import numpy as np
-
 from siamfc_jax import cli
+from siamfc_jax.files import OutputError, check_writable_dir
 from siamfc_jax.interop.torch_weights import WeightsError
-from siamfc_jax.io import OutputError, check_writable_dir
-from siamfc_jax.runtime import select_platform
+from siamfc_jax.runtime import setup_process
 from siamfc_jax.weights import PTH_SUFFIXES, export_pth, is_pth, load_variables, save_weights
 
 NATIVE_SUFFIXES = (".msgpack",)
@@ -64,6 +62,9 @@ def convert(source: Path, target: Path, float16: bool = False, overwrite: bool =
       OutputError: ``target`` exists and not ``overwrite``, or cannot be written.
       WeightsError: ``source`` is missing or not weights.
     """
+    import numpy as np
+
+
     wanted = target_format(target)
     if float16 and wanted == "pth":
         raise cli.UsageError("argument --float16: applies to .msgpack outputs only; .pth files are float32")
@@ -79,8 +80,13 @@ def convert(source: Path, target: Path, float16: bool = False, overwrite: bool =
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the command line; returns the exit status (:mod:`siamfc_jax.cli`'s convention)."""
-    select_platform()
+    """Run the command line (``python -m siamfc_jax.convert``, ``siamfc-convert``); returns the exit
+    status (:mod:`siamfc_jax.cli`'s convention).
+
+    The process is set up first (:func:`siamfc_jax.runtime.setup_process`: the platform; converting
+    computes nothing, so no restart and no XLA flags).
+    """
+    setup_process(allocator=False, xla_cpu_libraries=False, compilation_cache=False)
 
     def body() -> int:
         parser = cli.ArgumentParser(

@@ -33,7 +33,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from siamfc_jax.evaluation.reports import format_boxes
-from siamfc_jax.io import write_text_atomic
+from siamfc_jax.files import write_text_atomic
 from siamfc_jax.sequences.frames import DataError
 from siamfc_jax.tracker import Tracker
 from siamfc_jax.tracker.device import hyper_params

@@ -1,10 +1,9 @@
-"""Process-level setup: the JAX platform, the persistent caches, the CPU count, and the allocator.
+"""Process-level setup: the allocator, the JAX platform, XLA:CPU's flags, the compilation cache and
+FFmpeg's log level.
 
-Nothing here runs on import; the command-line tools call :func:`select_platform` and
-:func:`enable_compilation_cache` first thing, before anything compiles, and the tracking and
-training ones :func:`keep_freed_host_memory` and :func:`choose_xla_cpu_libraries`. Those that
-compute (tracking, training, tuning, the speed benchmarks) start with
-:func:`relaunch_with_mimalloc`, when run as programs, before they import JAX.
+Nothing here runs on import. :func:`setup_process` is the one call that configures the process:
+every program (the command lines, the speed benchmarks, the test suite) makes it first thing,
+before it imports JAX; library code sets no environment variable and installs no warning filter.
 
 ``pip install jax[cuda12]`` on a machine without an NVIDIA driver makes JAX print a long traceback
 from the CUDA plugin on first use before it falls back to the CPU. Users of a CPU-only machine (and
@@ -40,11 +39,11 @@ def _nvidia_driver_present() -> bool:
     return any(os.path.exists(marker) for marker in _NVIDIA_DRIVER_MARKERS)
 
 
-def select_platform() -> None:
+def _select_platform() -> None:
     """Ask JAX for the CPU when its CUDA plugin is installed but no NVIDIA driver is present.
 
     Leaves an explicit ``JAX_PLATFORMS`` alone. Must run before JAX initialises a backend; if JAX is
-    already imported, the setting goes through ``jax.config`` instead of the environment.
+    already imported, the setting goes through ``jax.config`` as well as the environment.
     """
     if os.environ.get("JAX_PLATFORMS") or not _cuda_plugin_installed() or _nvidia_driver_present():
         return
@@ -60,7 +59,7 @@ _MIMALLOC_LIBRARY = "libmimalloc.so.3"
 MIMALLOC_SWITCH = "SIAMFC_JAX_MIMALLOC"
 # mimalloc hands freed pages back to the system 10 ms after they fall free, by default; XLA then
 # pays a page fault on every page of its large buffers at every call, as with glibc's defaults
-# (keep_freed_host_memory). Never handing them back: a train step of 8 pairs (2-core Xeon) 2,272
+# (:func:`keep_freed_host_memory`). Never handing them back: a train step of 8 pairs (2-core Xeon) 2,272
 # faults and 53 ms of system time a step with mimalloc's default, none and 4 ms this way. A value
 # the user set is kept.
 _MIMALLOC_SETTINGS = (("MIMALLOC_PURGE_DELAY", "-1"),)
@@ -117,7 +116,7 @@ def mimalloc_path() -> Path | None:
     return None
 
 
-def relaunch_with_mimalloc() -> None:
+def _relaunch_with_mimalloc() -> None:
     """Run this command line again in this process (``execve``), with mimalloc as its allocator.
 
     XLA:CPU allocates and frees buffers all through a program's run, from all its threads. glibc's
@@ -134,9 +133,7 @@ def relaunch_with_mimalloc() -> None:
     the system is not Linux; ``SIAMFC_JAX_MIMALLOC=0``; the ``cmeel-mimalloc`` wheel is not
     installed; ``malloc`` is not the C library's already (mimalloc, or an allocator the user
     preloaded); or mimalloc was preloaded and did not take (one line on stderr says so, rather than
-    starting again forever). Call it first thing when running as a program, before importing JAX
-    (whose import it would repeat); never from a library, or a test, whose process it would
-    replace.
+    starting again forever).
     """
     if not sys.platform.startswith("linux") or os.environ.get(MIMALLOC_SWITCH) == "0":
         return
@@ -192,12 +189,12 @@ def keep_freed_host_memory() -> bool:
     pages the process already has (that train step: no faults, about 780 ms against 850). The price: the
     process keeps its peak memory, and more of it (one heap for all threads fragments more: that
     train step's process peaked at 2.6 GB against 1.1 GB). Process-wide, and arenas are chosen
-    when a thread first allocates, so the command-line tools call it first thing, before JAX starts
-    its threads; a library user may call it too.
+    when a thread first allocates, so :func:`setup_process` calls it first thing, before JAX starts
+    its threads, where the process stays on glibc's malloc; a library user may call it too.
 
     Returns:
       True where it took effect (glibc's malloc serves the process), False elsewhere (another C
-      library, or another allocator preloaded, e.g. by :func:`relaunch_with_mimalloc`: nothing
+      library, or another allocator preloaded, e.g. mimalloc by :func:`setup_process`: nothing
       changes).
     """
     current = malloc_library()
@@ -228,22 +225,25 @@ _ONEDNN_FLAGS = (
     ("--xla_cpu_experimental_onednn_fusion_type", "individual_dot"),
 )
 MATRIX_PRODUCT_LIBRARIES = ("onednn", "ynnpack")
+_COLLECTIVE_TIMEOUT_FLAG = "--xla_cpu_collective_timeout_seconds"
 # What JAX warns, once per program, when it cannot write a program with oneDNN fusions to its
 # persistent compilation cache (jaxlib 0.10.2 cannot serialise them): such programs are compiled
 # again in every process, which is the price of oneDNN's products, not an error to report.
 _UNCACHEABLE_ONEDNN_WARNING = r"Error writing persistent compilation cache entry .*thunk kind: onednn-fusion"
 
 
-def choose_xla_cpu_libraries(matrix_products: str = "ynnpack") -> bool:
-    """Have XLA:CPU run ``lax`` convolutions on its own kernels, matrix products on
-    ``matrix_products``'s (``"ynnpack"`` or ``"onednn"``) and reductions on YNNPACK's, by appending
-    the flags missing from ``XLA_FLAGS``.
+def xla_flags_with(
+    flags: str, matrix_products: str | None = "ynnpack", collective_timeout_s: int | None = None
+) -> str:
+    """``flags`` (an ``XLA_FLAGS`` value) with the flags it lacks appended: XLA:CPU's libraries
+    unless ``matrix_products`` is None, and the CPU collectives' timeout where given.
 
-    On SiamFC's layers XLA's convolution kernels are faster than YNNPACK's, most of all on
-    grouped layers (3 AlexNetV1 searches, 2-core AMD EPYC: conv2 39 ms against 168 ms, conv1 20
-    ms against 55 ms; a train step's 8 searches, forward: conv2 by groups 72 ms against 220 ms,
-    conv1 48 ms against 400 ms); with reductions left to XLA as well, a train step ran about 12 %
-    slower.
+    Libraries: ``lax`` convolutions on XLA's own kernels, matrix products on ``matrix_products``'s
+    (``"ynnpack"`` or ``"onednn"``), reductions on YNNPACK's. On SiamFC's layers XLA's convolution
+    kernels are faster than YNNPACK's, most of all on grouped layers (3 AlexNetV1 searches, 2-core
+    AMD EPYC: conv2 39 ms against 168 ms, conv1 20 ms against 55 ms; a train step's 8 searches,
+    forward: conv2 by groups 72 ms against 220 ms, conv1 48 ms against 400 ms); with reductions left
+    to XLA as well, a train step ran about 12 % slower.
 
     oneDNN's matrix products are faster than YNNPACK's (2-core Xeon: conv3's input gradient as
     im2col for 8 searches, (4608 × 384) × (384 × 2304), 23.0 against 26.3 ms, as fast as
@@ -254,39 +254,40 @@ def choose_xla_cpu_libraries(matrix_products: str = "ynnpack") -> bool:
     700 frames in one process, and the train step was not measurably faster with them
     (0.94-0.97x siamfc-pytorch's either way), so the command-line tools keep YNNPACK's; with
     ``XLA_FLAGS="--xla_cpu_use_onednn=true --xla_cpu_experimental_onednn_fusion_type=individual_dot"``
-    a user chooses oneDNN's for them. Wherever oneDNN's products are on, the warning JAX gives
-    for each program it cannot cache is filtered: it is their known price, not an error.
+    a user chooses oneDNN's for them.
 
-    The autotune measures under whatever flags are set (they are part of its machine key). The
-    command-line tools call this first thing, as the flags are process-wide and read when JAX
-    creates its CPU backend. A flag the user set in ``XLA_FLAGS`` is left as it is. The flags are
-    the pinned jaxlib's (``tests/test_runtime.py`` runs JAX with them, as XLA aborts on a flag it
-    does not know).
+    Collective timeout: a CPU collective whose peers do not answer (a process of a multi-host run
+    died or stalls) fails after this many seconds instead of waiting forever. No ``jax.config``
+    option sets it (jaxlib 0.10.2), so it travels in ``XLA_FLAGS`` like the others. Convolution
+    plans are measured under whatever flags are set (part of :mod:`siamfc_jax.plans`' machine key).
 
-    Returns:
-      True where a flag was added, False where ``XLA_FLAGS`` already set them all.
+    A flag already in ``flags`` (the user's choice) is left as it is. The flags are the pinned
+    jaxlib's (``tests/test_runtime.py`` runs JAX with them, as XLA aborts on a flag it does not
+    know).
 
     Raises:
-      ValueError: ``matrix_products`` is not one of :data:`MATRIX_PRODUCT_LIBRARIES`.
+      ValueError: ``matrix_products`` is neither None nor one of :data:`MATRIX_PRODUCT_LIBRARIES`.
     """
-    if matrix_products not in MATRIX_PRODUCT_LIBRARIES:
-        raise ValueError(
-            f"matrix_products must be one of {MATRIX_PRODUCT_LIBRARIES}, got {matrix_products!r}"
-        )
-    wanted = _YNNPACK_FLAGS + (_ONEDNN_FLAGS if matrix_products == "onednn" else ())
-    flags = os.environ.get("XLA_FLAGS", "")
+    wanted: tuple[tuple[str, str], ...] = ()
+    if matrix_products is not None:
+        if matrix_products not in MATRIX_PRODUCT_LIBRARIES:
+            raise ValueError(
+                f"matrix_products must be one of {MATRIX_PRODUCT_LIBRARIES}, got {matrix_products!r}"
+            )
+        wanted = _YNNPACK_FLAGS + (_ONEDNN_FLAGS if matrix_products == "onednn" else ())
+    if collective_timeout_s is not None:
+        wanted += ((_COLLECTIVE_TIMEOUT_FLAG, str(collective_timeout_s)),)
     missing = [f"{flag}={value}" for flag, value in wanted if flag not in flags]
-    if missing:
-        flags = " ".join([flags, *missing]).strip()
-        os.environ["XLA_FLAGS"] = flags
-    if all(f"{flag}={value}" in flags for flag, value in _ONEDNN_FLAGS):
-        warnings.filterwarnings("ignore", message=_UNCACHEABLE_ONEDNN_WARNING, category=UserWarning)
-    return bool(missing)
+    return " ".join([flags, *missing]).strip()
+
+
+def _onednn_products_on(flags: str) -> bool:
+    return all(f"{flag}={value}" in flags for flag, value in _ONEDNN_FLAGS)
 
 
 def describe_allocator() -> str:
     """One line naming the file whose ``malloc`` the process calls, e.g. ``malloc: libmimalloc.so.3``
-    (:func:`relaunch_with_mimalloc`) or ``malloc: libc.so.6``."""
+    (:func:`setup_process`) or ``malloc: libc.so.6``."""
     library = malloc_library()
     return f"malloc: {Path(library).name if library else 'unknown'}"
 
@@ -319,15 +320,13 @@ def cache_dir() -> Path:
     return Path(cache) / "siamfc_jax"
 
 
-def enable_compilation_cache() -> None:
+def _enable_compilation_cache() -> None:
     """Point JAX's persistent compilation cache at ``cache_dir() / "jax"``.
 
-    Left alone when ``JAX_COMPILATION_CACHE_DIR`` is set (JAX reads it itself) and skipped when the
-    folder cannot be created: the cache only saves time. Call it before anything compiles: JAX
-    decides on the cache once.
+    Left alone when ``JAX_COMPILATION_CACHE_DIR`` is set and skipped when the folder cannot be
+    created: the cache only saves time. JAX reads the variable when it is imported and decides on
+    the cache once, so a JAX already imported gets the folder through ``jax.config`` as well.
     """
-    import jax  # after select_platform, which must run before JAX starts
-
     if os.environ.get("JAX_COMPILATION_CACHE_DIR"):
         return
     directory = cache_dir() / "jax"
@@ -335,4 +334,62 @@ def enable_compilation_cache() -> None:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError:
         return
-    jax.config.update("jax_compilation_cache_dir", str(directory))
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = str(directory)
+    if "jax" in sys.modules:
+        sys.modules["jax"].config.update("jax_compilation_cache_dir", str(directory))
+
+
+def setup_process(
+    *,
+    allocator: bool = True,
+    xla_cpu_libraries: bool = True,
+    compilation_cache: bool = True,
+    collective_timeout_s: int | None = None,
+    matrix_products: str = "ynnpack",
+) -> None:
+    """Configure this process for siamfc_jax's programs; the one place that does.
+
+    In order:
+
+    1. ``allocator``: start the program again on mimalloc (:func:`_relaunch_with_mimalloc`, an
+       ``execve`` that does not return; where it does not apply, e.g. ``SIAMFC_JAX_MIMALLOC=0``,
+       have glibc's malloc keep freed memory, :func:`keep_freed_host_memory`). Only for a program:
+       a test, or a library user's process, would be replaced.
+    2. The platform: the CPU where JAX's CUDA plugin is installed and no NVIDIA driver is present,
+       unless ``JAX_PLATFORMS`` says otherwise.
+    3. ``XLA_FLAGS``: XLA:CPU's libraries (``xla_cpu_libraries``, matrix products on
+       ``matrix_products``'s) and the CPU collectives' ``collective_timeout_s`` (see
+       :func:`xla_flags_with`); where oneDNN's products are on (by the argument or the user's
+       ``XLA_FLAGS``), the warning JAX gives for each program it cannot cache is filtered: it is
+       their known price, not an error.
+    4. ``compilation_cache``: JAX's persistent compilation cache in ``cache_dir() / "jax"``.
+    5. FFmpeg's errors through PyAV's log callback (``av.logging.set_level(av.logging.ERROR)``), so
+       that :mod:`siamfc_jax.sequences.frames` catches a damaged video's messages per thread and
+       names the frame (PyAV drops them at its default level); errors no capture takes go to
+       Python's ``logging`` (``libav.*``). The level is PyAV's, process-wide: hence here.
+
+    Call it first thing, before importing JAX (whose import the restart would repeat): JAX reads the
+    platform, the flags and the cache folder once, when it creates its backend. A second call adds
+    only what the first did not (a flag already set, by the user or an earlier call, is kept), so
+    ``train.py --distributed`` passes its collective timeout once its arguments are parsed, before
+    the backend starts.
+
+    Raises:
+      ValueError: ``matrix_products`` is not one of :data:`MATRIX_PRODUCT_LIBRARIES`.
+    """
+    if allocator:
+        _relaunch_with_mimalloc()
+        keep_freed_host_memory()
+    _select_platform()
+    flags = xla_flags_with(
+        os.environ.get("XLA_FLAGS", ""), matrix_products if xla_cpu_libraries else None, collective_timeout_s
+    )
+    if flags:
+        os.environ["XLA_FLAGS"] = flags
+    if _onednn_products_on(flags):
+        warnings.filterwarnings("ignore", message=_UNCACHEABLE_ONEDNN_WARNING, category=UserWarning)
+    if compilation_cache:
+        _enable_compilation_cache()
+    import av.logging  # FFmpeg's bindings, not JAX: cheap, and after the restart
+
+    av.logging.set_level(av.logging.ERROR)

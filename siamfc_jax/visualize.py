@@ -23,8 +23,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from numpy.typing import ArrayLike
 
-from siamfc_jax.evaluation.metrics import SUCCESS_THRESHOLDS
-from siamfc_jax.io import OutputError, atomic_path
+from siamfc_jax.files import OutputError, atomic_path
 
 PREDICTION_COLOR = (255, 48, 48)  # RGB
 # Further targets of a multi-target run, after PREDICTION_COLOR (none of them green).
@@ -267,6 +266,7 @@ def tracking_strip(
 
 def success_figure(
     curves: Mapping[str, ArrayLike],
+    thresholds: ArrayLike,
     title: str = "Success plot of OPE",
     mean_label: str | None = None,
 ) -> Figure:
@@ -276,26 +276,34 @@ def success_figure(
     OTB plots.
 
     Args:
-      curves: name -> (21,) success rates at :data:`siamfc_jax.evaluation.metrics.SUCCESS_THRESHOLDS`.
+      curves: name -> (T,) success rates, one per overlap threshold.
+      thresholds: (T,) the overlap thresholds of the curves' rates, increasing (the evaluation's
+        :data:`siamfc_jax.evaluation.metrics.SUCCESS_THRESHOLDS`).
       title: the axes title.
       mean_label: when given, the curves are drawn thin and grey (labelled only if there are at
         most 10) and their mean, the overall success curve of OTB, is drawn bold with this label.
 
     Returns:
       A matplotlib ``Figure`` (not attached to pyplot); save it with :func:`save_figure`.
+
+    Raises:
+      ValueError: a curve has not one rate per threshold.
     """
+    thresholds = np.asarray(thresholds, np.float64).reshape(-1)
+    stacked = np.stack([np.asarray(curve, np.float64).reshape(-1) for curve in curves.values()])
+    if stacked.shape[1] != thresholds.size:
+        raise ValueError(f"curves of {stacked.shape[1]} rates for {thresholds.size} thresholds")
     figure = Figure(figsize=(6.0, 4.5), dpi=100)
     axes = figure.add_subplot()
-    stacked = np.stack([np.asarray(curve, np.float64).reshape(-1) for curve in curves.values()])
     label_each = mean_label is None or len(curves) <= _MAX_LABELLED_CURVES
     for name, curve in zip(curves, stacked, strict=True):
         style = {"linewidth": 2.0} if mean_label is None else {"linewidth": 0.8, "alpha": 0.6}
         label = f"{name} [{np.mean(curve):.3f}]" if label_each else None
-        axes.plot(SUCCESS_THRESHOLDS, curve, label=label, **style)
+        axes.plot(thresholds, curve, label=label, **style)
     if mean_label is not None:
         mean = stacked.mean(axis=0)
         axes.plot(
-            SUCCESS_THRESHOLDS,
+            thresholds,
             mean,
             color="black",
             linewidth=2.5,

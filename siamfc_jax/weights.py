@@ -17,6 +17,7 @@ import numpy as np
 from flax import serialization
 
 from siamfc_jax.config import ModelConfig
+from siamfc_jax.files import write_bytes_atomic
 from siamfc_jax.interop.torch_weights import (
     WeightsError,
     check_finite,
@@ -25,7 +26,6 @@ from siamfc_jax.interop.torch_weights import (
     load_pth,
     write_pth,
 )
-from siamfc_jax.io import write_bytes_atomic
 
 DEFAULT_WEIGHTS = Path(__file__).resolve().parent / "assets" / "siamfc_alexnet_v1_synthetic.msgpack"
 FORMAT_NAME = "siamfc_jax.weights"

@@ -7,17 +7,33 @@ from pathlib import Path
 
 import pytest
 
-from siamfc_jax.runtime import select_platform
+from siamfc_jax.config import ModelConfig, TrackerConfig
+from siamfc_jax.ops.plan import ConvPlan
+from siamfc_jax.plans import Workload, machine_plan
+from siamfc_jax.runtime import setup_process
 
-# As the command-line tools do: the CPU where JAX's CUDA plugin is installed but no GPU is present.
-select_platform()
-# Convolution formulations are not measured in tests ("auto" takes its static choice): the suite
-# stays quick on a cold cache and does not depend on the machine's load. tests/test_conv.py turns
-# measuring on where it tests it.
-os.environ.setdefault("SIAMFC_JAX_AUTOTUNE", "0")
+# As the command-line tools set a process up: the platform (the CPU where JAX's CUDA plugin is
+# installed but no GPU is present), the compilation cache (a second run of the suite compiles
+# little), FFmpeg's messages for the decoders. Not the restart on mimalloc, which would replace
+# pytest's process, nor the XLA flags, which the tests of the flags set in processes of their own.
+setup_process(allocator=False, xla_cpu_libraries=False)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_ROOT = REPO_ROOT.parent / "shared"
+
+
+@pytest.fixture(scope="session")
+def tracking_plan() -> ConvPlan:
+    """The plan track.py runs with the default settings: this machine's for AlexNetV1 tracking
+    (measured once per machine, as the tools measure it, then read back)."""
+    return machine_plan(ModelConfig(), Workload.tracking(TrackerConfig()))
+
+
+@pytest.fixture(scope="session")
+def training_plan() -> ConvPlan:
+    """The plan train.py runs with the default settings: this machine's for AlexNetV1 training
+    steps of 8 pairs of 127/239 images."""
+    return machine_plan(ModelConfig(), Workload.training(8, 127, 239))
 
 
 def in_ci() -> bool:

@@ -2,15 +2,18 @@
 
 Every ``import`` counts, at module level or inside a function (a lazy import is still a
 dependency). A new dependency between packages is a design decision: make it in ARCHITECTURE.md
-and in :data:`ALLOWED` together.
+and in :data:`ALLOWED` together (a test compares the two), and keep the rules free of cycles.
 """
 
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
+
+from siamfc_jax.cli import COMMAND_MODULES
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = REPO_ROOT / "siamfc_jax"
@@ -18,36 +21,35 @@ PACKAGE = REPO_ROOT / "siamfc_jax"
 # Unit (sub-package or top-level module of siamfc_jax) -> the units it may import.
 ALLOWED: dict[str, set[str]] = {
     "config": set(),
-    "io": set(),
+    "configs": {"config"},
+    "files": set(),
     "runtime": set(),
     "cli": set(),
     "ops": {"config"},
     "models": {"config", "ops"},
+    "plans": {"config", "files", "models", "ops", "runtime"},
     "losses": {"config"},
-    "interop": {"config", "io", "models"},
-    "weights": {"config", "interop", "io", "models"},
-    "sequences": {"io"},
-    "synthetic": {"cli", "config", "io", "runtime"},
-    "pipeline": {"cli", "config", "io", "runtime", "sequences", "synthetic"},
-    "tracker": {"config", "models", "ops", "sequences", "visualize", "weights"},
-    "visualize": {"evaluation", "io"},
-    "evaluation": {"config", "io", "sequences", "tracker", "visualize"},
-    "training": {"config", "evaluation", "interop", "io", "losses", "models", "pipeline", "runtime"}
-    | {"sequences", "tracker", "weights"},
-    "convert": {"cli", "interop", "io", "runtime", "weights"},
-    "live": {"evaluation", "io", "sequences", "tracker", "visualize"},
-    "export": {"cli", "config", "io", "models", "runtime", "tracker", "weights"},
-    "tune": {"cli", "config", "evaluation", "io", "runtime", "sequences", "tracker", "training"}
-    | {"visualize", "weights"},
-    "apps": {"cli", "config", "evaluation", "io", "live", "pipeline", "runtime", "sequences"}
-    | {"synthetic", "tracker", "training", "tune", "weights"},
+    "interop": {"config", "files", "models"},
+    "weights": {"config", "interop", "files", "models"},
+    "sequences": {"files"},
+    "synthetic": {"cli", "config", "files", "runtime"},
+    "pipeline": {"cli", "config", "files", "runtime", "sequences", "synthetic"},
+    "tracker": {"config", "models", "ops", "plans", "sequences", "weights"},
+    "visualize": {"files"},
+    "evaluation": {"config", "files", "ops", "sequences", "tracker", "visualize"},
+    "training": {"config", "evaluation", "interop", "files", "losses", "models", "ops", "pipeline"}
+    | {"plans", "runtime", "sequences", "tracker", "weights"},
+    "convert": {"cli", "interop", "files", "runtime", "weights"},
+    "live": {"evaluation", "files", "sequences", "tracker", "visualize"},
+    "export": {"cli", "config", "files", "models", "ops", "runtime", "tracker", "weights"},
+    "tune": {"cli", "config", "evaluation", "files", "ops", "plans", "runtime", "sequences", "tracker"}
+    | {"training", "visualize", "weights"},
+    "apps": {"cli", "config", "configs", "evaluation", "files", "live", "ops", "pipeline", "plans"}
+    | {"runtime", "sequences", "synthetic", "tracker", "training", "tune", "weights"},
 }
 
 # Modules allowed what their unit is not, and why.
 EXCEPTIONS: dict[str, set[str]] = {
-    # The per-layer formulation choice is measured once and cached on disk, beside the
-    # compilation cache: the one file that ops touches.
-    "ops/autotune.py": {"os", "pathlib", "siamfc_jax.io", "siamfc_jax.runtime"},
 }
 
 # Third-party modules a unit must not import: models and ops know no files, the tracker and
@@ -65,12 +67,9 @@ FORBIDDEN: dict[str, set[str]] = {
 }
 
 # The only modules with a command line (argparse through siamfc_jax.cli): the helper itself and
-# the ``python -m`` entry points. Everything else is library code that a notebook can import.
-CLI_MODULES = {"cli.py", "convert.py", "synthetic/__main__.py", "pipeline/tfds_builder.py"} | {
-    "apps/track.py",
-    "apps/train.py",
-    "export/__main__.py",
-    "tune/__main__.py",
+# the modules it names. Everything else is library code that a notebook can import.
+CLI_MODULES = {"cli.py"} | {
+    "/".join(module.split(".")[1:]) + ".py" for module in COMMAND_MODULES
 }
 
 NEVER = {"tensorflow"}  # the design card: no TensorFlow dependency (TFDS runs without it)
@@ -139,13 +138,6 @@ def test_imports_follow_the_rules(path):
     assert not problems, f"{relative}: " + "; ".join(problems)
 
 
-def test_configs_need_only_the_config_module():
-    for path in sorted((REPO_ROOT / "configs").glob("*.py")):
-        for module, _ in imports(path):
-            if module.startswith("siamfc_jax"):
-                assert module == "siamfc_jax.config", f"{path.name} imports {module}"
-
-
 def test_the_rules_can_fail(tmp_path):
     fake = tmp_path / "device.py"
     fake.write_text(
@@ -161,7 +153,122 @@ def test_the_rules_can_fail(tmp_path):
         "tracker may not import siamfc_jax.training",
         "nothing may import tensorflow",
     ]
-    assert violations("models/siamfc.py", [("cv2", True), ("siamfc_jax.io", True)]) == [
+    assert violations("models/siamfc.py", [("cv2", True), ("siamfc_jax.files", True)]) == [
         "models may not import cv2",
-        "models may not import siamfc_jax.io",
+        "models may not import siamfc_jax.files",
+    ]
+
+
+def rule_cycle(rules: dict[str, set[str]]) -> list[str]:
+    """A cycle of units in ``rules`` (unit -> units it may import), as the path that closes it
+    (``["a", "b", "a"]``); empty where there is none. Depth-first search, colouring units as
+    unvisited, on the current path, or finished."""
+    state: dict[str, str] = {}
+    path: list[str] = []
+
+    def visit(unit: str) -> list[str]:
+        state[unit] = "on path"
+        path.append(unit)
+        for target in sorted(rules.get(unit, ())):
+            if state.get(target) == "on path":
+                return [*path[path.index(target) :], target]
+            if target not in state and (found := visit(target)):
+                return found
+        path.pop()
+        state[unit] = "done"
+        return []
+
+    for unit in sorted(rules):
+        if unit not in state and (found := visit(unit)):
+            return found
+    return []
+
+
+def test_the_rules_have_no_cycle():
+    assert rule_cycle(ALLOWED) == []
+
+
+def test_a_cycle_in_the_rules_is_found():
+    assert rule_cycle({"a": {"b"}, "b": {"c"}, "c": set()}) == []
+    assert rule_cycle({"tracker": {"visualize"}, "visualize": {"evaluation"}, "evaluation": {"tracker"}}) == [
+        "evaluation",
+        "tracker",
+        "visualize",
+        "evaluation",
+    ]
+    assert rule_cycle({"a": {"a"}}) == ["a", "a"]
+
+
+ARCHITECTURE = REPO_ROOT / "docs" / "ARCHITECTURE.md"
+_CODE = re.compile(r"`([^`]+)`")
+
+
+def documented_rules(text: str) -> dict[str, set[str]]:
+    """Unit -> the units its row of ARCHITECTURE.md's package table lets it import: the names in
+    backticks of the row's last column (``nothing``: none); a row may name several units."""
+    rules: dict[str, set[str]] = {}
+    section = text.split("## Packages", 1)[1].split("\n## ", 1)[0]
+    for line in section.splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if not line.startswith("|") or len(cells) != 3 or cells[0] in ("unit", "---"):
+            continue
+        allowed = set() if cells[2] == "nothing" else set(_CODE.findall(cells[2]))
+        for unit in _CODE.findall(cells[0]):
+            assert unit not in rules, f"ARCHITECTURE.md: two rows for {unit}"
+            rules[unit] = allowed
+    return rules
+
+
+def test_the_documented_table_is_the_rules():
+    assert documented_rules(ARCHITECTURE.read_text()) == ALLOWED
+
+
+def test_the_table_reader_sees_the_columns():
+    text = (
+        "## Packages\n\n| unit | job | may import (of siamfc_jax) |\n| --- | --- | --- |\n"
+        "| `config` | the `x` configs | nothing |\n| `ops`, `models` | ops | `config`, `io` |\n\n## Next\n"
+        "| `late` | not in the section | `config` |\n"
+    )
+    assert documented_rules(text) == {"config": set(), "ops": {"config", "io"}, "models": {"config", "io"}}
+
+
+def test_the_command_modules_exist_and_the_docs_point_to_their_list():
+    for module in COMMAND_MODULES:
+        assert (REPO_ROOT / (module.replace(".", "/") + ".py")).is_file(), module
+    for document in (ARCHITECTURE, REPO_ROOT / "docs" / "tracking.md"):
+        assert "siamfc_jax.cli.COMMAND_MODULES" in document.read_text(), document.name
+
+
+def entry_problems(tree: ast.Module) -> list[str]:
+    """What keeps a ``__main__`` module from setting the process up before its heavy imports: at
+    module level only ``sys`` and ``siamfc_jax.runtime`` imported, and the ``__main__`` block
+    calling ``setup_process`` before anything else."""
+    problems = []
+    light = ("sys", "siamfc_jax.runtime")
+    for node in tree.body:
+        if isinstance(node, ast.Import):
+            heavy = [alias.name for alias in node.names if alias.name not in light]
+            problems += [f"imports {name} before setup" for name in heavy]
+        elif isinstance(node, ast.ImportFrom) and node.module not in light:
+            problems.append(f"imports {node.module} before setup")
+    blocks = [node for node in tree.body if isinstance(node, ast.If) and "__main__" in ast.unparse(node.test)]
+    first = blocks[0].body[0] if blocks else None
+    calls_setup = isinstance(first, ast.Expr) and isinstance(first.value, ast.Call)
+    if not (calls_setup and ast.unparse(first.value.func) == "setup_process"):
+        problems.append("the __main__ block does not start with setup_process()")
+    return problems
+
+
+@pytest.mark.parametrize("path", sorted(PACKAGE.rglob("__main__.py")), ids=lambda path: path.parent.name)
+def test_python_m_sets_the_process_up_first(path):
+    assert entry_problems(ast.parse(path.read_text())) == []
+
+
+def test_a_heavy_main_module_is_caught():
+    heavy = "import sys\nimport jax\nfrom siamfc_jax.runtime import setup_process\n\n"
+    heavy += "if __name__ == '__main__':\n"
+    heavy += "    from siamfc_jax.tune.command import main\n    setup_process()\n    sys.exit(main())\n"
+    assert entry_problems(ast.parse(heavy)) == [
+        "imports jax before setup",
+        "the __main__ block does not start with setup_process()",
     ]

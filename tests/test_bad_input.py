@@ -14,11 +14,11 @@ from siamfc_jax import cli, convert
 from siamfc_jax.apps import track
 from siamfc_jax.apps import train as train_app
 from siamfc_jax.config import TrainConfig
-from siamfc_jax.export import __main__ as export_cli
+from siamfc_jax.export import command as export_cli
+from siamfc_jax.files import OutputError, write_bytes_atomic
 from siamfc_jax.interop.torch_weights import torch_to_flax
-from siamfc_jax.io import OutputError, write_bytes_atomic
 from siamfc_jax.pipeline.sources import prepare_training_data
-from siamfc_jax.tune.__main__ import main as tune_main
+from siamfc_jax.tune.command import main as tune_main
 from siamfc_jax.weights import DEFAULT_WEIGHTS, save_weights
 from tests.synthetic_folder import write_folder
 from tests.torch_reference import TorchNet, randomize

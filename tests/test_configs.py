@@ -1,4 +1,4 @@
-"""Named runs (configs/) and train.py's flags, generated from the config's fields.
+"""Named runs (siamfc_jax.configs) and train.py's flags, generated from the config's fields.
 
 The expected values are written out by hand from siamfc-pytorch's recipe and the README's commands,
 not derived from the code under test.
@@ -7,12 +7,12 @@ not derived from the code under test.
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import json
 
 import pytest
 
-import configs
-from siamfc_jax import cli
+from siamfc_jax import cli, configs
 from siamfc_jax.apps import train
 from siamfc_jax.config import ConfigError, OptimConfig, PairConfig, TrainConfig, override
 
@@ -35,7 +35,7 @@ def all_paths(config, prefix=""):
 def test_every_config_is_a_documented_train_config(name):
     config = configs.get_config(name)
     assert isinstance(config, TrainConfig)
-    doc = __import__(f"configs.{name}", fromlist=["get_config"]).__doc__
+    doc = importlib.import_module(f"siamfc_jax.configs.{name}").__doc__
     assert "python train.py" in doc and "Wall time" in doc and "AUC" in doc
 
 

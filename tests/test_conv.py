@@ -1,4 +1,4 @@
-"""Convolution formulations against PyTorch in float64, and the autotune's choice and cache."""
+"""Convolution formulations against PyTorch in float64; plans, and measuring and storing them."""
 
 from __future__ import annotations
 
@@ -11,7 +11,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from siamfc_jax.ops import autotune, conv, winograd
+from siamfc_jax import plans
+from siamfc_jax.config import ModelConfig, TrackerConfig
+from siamfc_jax.ops import conv, winograd
+from siamfc_jax.ops.plan import ConvPlan, default_plan
 
 # max |ours - torch| / max |torch|: float32 against float64, sums of up to 363 products.
 REL_TOL = 1e-5
@@ -150,137 +153,125 @@ def test_space_to_depth_layout_by_hand():
 
 
 @pytest.fixture
-def tune_cache(tmp_path, monkeypatch):
-    """A fresh autotune cache (XDG_CACHE_HOME), measuring on, conv's per-process choices forgotten."""
+def plan_cache(tmp_path, monkeypatch):
+    """A fresh, empty cache folder (XDG_CACHE_HOME) for the plans measured in a test."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    monkeypatch.setenv("SIAMFC_JAX_AUTOTUNE", "1")
-    conv._chosen_formulation.cache_clear()
-    yield tmp_path
-    conv._chosen_formulation.cache_clear()
+    return tmp_path
 
 
-def test_fastest_measures_once_then_reads_the_cache(tune_cache, monkeypatch, capsys):
+def fake_measure(fastest: dict[str, str]):
+    """A stand-in for plans.measure that makes ``fastest[role]`` the fastest of every layer's role
+    (the role read from the program's argument count: forward 4, input gradient 2, kernel
+    gradient 5 per input), and records the roles measured."""
+    roles_by_arguments = {4: "forward", 2: "input_gradient", 5: "kernel_gradient"}
+    measured = []
+
+    def measure(candidates, shapes):
+        role = roles_by_arguments[len(shapes) // 2]  # two inputs in every workload here
+        measured.append(role)
+        return {name: 1e-3 if name == fastest[role] else 1.0 for name in candidates}
+
+    return measure, measured
+
+
+TRAIN_CHOICES = {"forward": "winograd", "input_gradient": "matmul", "kernel_gradient": "lax"}
+
+
+@pytest.mark.skipif(jax.default_backend() != "cpu", reason="plans are measured on the CPU only")
+def test_machine_plan_measures_once_logs_one_line_and_stores(plan_cache, monkeypatch):
+    monkeypatch.setattr(plans, "measure", fake_measure(TRAIN_CHOICES)[0])
+    workload = plans.Workload.training(2, 127, 239)
+    lines = []
+    plan = plans.machine_plan(ModelConfig(), workload, lines.append)
+    assert len(lines) == 1 and lines[0].startswith("measuring the fastest convolution formulations")
+    # Each role by its measured choice; conv1's input gradient (of the images) is never computed
+    # and takes the forward's formulation.
+    assert plan.layers[0] == conv.Formulations("winograd", "winograd", "lax")
+    assert plan.layers[1:] == (conv.Formulations("winograd", "matmul", "lax"),) * 4
+    assert plan.correlation == "products" and plan.separable_pool
+    stored = json.loads(plans.plans_path().read_text())
+    assert plans.plans_path().parent == plan_cache / "siamfc_jax" / "plans"
+    assert ConvPlan.from_dict(stored["v1 train 2x127 2x239"]["plan"]) == plan
+    # Read back: nothing measured, nothing logged.
+    monkeypatch.setattr(plans, "measure", lambda *a: pytest.fail("measured a stored plan"))
+    assert plans.stored_plan(ModelConfig(), workload) == plan
+    assert plans.machine_plan(ModelConfig(), workload, lines.append) == plan and len(lines) == 1
+    # Another workload is another entry.
+    assert plans.stored_plan(ModelConfig(), plans.Workload.training(4, 127, 239)) is None
+
+
+@pytest.mark.skipif(jax.default_backend() != "cpu", reason="plans are measured on the CPU only")
+def test_measure_plan_times_only_the_forward_pass_for_tracking(monkeypatch):
+    measure, measured = fake_measure({"forward": "shift"})
+    monkeypatch.setattr(plans, "measure", measure)
+    workload = plans.Workload.tracking(TrackerConfig())
+    assert workload.inputs == ((3, 255), (1, 127))
+    plan = plans.measure_plan(ModelConfig(), workload)
+    assert measured == ["forward"] * 5 and plan == ConvPlan(plan.layers) and len(set(plan.layers)) == 1
+    assert plan.layers[0] == conv.Formulations("shift", "shift", "shift")
+
+
+def test_measure_times_every_candidate_and_finds_the_fastest():
+    """The real timing: a loop of 50 matrix products against one tanh."""
     shapes = (jax.ShapeDtypeStruct((256, 256), jnp.float32),)
     candidates = {
         "slow": lambda a: jax.lax.fori_loop(0, 50, lambda i, m: jnp.tanh(m @ a), a),
         "fast": lambda a: jnp.tanh(a),
     }
-    assert autotune.fastest("toy problem", candidates, shapes) == "fast"
-    printed = capsys.readouterr().err
-    assert printed.count("siamfc_jax autotune: toy problem") == 1 and "-> fast" in printed
-    entries = json.loads(autotune.cache_path().read_text())
-    assert entries["toy problem"]["choice"] == "fast"
-    assert set(entries["toy problem"]["ms"]) == {"slow", "fast"}
-    assert autotune.cache_path().parent == tune_cache / "siamfc_jax" / "autotune"
-
-    def no_measuring(*args, **kwargs):
-        raise AssertionError("measured again")
-
-    measure = autotune.measure
-    monkeypatch.setattr(autotune, "measure", no_measuring)
-    assert autotune.fastest("toy problem", candidates, shapes) == "fast"
-    assert capsys.readouterr().err == ""
-    # A new candidate makes the entry stale: the problem is measured again, among all three.
-    monkeypatch.setattr(autotune, "measure", measure)
-    candidates["faster"] = lambda a: a
-    autotune.fastest("toy problem", candidates, shapes)
-    assert set(json.loads(autotune.cache_path().read_text())["toy problem"]["ms"]) == set(candidates)
+    seconds = plans.measure(candidates, shapes)
+    assert set(seconds) == {"slow", "fast"} and min(seconds, key=seconds.get) == "fast"
 
 
-def test_machine_key_follows_xla_flags(monkeypatch):
+def test_another_machine_key_starts_a_new_file(plan_cache, monkeypatch):
     monkeypatch.delenv("XLA_FLAGS", raising=False)
-    plain = autotune.machine_key()
+    plain = plans.plans_path()
     monkeypatch.setenv("XLA_FLAGS", "--xla_cpu_use_onednn=true")
-    assert autotune.machine_key() != plain
+    assert plans.plans_path() != plain and plans.plans_path().parent == plain.parent
+    # How many host devices the CPU shows, and how long collectives wait, time nothing: one file
+    # serves a multi-process run and one process with several devices.
+    flags = "--xla_force_host_platform_device_count=2 --xla_cpu_collective_timeout_seconds=120"
+    monkeypatch.setenv("XLA_FLAGS", flags)
+    assert plans.plans_path() == plain
 
 
-def convolution_ops(fn, *args) -> int:
-    jaxpr = jax.make_jaxpr(fn)(*args)
-    return sum(e.primitive.name == "conv_general_dilated" for e in jaxpr.jaxpr.eqns)
-
-
-@pytest.mark.skipif(jax.default_backend() != "cpu", reason="auto measures only on the CPU")
-def test_auto_runs_the_cached_choice_and_skips_small_layers(tune_cache, monkeypatch):
-    x = jnp.zeros((3, 28, 28, 256), jnp.float32)
-    kernel = jnp.zeros((3, 3, 256, 384), jnp.float32)
-    assert conv.conv_macs(x.shape, kernel.shape, 1) >= conv.MIN_TUNED_MACS
-    problem = (
-        "conv2d forward of scale-offset-relu x=3x28x28x256 k=3x3x256x384 stride=1 groups=1 float32 "
-        "precision=highest"
+def test_plans_round_trip_through_json_and_refuse_unknown_values():
+    plan = ConvPlan(
+        (conv.Formulations("rows", "rows", "rows"), *[conv.Formulations("winograd", "matmul", "shift")] * 4),
+        correlation="lax",
+        separable_pool=False,
     )
-    path = autotune.cache_path()
-    path.parent.mkdir(parents=True)
-    # Ungrouped, lax_per_group would be lax again: it is not among the candidates.
-    assert "lax_per_group" not in conv.tuned_formulations(1)
-    assert "lax_per_group" in conv.tuned_formulations(2)
-    entry = {"choice": "lax", "ms": dict.fromkeys(conv.tuned_formulations(1), 1.0)}
-    path.write_text(json.dumps({problem: entry}))
-    monkeypatch.setattr(autotune, "measure", lambda *a, **k: pytest.fail("measured a cached layer"))
-    assert convolution_ops(lambda x, k: conv.conv2d(x, k, precision="highest"), x, kernel) == 1
-    # The backward direction is another problem; this small one is not measured but takes the
-    # static choice (untuned_formulation), not XLA's convolution.
-    small_x, small_k = jnp.zeros((1, 9, 9, 8)), jnp.zeros((3, 3, 8, 8))
-    assert convolution_ops(lambda x, k: conv.conv2d(x, k, direction="backward"), small_x, small_k) == 0
+    assert ConvPlan.from_dict(json.loads(json.dumps(plan.to_dict()))) == plan
+    assert hash(ConvPlan.from_dict(plan.to_dict())) == hash(plan)
+    assert plan.describe().startswith("conv1 rows, conv2 winograd/matmul/shift")
+    with pytest.raises(ValueError, match="unknown formulation 'cudnn'"):
+        ConvPlan.uniform("cudnn")
+    with pytest.raises(ValueError, match="not a convolution plan"):
+        ConvPlan.from_dict({"conv1": {"forward": "lax"}})
+    lax_plan = ConvPlan.uniform("lax")
+    assert (lax_plan.correlation, lax_plan.separable_pool) == ("lax", False)
+    assert (ConvPlan.uniform("matmul").correlation, ConvPlan.uniform("matmul").separable_pool) == (
+        "products",
+        True,
+    )
 
 
-@pytest.mark.skipif(jax.default_backend() != "cpu", reason="auto measures only on the CPU")
-def test_auto_backward_tunes_each_role_and_runs_each_choice(tune_cache, monkeypatch):
-    """A differentiated layer measures its forward pass and its two gradients as three problems,
-    and runs each role by its own choice (here: XLA's convolution only for the kernel gradient)."""
-    x = jnp.zeros((3, 28, 28, 256), jnp.float32)
-    kernel = jnp.zeros((3, 3, 256, 384), jnp.float32)
-    measured = []
-    choices = {"forward": "winograd", "input_gradient": "matmul", "kernel_gradient": "lax"}
-
-    def fake_measure(candidates, shapes):
-        role = next(r for r in choices if f"conv2d {r} " in measured_problem[-1])
-        measured.append(role)
-        return {name: 1e-3 if name == choices[role] else 1.0 for name in candidates}
-
-    measured_problem = []
-    real_fastest = autotune.fastest
-
-    def fastest(problem, *args, **kwargs):
-        measured_problem.append(problem)
-        return real_fastest(problem, *args, **kwargs)
-
-    monkeypatch.setattr(autotune, "measure", fake_measure)
-    monkeypatch.setattr(autotune, "fastest", fastest)
-
-    def loss(x, kernel):
-        return jnp.sum(conv.conv2d(x, kernel, direction="backward"))
-
-    compiled = jax.jit(jax.grad(loss, (0, 1))).lower(x, kernel).compile().as_text()
-    assert sorted(measured) == sorted(choices)
-    # Only the kernel gradient, lax's transpose in the kernel, is a convolution (the primal
-    # pass inside that transpose is dropped by XLA as unused).
-    assert compiled.count(" convolution(") == 1
-    # A first layer (kernel_backward) asks for no input gradient (the others are cached now).
-    conv._chosen_formulation.cache_clear()
-    measured_problem.clear()
-    jax.make_jaxpr(jax.grad(lambda k: jnp.sum(conv.conv2d(x, k, direction="kernel_backward"))))(kernel)
-    assert [problem.split()[1] for problem in measured_problem] == ["forward", "kernel_gradient"]
+def test_default_plans_by_platform():
+    # GPUs: the per-group network measured faster there (RESULTS.md "GPU"); TPUs and others: lax;
+    # the CPU: a fixed per-layer plan.
+    assert default_plan("gpu") == ConvPlan.uniform("lax_per_group")
+    assert default_plan("tpu") == ConvPlan.uniform("lax")
+    assert default_plan("cpu").correlation == "products" and default_plan("cpu").separable_pool
 
 
-def test_auto_without_measuring_takes_the_static_choice(tune_cache, monkeypatch):
-    monkeypatch.setenv("SIAMFC_JAX_AUTOTUNE", "0")
-    monkeypatch.setattr(autotune, "measure", lambda *a, **k: pytest.fail("measured with tuning off"))
-    x = jnp.zeros((3, 28, 28, 256), jnp.float32)
-    kernel = jnp.zeros((3, 3, 256, 384), jnp.float32)
-    assert conv.untuned_formulation(3, 1) == "shift"
-    assert conv.untuned_formulation(11, 2) == conv.untuned_formulation(5, 1) == "rows"
-    assert convolution_ops(lambda x, k: conv.conv2d(x, k), x, kernel) == 0
-    assert not autotune.cache_path().exists()
+def test_candidates_skip_lax_per_group_for_ungrouped_layers():
+    # Ungrouped, lax_per_group would be lax again: it is not measured twice.
+    assert "lax_per_group" not in plans.candidates_for(1)
+    assert "lax_per_group" in plans.candidates_for(2)
 
 
-@pytest.mark.parametrize(
-    ("backend", "network_form"), [("cpu", "auto"), ("gpu", "lax_per_group"), ("tpu", "lax")]
-)
-def test_auto_resolves_by_backend(monkeypatch, backend, network_form):
-    # On the CPU "auto" chooses per layer; on GPUs it is the per-group network measured faster
-    # there (RESULTS.md "GPU"); on other accelerators lax. Fixed formulations pass through.
-    monkeypatch.setattr(jax, "default_backend", lambda: backend)
-    assert conv.resolve_conv_impl("auto") == network_form
-    assert conv.resolve_conv_impl("matmul") == "matmul"
-    with pytest.raises(ValueError, match="conv_impl must be one of"):
-        conv.resolve_conv_impl("cudnn")
+@pytest.mark.skipif(jax.default_backend() != "cpu", reason="machine_plan measures only on the CPU")
+def test_machine_plan_off_the_cpu_is_the_default(monkeypatch, plan_cache):
+    monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
+    monkeypatch.setattr(plans, "measure", lambda *a: pytest.fail("measured on a GPU"))
+    assert plans.machine_plan(ModelConfig(), plans.Workload.training(), print) == default_plan("gpu")
+    assert list(plan_cache.rglob("*")) == []

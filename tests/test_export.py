@@ -23,10 +23,11 @@ import pytest
 
 from siamfc_jax.config import ModelConfig, TrackerConfig
 from siamfc_jax.evaluation.metrics import iou
-from siamfc_jax.export import __main__ as export_cli
+from siamfc_jax.export import command as export_cli
 from siamfc_jax.export import export_onnx
-from siamfc_jax.export.stablehlo import STATE_FIELDS, frame_fill
+from siamfc_jax.export.stablehlo import STATE_FIELDS, export_plan, frame_fill
 from siamfc_jax.models import SiamFC, cross_correlate, init_variables
+from siamfc_jax.ops.plan import ConvPlan, default_plan
 from siamfc_jax.pipeline.crops import crop_and_resize
 from siamfc_jax.sequences.frames import average_color
 from siamfc_jax.sequences.readers import open_sequence
@@ -113,15 +114,15 @@ def onnx_dir(tmp_path_factory, weights):
 @pytest.fixture(scope="module")
 def stablehlo_dir(tmp_path_factory, weights):
     out = tmp_path_factory.mktemp("stablehlo")
-    # matmul: the fast formulation on the CPU CI runs on; the export itself does not depend on it.
-    arguments = [str(shared_path(WEIGHTS)), str(out), "--format", "stablehlo", "--conv-impl", "matmul"]
+    # One platform, the CPU CI runs on: its default plan, fast there (several would share lax).
+    arguments = [str(shared_path(WEIGHTS)), str(out), "--format", "stablehlo", "--platforms", "cpu"]
     assert export_cli.main(arguments) == 0
     return out
 
 
 def ours_and_onnxruntime(variables, model_config, onnx_dir, exemplar, searches, ort):
-    """(S, r, r) responses of ``exemplar`` over ``searches``: ours (the tracker's formulation,
-    ``"auto"``, at highest precision) and onnxruntime's on the exported ``embed`` and ``head``."""
+    """(S, r, r) responses of ``exemplar`` over ``searches``: ours (the platform's default plan, at
+    highest precision) and onnxruntime's on the exported ``embed`` and ``head``."""
     model = SiamFC(model_config, precision="highest")
     ours = np.asarray(
         cross_correlate(
@@ -205,7 +206,10 @@ def test_stablehlo_manifest_documents_the_signature(stablehlo_dir):
     assert list(update["outputs"]) == [*STATE_FIELDS, "box"]
     assert update["inputs"]["frame"] == {"shape": ["H", "W", 3], "dtype": "uint8"}
     assert update["inputs"]["exemplar_features"]["shape"] == [1, 6, 6, 256]
-    assert manifest["platforms"] == ["cpu", "cuda"]
+    assert manifest["platforms"] == ["cpu"]
+    assert ConvPlan.from_dict(manifest["conv_plan"]) == default_plan("cpu")
+    assert export_plan(["cuda"]) == default_plan("gpu")
+    assert export_plan(["cpu", "cuda"]) == ConvPlan.uniform("lax")
 
 
 @pytest.mark.parametrize(

@@ -13,13 +13,29 @@ from flax import traverse_util
 
 from siamfc_jax.config import ModelConfig
 from siamfc_jax.interop.torch_weights import flax_to_torch, torch_to_flax
-from siamfc_jax.models import AlexNetV1, AlexNetV2, AlexNetV3, SiamFC, cross_correlate
+from siamfc_jax.models import AlexNetV1, AlexNetV2, AlexNetV3, SiamFC, cross_correlate, init_variables
 from siamfc_jax.models.layers import PREPARED, BatchNorm, max_pool
 from siamfc_jax.ops.conv import FORMULATIONS
+from siamfc_jax.ops.plan import CORRELATIONS, ConvPlan
 from tests.torch_reference import TorchHead, TorchNet, randomize
 
 # Parity bound from the issue: max |ours - torch| / max |torch| per output.
 REL_TOL = 1e-5
+# Winograd's F(2x2, 3x3) rounds more than a direct sum, by a factor its transforms fix. An output
+# is Aᵀ[(G g Gᵀ) ⊙ (Bᵀ d B)]A summed over channels: per tile, float32 sums of 16 transformed-pixel
+# products U_ij V_ij, where a direct sum adds the 9 products g_kl d_kl. For unit-variance kernel
+# and input values the terms' root-mean-square size is, with the rows G_i, Bᵀ_i and entries Aᵀ_oi
+# of ops.winograd.transforms(2, 3), sqrt(Σ_ij (Aᵀ_oi Aᵀ_oj |G_i| |G_j| |Bᵀ_i| |Bᵀ_j|)²) =
+# Σ_i (Aᵀ_oi |G_i| |Bᵀ_i|)² = 5 against sqrt(9) = 3: a growth of 5/3, before the transforms' own
+# additions round too. Measured per layer of AlexNetV3 in float32 against float64 (4 searches of
+# 255, ReLU'd inputs, 2-core Xeon), Winograd's error over direct summation's (lax): forward 2.1x
+# (conv3, 512 -> 768 channels), 1.9x (conv4, 768 -> 768), 2.1x (conv5); input gradient 2.3x, 2.4x,
+# 2.6x; kernel gradient 0.6x, 0.8x, 2.3x (each about 1e-6). Through V3's three 768-channel layers
+# and the BatchNorms after them, this test's responses differ from PyTorch's by 7.7e-6 by Winograd
+# against 4.9e-6 by lax on that Xeon (1.6x), and by 1.39e-5 by Winograd on a 2-core AMD EPYC. A
+# plan whose roles include Winograd is held to the parity bound times the largest measured
+# growth, rounded up: 3x.
+WINOGRAD_GROWTH = 3
 
 SHAPES = {
     "v1": {127: (6, 6, 256), 255: (22, 22, 256)},
@@ -76,7 +92,7 @@ def test_output_shapes_and_stride():
 def test_grouped_convolutions_are_single_feature_group_convs(name):
     """With the ``lax`` formulation (the default off CPU) each grouped layer is one conv with
     feature_group_count=2, never split-and-concatenate."""
-    model = SiamFC(ModelConfig(name), conv_impl="lax")
+    model = SiamFC(ModelConfig(name), plan=ConvPlan.uniform("lax"))
     variables = jax.eval_shape(
         lambda: model.init(jax.random.key(0), jnp.zeros((1, 87, 87, 3)), jnp.zeros((1, 87, 87, 3)))
     )
@@ -98,7 +114,7 @@ def test_eval_features_match_torch(pair, impl):
     name, net, variables = pair
     net.eval()
     rng = np.random.default_rng(1)
-    model = SiamFC(ModelConfig(name), precision="highest", conv_impl=impl)
+    model = SiamFC(ModelConfig(name), precision="highest", plan=ConvPlan.uniform(impl))
     # Jitted: op by op, the formulations of many small operations (winograd) compile each one.
     embed = jax.jit(functools.partial(model.apply, method=SiamFC.embed))
     for size in (127, 255):
@@ -117,7 +133,7 @@ def test_prepared_kernels_are_stored_once_and_used(pair):
     not); applied with them, the features stay PyTorch's, and the stored transforms are what runs."""
     name, net, variables = pair
     net.eval()
-    model = SiamFC(ModelConfig(name), precision="highest", conv_impl="winograd")
+    model = SiamFC(ModelConfig(name), precision="highest", plan=ConvPlan.uniform("winograd"))
     initialised = jax.eval_shape(
         model.init, jax.random.key(0), jnp.zeros((1, 127, 127, 3)), jnp.zeros((1, 255, 255, 3))
     )
@@ -140,10 +156,12 @@ def test_prepared_kernels_are_stored_once_and_used(pair):
     assert rel_error(embed(zeroed, images), ref) > 100 * REL_TOL
 
 
-@CONV_IMPLS
-def test_train_step_outputs_and_running_stats_match_torch(pair, impl):
-    """Train mode: batch statistics, and the running averages after exemplar + search passes."""
+@pytest.mark.parametrize("impl", [*FORMULATIONS, "training_plan"])
+def test_train_step_outputs_and_running_stats_match_torch(pair, impl, request):
+    """Train mode: batch statistics, and the running averages after exemplar + search passes; by
+    each formulation alone, and by this machine's training plan (what train.py runs)."""
     name, source_net, variables = pair
+    plan = request.getfixturevalue(impl) if impl == "training_plan" else ConvPlan.uniform(impl)
     net = TorchNet(name)  # a fresh copy: training updates its running statistics
     net.load_state_dict(source_net.state_dict())
     net.train()
@@ -151,12 +169,14 @@ def test_train_step_outputs_and_running_stats_match_torch(pair, impl):
     exemplars, searches = random_images(rng, 4, 127), random_images(rng, 4, 255)
     with torch.no_grad():
         ref = nhwc(net(nchw(exemplars), nchw(searches)))
-    model = SiamFC(ModelConfig(name), precision="highest", conv_impl=impl)
+    model = SiamFC(ModelConfig(name), precision="highest", plan=plan)
     train_apply = jax.jit(functools.partial(model.apply, train=True, mutable=["batch_stats"]))
     ours, updates = train_apply(variables, exemplars, searches)
+    uses_winograd = any("winograd" in layer for layer in plan.layers)
+    tolerance = REL_TOL * (WINOGRAD_GROWTH if uses_winograd else 1)
     err = rel_error(ours, ref)
-    print(f"{name} {impl} train responses: max rel diff {err:.2e}")
-    assert err <= REL_TOL
+    print(f"{name} {impl} train responses: max rel diff {err:.2e} (tolerance {tolerance:.0e})")
+    assert err <= tolerance
 
     new_state = flax_to_torch({"params": variables["params"], **updates})
     worst = 0.0
@@ -167,28 +187,28 @@ def test_train_step_outputs_and_running_stats_match_torch(pair, impl):
             # two forward passes per step (exemplars, searches), as in PyTorch
             assert int(new_state[key]) == int(value)
     print(f"{name} {impl} running stats: max rel diff {worst:.2e}")
-    assert worst <= REL_TOL
+    assert worst <= tolerance
 
 
-@CONV_IMPLS
+@pytest.mark.parametrize("method", CORRELATIONS)
 @pytest.mark.parametrize(("n", "k"), [(1, 3), (4, 1), (2, 3)])
-def test_head_matches_torch(n, k, impl):
+def test_head_matches_torch(n, k, method):
     rng = np.random.default_rng(3)
     exemplar = rng.standard_normal((n, 6, 6, 8)).astype(np.float32)
     search = rng.standard_normal((n * k, 22, 22, 8)).astype(np.float32)
     with torch.no_grad():
         ref = nhwc(TorchHead(0.001)(nchw(exemplar), nchw(search)))
-    ours = cross_correlate(exemplar, search, 0.001, precision="highest", impl=impl)
+    ours = cross_correlate(exemplar, search, 0.001, precision="highest", method=method)
     assert ours.shape == (n * k, 17, 17, 1)
     assert rel_error(ours, ref) <= REL_TOL
 
 
-@CONV_IMPLS
-def test_head_pairs_search_i_with_exemplar_i_mod_n(impl):
+@pytest.mark.parametrize("method", CORRELATIONS)
+def test_head_pairs_search_i_with_exemplar_i_mod_n(method):
     """Hand-checkable: 1×1 kernels make the response a per-pixel dot product."""
     exemplar = np.array([1.0, 2.0, 3.0], np.float32).reshape(3, 1, 1, 1)
     search = np.arange(6, dtype=np.float32).reshape(6, 1, 1, 1) + 1  # 1..6
-    ours = np.asarray(cross_correlate(exemplar, search, out_scale=1.0, impl=impl)).ravel()
+    ours = np.asarray(cross_correlate(exemplar, search, out_scale=1.0, method=method)).ravel()
     np.testing.assert_allclose(ours, [1 * 1, 2 * 2, 3 * 3, 4 * 1, 5 * 2, 6 * 3])
 
 
@@ -267,3 +287,18 @@ def test_train_mode_batch_norm_values_and_gradients_equal_torch():
     assert rel_error(stats["batch_stats"]["var"], running_var.numpy()) <= 1e-12
     assert np.all(np.asarray(offset_grad) == 0)
     assert np.max(np.abs(offset_t.grad.numpy())) <= 1e-12
+
+
+def test_tracing_and_running_the_network_measures_writes_and_prints_nothing(tmp_path, monkeypatch, capfd):
+    """A network is traced with its plan (None: the platform's default): no measuring, no cache
+    file, no output, in eval mode and in train mode."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    model = SiamFC(ModelConfig("v1"))
+    variables = init_variables(ModelConfig("v1"), jax.random.key(0))
+    images = np.zeros((2, 127, 127, 3), np.float32)
+    jax.block_until_ready(jax.jit(functools.partial(model.apply, method=SiamFC.embed))(variables, images))
+    train_apply = jax.jit(functools.partial(model.apply, train=True, mutable=["batch_stats"]))
+    jax.block_until_ready(train_apply(variables, images, np.zeros((2, 159, 159, 3), np.float32)))
+    assert list(tmp_path.rglob("*")) == []
+    assert capfd.readouterr() == ("", "")
+

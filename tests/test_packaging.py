@@ -82,7 +82,10 @@ def test_wheel_holds_the_weights_and_declares_dependencies(installed):
         metadata = wheel.read(next(name for name in names if name.endswith("/METADATA"))).decode()
         entry_points = wheel.read(next(name for name in names if name.endswith("entry_points.txt"))).decode()
     assert "siamfc_jax/assets/siamfc_alexnet_v1_synthetic.msgpack" in names
-    assert not [name for name in names if name.startswith(("tests/", "benchmarks/"))]
+    assert "siamfc_jax/configs/synthetic.py" in names
+    # One top-level package: siamfc_jax (besides the wheel's own metadata folder).
+    tops = {name.split("/")[0] for name in names if not name.split("/")[0].endswith(".dist-info")}
+    assert tops == {"siamfc_jax"}, tops
     requirements = [line for line in metadata.splitlines() if line.startswith("Requires-Dist:")]
     for package in ("jax==", "flax==", "opencv-python==", "av==", "tensorflow-datasets==", "jax[cuda12]=="):
         assert any(package in line for line in requirements), package

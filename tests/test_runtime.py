@@ -1,6 +1,8 @@
-"""select_platform: the CPU only where JAX's CUDA plugin is installed and no NVIDIA driver is.
+"""setup_process: the platform (the CPU only where JAX's CUDA plugin is installed and no NVIDIA driver
+is), the allocator (mimalloc, or glibc keeping freed memory), XLA:CPU's flags, the compilation cache.
 
-The markers (plugin, driver files) and the environment are mocked; the real JAX is never touched.
+For the platform the markers (plugin, driver files) and the environment are mocked and the real JAX
+is never touched; the allocator and the flags are checked in fresh interpreters.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ def markers(monkeypatch, plugin: bool, driver: bool) -> None:
 
 def test_plugin_without_driver_selects_the_cpu(monkeypatch, fake_jax):
     markers(monkeypatch, plugin=True, driver=False)
-    runtime.select_platform()
+    runtime._select_platform()
     assert runtime.os.environ["JAX_PLATFORMS"] == "cpu"
     assert fake_jax == [("jax_platforms", "cpu")]
 
@@ -42,7 +44,7 @@ def test_plugin_without_driver_selects_the_cpu(monkeypatch, fake_jax):
 def test_before_jax_is_imported_only_the_environment_is_set(monkeypatch, fake_jax):
     monkeypatch.delitem(sys.modules, "jax")
     markers(monkeypatch, plugin=True, driver=False)
-    runtime.select_platform()
+    runtime._select_platform()
     assert runtime.os.environ["JAX_PLATFORMS"] == "cpu"
     assert fake_jax == []
 
@@ -50,7 +52,7 @@ def test_before_jax_is_imported_only_the_environment_is_set(monkeypatch, fake_ja
 @pytest.mark.parametrize(("plugin", "driver"), [(True, True), (False, False), (False, True)])
 def test_left_alone_with_a_driver_or_without_the_plugin(monkeypatch, fake_jax, plugin, driver):
     markers(monkeypatch, plugin=plugin, driver=driver)
-    runtime.select_platform()
+    runtime._select_platform()
     assert "JAX_PLATFORMS" not in runtime.os.environ
     assert fake_jax == []
 
@@ -58,7 +60,7 @@ def test_left_alone_with_a_driver_or_without_the_plugin(monkeypatch, fake_jax, p
 def test_an_explicit_choice_is_kept(monkeypatch, fake_jax):
     markers(monkeypatch, plugin=True, driver=False)
     monkeypatch.setenv("JAX_PLATFORMS", "cuda")
-    runtime.select_platform()
+    runtime._select_platform()
     assert runtime.os.environ["JAX_PLATFORMS"] == "cuda"
     assert fake_jax == []
 
@@ -176,7 +178,7 @@ RELAUNCH_PROBE = """
 import os, sys
 from siamfc_jax import runtime
 print("started", flush=True)
-runtime.relaunch_with_mimalloc()
+runtime.setup_process(xla_cpu_libraries=False, compilation_cache=False)
 with open("/proc/self/maps") as maps:
     mapped = "libmimalloc" in maps.read()
 print(sys.argv[1:], runtime.malloc_library(), os.environ.get("MIMALLOC_PURGE_DELAY"),
@@ -211,7 +213,8 @@ def installed_mimalloc():
 def test_relaunch_runs_the_same_command_on_mimalloc_once():
     library = installed_mimalloc()
     # "started" twice: the program ran again from its start, with the same arguments, on mimalloc
-    # (its malloc, its library mapped), pages kept, and glibc's settings left alone.
+    # (its malloc, its library mapped), pages kept, and glibc's settings (which setup_process makes
+    # where the process stays on glibc) left alone.
     first, second, result = relaunch_probe()
     assert first == second == "started"
     assert result == f"['--seq', 'a b'] {library} -1 False True"
@@ -239,12 +242,12 @@ def test_relaunch_refuses_to_loop_where_the_preload_did_not_take(monkeypatch, ca
     monkeypatch.delenv("SIAMFC_JAX_MIMALLOC", raising=False)
     started = []
     monkeypatch.setattr(runtime.os, "execve", lambda *arguments: started.append(arguments))
-    runtime.relaunch_with_mimalloc()
+    runtime._relaunch_with_mimalloc()
     assert started == []
     assert capsys.readouterr().err.count("\n") == 1
     # Without it in LD_PRELOAD, it starts again: first in LD_PRELOAD, the user's preloads after it.
     monkeypatch.setenv("LD_PRELOAD", "/opt/other.so")
-    runtime.relaunch_with_mimalloc()
+    runtime._relaunch_with_mimalloc()
     ((executable, arguments, environment),) = started
     assert executable == sys.executable and arguments == sys.orig_argv
     assert environment["LD_PRELOAD"] == f"{library}:/opt/other.so"
@@ -268,16 +271,26 @@ YNNPACK_FLAGS = " --xla_cpu_experimental_ynn_fusion_type=-individual_convolution
 ONEDNN_FLAGS = " --xla_cpu_use_onednn=true --xla_cpu_experimental_onednn_fusion_type=individual_dot"
 
 
-def test_xla_cpu_library_flags_are_added_once_and_a_users_choice_kept(monkeypatch):
-    monkeypatch.setenv("XLA_FLAGS", "--xla_force_host_platform_device_count=2")
-    assert runtime.choose_xla_cpu_libraries()
-    assert runtime.os.environ["XLA_FLAGS"] == "--xla_force_host_platform_device_count=2" + YNNPACK_FLAGS
-    assert not runtime.choose_xla_cpu_libraries()  # already there: nothing appended twice
-    monkeypatch.setenv("XLA_FLAGS", "--xla_cpu_experimental_ynn_fusion_type=dot")
-    assert not runtime.choose_xla_cpu_libraries()
-    assert runtime.os.environ["XLA_FLAGS"] == "--xla_cpu_experimental_ynn_fusion_type=dot"
+def test_xla_cpu_library_flags_are_added_once_and_a_users_choice_kept():
+    flags = runtime.xla_flags_with("--xla_force_host_platform_device_count=2")
+    assert flags == "--xla_force_host_platform_device_count=2" + YNNPACK_FLAGS
+    assert runtime.xla_flags_with(flags) == flags  # already there: nothing appended twice
+    users = "--xla_cpu_experimental_ynn_fusion_type=dot"
+    assert runtime.xla_flags_with(users) == users
+    assert runtime.xla_flags_with("", matrix_products="onednn") == (YNNPACK_FLAGS + ONEDNN_FLAGS).strip()
+    assert runtime.xla_flags_with("", matrix_products=None) == ""
     with pytest.raises(ValueError, match="matrix_products"):
-        runtime.choose_xla_cpu_libraries(matrix_products="mkl")
+        runtime.xla_flags_with("", matrix_products="mkl")
+
+
+def test_the_collective_timeout_is_a_flag_added_once():
+    timeout = "--xla_cpu_collective_timeout_seconds=600"
+    assert runtime.xla_flags_with("", None, collective_timeout_s=600) == timeout
+    # Added by a later call to flags an earlier one set; the user's value is kept.
+    flags = runtime.xla_flags_with("", "ynnpack")
+    assert runtime.xla_flags_with(flags, "ynnpack", 600) == f"{flags} {timeout}"
+    users = "--xla_cpu_collective_timeout_seconds=30"
+    assert runtime.xla_flags_with(users, None, 600) == users
 
 
 UNCACHEABLE = (
@@ -287,29 +300,44 @@ UNCACHEABLE = (
 DISK_FULL = "Error writing persistent compilation cache entry for 'f': disk full"
 
 
-def warns_when_uncacheable() -> list[str]:
-    """Which of two warnings about writing JAX's cache still show after choose_xla_cpu_libraries()
+def warns_after_setup(**arguments) -> list[str]:
+    """Which of two warnings about writing JAX's cache still show after setup_process(**arguments)
     under the current ``XLA_FLAGS``: JAX's for a program holding oneDNN fusions, and another."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        runtime.choose_xla_cpu_libraries()
+        runtime.setup_process(allocator=False, compilation_cache=False, **arguments)
         warnings.warn(UNCACHEABLE, UserWarning, stacklevel=1)
         warnings.warn(DISK_FULL, UserWarning, stacklevel=1)
     return [str(w.message) for w in caught]
 
 
-def test_onednn_products_by_argument_or_by_the_user_and_their_cache_warning_filtered(monkeypatch):
+def test_setup_sets_the_flags_and_filters_only_oneDNNs_cache_warning(monkeypatch):
     monkeypatch.setenv("XLA_FLAGS", "")
-    with warnings.catch_warnings():  # the filter it adds stays in this test
-        assert runtime.choose_xla_cpu_libraries(matrix_products="onednn")
-    assert runtime.os.environ["XLA_FLAGS"] == (YNNPACK_FLAGS + ONEDNN_FLAGS).strip()
     # oneDNN's products on: the warning about programs JAX cannot cache is filtered, others are not.
-    assert warns_when_uncacheable() == [DISK_FULL]
+    assert warns_after_setup(matrix_products="onednn") == [DISK_FULL]
+    assert runtime.os.environ["XLA_FLAGS"] == (YNNPACK_FLAGS + ONEDNN_FLAGS).strip()
     monkeypatch.setenv("XLA_FLAGS", ONEDNN_FLAGS.strip())  # the user's choice, kept
-    assert len(warns_when_uncacheable()) == 1
+    assert len(warns_after_setup()) == 1
     assert runtime.os.environ["XLA_FLAGS"] == (ONEDNN_FLAGS + YNNPACK_FLAGS).strip()
     monkeypatch.setenv("XLA_FLAGS", "")  # YNNPACK's products: nothing filtered
-    assert len(warns_when_uncacheable()) == 2
+    assert len(warns_after_setup()) == 2
+    assert runtime.os.environ["XLA_FLAGS"] == YNNPACK_FLAGS.strip()
+
+
+def test_setup_points_jax_at_the_compilation_cache(monkeypatch, tmp_path, fake_jax):
+    monkeypatch.delenv("JAX_COMPILATION_CACHE_DIR", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setenv("JAX_PLATFORMS", "cpu")
+    runtime.setup_process(allocator=False, xla_cpu_libraries=False)
+    folder = str(tmp_path / "siamfc_jax" / "jax")
+    assert runtime.os.environ["JAX_COMPILATION_CACHE_DIR"] == folder
+    assert fake_jax == [("jax_compilation_cache_dir", folder)]  # a JAX already imported is told too
+    assert (tmp_path / "siamfc_jax" / "jax").is_dir()
+    # A folder the user chose is kept.
+    monkeypatch.setenv("JAX_COMPILATION_CACHE_DIR", str(tmp_path / "mine"))
+    runtime.setup_process(allocator=False, xla_cpu_libraries=False)
+    assert runtime.os.environ["JAX_COMPILATION_CACHE_DIR"] == str(tmp_path / "mine")
+    assert len(fake_jax) == 1
 
 
 def test_jax_computes_with_the_xla_cpu_library_flags():
@@ -321,7 +349,7 @@ def test_jax_computes_with_the_xla_cpu_library_flags():
 
     code = (
         "from siamfc_jax import runtime\n"
-        "runtime.choose_xla_cpu_libraries(matrix_products='onednn')\n"
+        "runtime.setup_process(allocator=False, compilation_cache=False, matrix_products='onednn')\n"
         "import jax, numpy as np, jax.numpy as jnp\n"
         "from siamfc_jax.ops.conv import conv2d\n"
         "x = np.arange(2 * 9 * 9 * 4, dtype=np.float32).reshape(2, 9, 9, 4) / 100\n"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import cv2
@@ -9,8 +11,9 @@ import numpy as np
 import pytest
 
 from siamfc_jax.evaluation.validation import validate_for_tracking
+from siamfc_jax.sequences import frames as frames_module
 from siamfc_jax.sequences.annotations import polygons_to_rects, read_boxes, read_vot_boxes
-from siamfc_jax.sequences.frames import DataError, read_image
+from siamfc_jax.sequences.frames import DataError, decode_image, jpeg_damage, read_image
 from siamfc_jax.sequences.readers import is_sequence_dir, open_sequence
 from siamfc_jax.sequences.sequence import Sequence
 from tests.conftest import shared_path
@@ -61,6 +64,11 @@ def test_read_image_errors_name_the_file(tmp_path):
     garbage = write_text(tmp_path / "garbage.jpg", "not an image")
     with pytest.raises(DataError, match=r"garbage\.jpg: cannot be decoded"):
         read_image(garbage)
+    empty = write_text(tmp_path / "empty.jpg", "")
+    with pytest.raises(DataError, match=r"empty\.jpg: cannot be decoded as an image"):
+        read_image(empty)
+    with pytest.raises(DataError, match=rf"{tmp_path}: cannot be read \("):
+        read_image(tmp_path)
 
 
 def test_image_frames_random_access_and_broken_frame(tmp_path):
@@ -370,3 +378,121 @@ def test_shared_bag_video_matches_jpegs():
     assert mean_abs(first, jpegs.frame(0)) < 4.0
     assert mean_abs(second, jpegs.frame(1)) < 4.0
     assert mean_abs(first, jpegs.frame(1)) > 15.0
+
+
+# ----------------------------------------------------------------------------- decoder messages
+
+
+def test_shared_bag_video_frames_are_opencvs_to_the_bit():
+    """The faithfulness rule: video frames are decoded as OpenCV decodes them (cv2.VideoCapture,
+    BGR to RGB), here by PyAV; every one of bag.avi's 196 frames, bit for bit."""
+    path = shared_path("siamfc/data/videos/bag.avi")
+    capture = cv2.VideoCapture(str(path))
+    expected = []
+    while (read := capture.read())[0]:
+        expected.append(cv2.cvtColor(read[1], cv2.COLOR_BGR2RGB))
+    capture.release()
+    frames = list(open_sequence(path).iter_frames())
+    assert len(expected) == len(frames) == 196
+    for index, (ours, opencvs) in enumerate(zip(frames, expected, strict=True)):
+        assert ours.dtype == np.uint8 and np.array_equal(ours, opencvs), f"frame {index + 1}"
+
+
+def test_a_damaged_video_warns_per_frame_and_ffmpeg_stays_off_the_terminal(tmp_path, capfd):
+    """Bytes flipped in the middle of bag.avi (an XVID/MPEG-4 video): FFmpeg's complaints come back
+    as warnings naming the frame, none on file descriptor 2."""
+    data = bytearray(shared_path("siamfc/data/videos/bag.avi").read_bytes())
+    for offset in np.random.default_rng(0).integers(len(data) // 4, len(data) * 3 // 4, 200):
+        data[offset] ^= 0x55
+    damaged = tmp_path / "damaged.avi"
+    damaged.write_bytes(bytes(data))
+    warnings: list[str] = []
+    frames = list(open_sequence(damaged).iter_frames(on_warning=warnings.append))
+    assert len(frames) == 196 and warnings
+    pattern = rf"{damaged} \(frame \d+ of 196 of sequence 'damaged'\): decoded with errors: mpeg4: "
+    assert all(re.match(pattern, line) for line in warnings), warnings[:3]
+    assert any("Error at MB" in line for line in warnings)
+    assert capfd.readouterr().err == ""
+
+
+def noisy_jpeg(path: Path, seed: int = 0) -> bytes:
+    noise = np.random.default_rng(seed).integers(0, 256, (48, 64, 3), dtype=np.uint8)
+    assert cv2.imwrite(str(path), noise)
+    return path.read_bytes()
+
+
+def test_jpeg_damage_reads_the_markers(tmp_path):
+    data = noisy_jpeg(tmp_path / "a.jpg")
+    assert jpeg_damage(data) is None
+    assert jpeg_damage(data + bytes(7)) is None  # zero padding after the end marker
+    truncated = "the file ends before the JPEG end-of-image marker (truncated)"
+    assert jpeg_damage(data[: len(data) // 2]) == truncated
+    assert jpeg_damage(data + b"\x01trailer") == "8 bytes after the JPEG end-of-image marker"
+    assert jpeg_damage(b"\x89PNG\r\n\x1a\n" + bytes(20)) is None  # not a JPEG: not judged
+
+
+def test_healthy_images_decode_in_parallel_without_the_capture(tmp_path, monkeypatch):
+    """Pixels equal cv2.imread's; two threads decode at once while fd 2's capture is held (taken
+    by this test), which a decode that needed the capture would wait for; and the capture is never
+    entered."""
+    paths = []
+    for index in range(2):
+        noisy_jpeg(tmp_path / f"{index}.jpg", seed=index)
+        paths.append(tmp_path / f"{index}.jpg")
+    png = tmp_path / "frame.png"
+    assert cv2.imwrite(str(png), cv2.cvtColor(frame_rgb(3), cv2.COLOR_RGB2BGR))
+    paths.append(png)
+    entered = []
+    monkeypatch.setattr(frames_module, "native_stderr_captured", lambda: entered.append(1))
+    with frames_module._STDERR_LOCK, ThreadPoolExecutor(2) as pool:
+        decoded = list(pool.map(decode_image, paths, timeout=60))
+    assert entered == []
+    for path, (image, messages) in zip(paths, decoded, strict=True):
+        assert messages == []
+        np.testing.assert_array_equal(image, cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB))
+        np.testing.assert_array_equal(read_image(path), image)
+
+
+def test_a_truncated_jpeg_is_a_warning_naming_the_frame_and_libjpeg_stays_quiet(tmp_path, capfd):
+    sequence_dir = tmp_path / "seq"
+    write_frames(sequence_dir, 2)
+    damaged = sequence_dir / "00000002.jpg"
+    data = noisy_jpeg(damaged)
+    damaged.write_bytes(data[: len(data) // 2])
+    warnings: list[str] = []
+    frames = list(open_sequence(sequence_dir, box=[1, 1, 5, 5]).iter_frames(on_warning=warnings.append))
+    assert len(frames) == 2 and frames[1].shape == (48, 64, 3)
+    # libjpeg's own message, quoted, and only inside the warning.
+    label = f"{damaged} (frame 2 of 2 of sequence 'seq')"
+    assert warnings == [f"{label}: decoded with errors: Premature end of JPEG file"]
+    assert capfd.readouterr().err == ""
+    # The pixels are still cv2.imread's (libjpeg fills the missing part; the warning goes to fd 2).
+    np.testing.assert_array_equal(frames[1], cv2.cvtColor(cv2.imread(str(damaged)), cv2.COLOR_BGR2RGB))
+    capfd.readouterr()
+
+
+def test_data_after_the_end_marker_is_our_warning(tmp_path):
+    path = tmp_path / "long.jpg"
+    data = noisy_jpeg(path)
+    path.write_bytes(data + b"\x01\x02\x03")
+    image, messages = decode_image(path)
+    assert messages == ["3 bytes after the JPEG end-of-image marker"]
+    healthy = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    np.testing.assert_array_equal(image, cv2.cvtColor(healthy, cv2.COLOR_BGR2RGB))
+
+
+def test_a_verified_container_count_spares_decoding_the_whole_video(monkeypatch):
+    """bag.avi announces 196 frames, as many as OpenCV decodes (the test above): the count is
+    trusted after decoding only the frames from the last key frame on, one pass of the decoder."""
+    path = str(shared_path("siamfc/data/videos/bag.avi"))
+    passes: list[int] = []
+
+    def decode(container) -> int:
+        passes.append(decodable_frames(container))
+        return passes[-1]
+
+    decodable_frames = frames_module._decodable_frames
+    monkeypatch.setattr(frames_module, "_decodable_frames", decode)
+    assert frames_module.video_frame_counts(path) == (196, 196)
+    # One pass, over the last group of pictures only (a pass over the whole file decodes 196).
+    assert len(passes) == 1 and 0 < passes[0] < 196, passes

@@ -14,7 +14,7 @@ import pytest
 
 from siamfc_jax.sequences.datasets import GOT10k
 from siamfc_jax.sequences.readers import read_got10k
-from siamfc_jax.synthetic.__main__ import main
+from siamfc_jax.synthetic.command import main
 from siamfc_jax.synthetic.config import (
     DEMO_SEQUENCE_NAME,
     SyntheticConfig,

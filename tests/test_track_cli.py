@@ -29,7 +29,7 @@ from siamfc_jax import cli
 from siamfc_jax.apps import track
 from siamfc_jax.config import ModelConfig, TrackerConfig
 from siamfc_jax.evaluation import tracking
-from siamfc_jax.io import OutputError, write_text_atomic
+from siamfc_jax.files import OutputError, write_text_atomic
 from siamfc_jax.synthetic.config import SyntheticConfig
 from siamfc_jax.synthetic.writer import write_got10k
 from siamfc_jax.tracker import Tracker

@@ -3,7 +3,6 @@ compile count, and batched tracking against single-target runs."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 
@@ -19,6 +18,7 @@ from PIL import Image
 from siamfc_jax.config import ModelConfig, TrackerConfig
 from siamfc_jax.evaluation.metrics import evaluate, iou
 from siamfc_jax.models.layers import PREPARED
+from siamfc_jax.ops.plan import ConvPlan
 from siamfc_jax.pipeline.crops import crop_and_resize
 from siamfc_jax.sequences.frames import average_color, read_image
 from siamfc_jax.sequences.readers import open_sequence
@@ -79,14 +79,15 @@ def crossing_boxes() -> np.ndarray:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["Crossing", "bag"])
-def test_parity_with_siamfc_pytorch(weights: tuple, name: str) -> None:
+def test_parity_with_siamfc_pytorch(weights: tuple, name: str, tracking_plan: ConvPlan) -> None:
     sequence = open_sequence(shared_path(f"siamfc/data/sequences/{name}"))
     reference_dir = shared_path("siamfc/reference/siamfc_pytorch")
     reference = np.loadtxt(reference_dir / f"{name}.txt", delimiter=",")
     summary = json.loads((reference_dir / "summary.json").read_text())[name]
 
     # Line 1 of the reference is the box siamfc-pytorch started from.
-    boxes, times = Tracker(weights).track(sequence.frames, reference[0])
+    # This machine's tracking plan: the formulations track.py runs.
+    boxes, times = Tracker(weights, plan=tracking_plan).track(sequence.frames, reference[0])
 
     assert boxes.shape == (len(sequence.frames), 4) and times.shape == (len(sequence.frames),)
     np.testing.assert_array_equal(boxes[0], reference[0])
@@ -284,8 +285,7 @@ def test_prepared_variables_track_as_the_weights_alone(
 ) -> None:
     """With "winograd", which transforms its kernels, prepare_variables adds each search layer's
     transform once, and tracking on them gives the boxes of tracking on the weights alone."""
-    config = dataclasses.replace(CONFIG, conv_impl="winograd")
-    tracker = Tracker(weights, config)
+    tracker = Tracker(weights, CONFIG, ConvPlan.uniform("winograd"))
     prepared = tracker.prepared_variables
     stored = traverse_util.flatten_dict(prepared[PREPARED])
     assert sorted(stored) == [("backbone", f"conv{i}", "conv", "winograd_kernel") for i in range(1, 6)]

@@ -71,6 +71,30 @@ def test_checkpoint_differences_are_listed_per_setting():
     ]
 
 
+def test_distributed_passes_the_collective_timeout_before_jax_starts(tmp_path, monkeypatch):
+    """``--collective-timeout`` reaches XLA_FLAGS (through runtime.setup_process) before
+    jax.distributed.initialize, after which the backend reads the flags; nothing is trained."""
+    import jax
+
+    class Initialized(Exception):
+        pass
+
+    flags_at_initialize = []
+
+    def initialize(**arguments):
+        flags_at_initialize.append(os.environ["XLA_FLAGS"])
+        raise Initialized
+
+    monkeypatch.setattr(jax.distributed, "initialize", initialize)
+    monkeypatch.setenv("XLA_FLAGS", "--xla_force_host_platform_device_count=1")
+    monkeypatch.setenv("JAX_COMPILATION_CACHE_DIR", str(tmp_path / "jax_cache"))
+    with pytest.raises(Initialized):
+        run_cli("--config", "ci", "--workdir", tmp_path / "w", "--distributed", "--collective-timeout", 42)
+    (flags,) = flags_at_initialize
+    assert "--xla_cpu_collective_timeout_seconds=42" in flags.split()
+    assert flags.startswith("--xla_force_host_platform_device_count=1 ")  # the user's flags kept
+
+
 def test_heartbeat_repeats_the_status_not_the_last_line(capsys):
     """say() prints on stdout and leaves the status; heartbeat lines go to stderr."""
     with cli.Heartbeat(enabled=True, interval=0.05) as beat:

@@ -12,7 +12,7 @@ from siamfc_jax.apps import track
 from siamfc_jax.config import ModelConfig, OptimConfig, PairConfig, TrainConfig
 from siamfc_jax.sequences.datasets import SequenceFolder
 from siamfc_jax.training.loop import train
-from siamfc_jax.tune.__main__ import main
+from siamfc_jax.tune.command import main
 from tests.synthetic_folder import SLOTS, write_folder
 
 

@@ -170,13 +170,15 @@ def test_tracking_strip_layout():
 def test_success_figure_plots_the_curves_and_their_auc(tmp_path):
     first = np.clip(1.2 - SUCCESS_THRESHOLDS, 0, 1)
     second = np.where(SUCCESS_THRESHOLDS < 0.5, 1.0, 0.0)
-    figure = success_figure({"a": first, "b": second}, mean_label="mean")
+    figure = success_figure({"a": first, "b": second}, SUCCESS_THRESHOLDS, mean_label="mean")
     axes = figure.axes[0]
     lines = axes.get_lines()
     np.testing.assert_allclose(lines[0].get_ydata(), first)
     np.testing.assert_allclose(lines[1].get_ydata(), second)
     np.testing.assert_allclose(lines[2].get_ydata(), (first + second) / 2)
     np.testing.assert_allclose(lines[2].get_xdata(), np.linspace(0, 1, 21))
+    with pytest.raises(ValueError, match="21 rates for 3 thresholds"):
+        success_figure({"a": first}, [0.0, 0.5, 1.0])
     labels = [text.get_text() for text in axes.get_legend().get_texts()]
     mean_auc = np.mean((first + second) / 2)
     assert labels == [f"a [{first.mean():.3f}]", f"b [{second.mean():.3f}]", f"mean [{mean_auc:.3f}]"]

@@ -28,15 +28,14 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 from siamfc_jax import cli
-from siamfc_jax.config import CONV_IMPLS, TRACKER_PRECISIONS, ConfigError, TrackerConfig
-from siamfc_jax.evaluation.distributed import Cluster, ProcessFailed, Share, connect, reporting_failures
+from siamfc_jax.config import TRACKER_PRECISIONS, ConfigError, TrackerConfig
+from siamfc_jax.evaluation.distributed import Cluster, ProcessFailed, Share, reporting_failures
 from siamfc_jax.evaluation.metrics import PROTOCOLS
 from siamfc_jax.evaluation.outputs import FileOptions, claim_outputs, target_name
 from siamfc_jax.evaluation.reports import format_overall, format_result, format_table, run_info
@@ -49,24 +48,19 @@ from siamfc_jax.evaluation.tracking import (
 )
 from siamfc_jax.evaluation.validation import check_target_boxes, is_sequence_root, validate_for_tracking
 from siamfc_jax.live import display_problem, format_live_result, is_live_source, run_live, source_name
-from siamfc_jax.runtime import (
-    choose_xla_cpu_libraries,
-    describe_allocator,
-    describe_devices,
-    enable_compilation_cache,
-    keep_freed_host_memory,
-    relaunch_with_mimalloc,
-    select_platform,
-)
+from siamfc_jax.ops.conv import FORMULATIONS
+from siamfc_jax.plans import CONV_IMPL_CHOICES, Log, Workload, named_plan
+from siamfc_jax.runtime import describe_allocator, describe_devices
 from siamfc_jax.sequences.datasets import SequenceFolder
 from siamfc_jax.sequences.frames import DataError
 from siamfc_jax.sequences.readers import open_sequence
 from siamfc_jax.sequences.sequence import Sequence
 from siamfc_jax.synthetic.config import SyntheticDataError
 from siamfc_jax.synthetic.demo import default_demo_dir, ensure_demo_sequence
-from siamfc_jax.tracker import BatchTracker, Tracker
+from siamfc_jax.tracker import BatchTracker, Tracker, fit_config
+from siamfc_jax.tune.cluster import connect
 from siamfc_jax.tune.config_file import ConfigFileError, read_config_file
-from siamfc_jax.weights import WeightsError, default_weights_path
+from siamfc_jax.weights import WeightsError, default_weights_path, load_variables
 
 HEARTBEAT_SECONDS = 10.0
 
@@ -89,8 +83,6 @@ _FIELD_HELP = {
     "response_up": "upsampling factor of the response map",
     "total_stride": "network stride in pixels (default: the network's, 8 for AlexNetV1)",
     "precision": f"matmul/convolution precision on the device: {_alternatives(TRACKER_PRECISIONS)}",
-    "conv_impl": "convolution formulation: auto (on CPU the fastest measured per layer, on GPUs "
-    f"lax_per_group, lax elsewhere), {_alternatives(CONV_IMPLS[1:])}",
 }
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser; every :class:`TrackerConfig` field has a flag (``--scale-step`` …)."""
@@ -211,7 +203,15 @@ def _add_batch_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_tracker_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--config`` and a flag per :class:`TrackerConfig` field."""
+    """``--conv-impl``, ``--config`` and a flag per :class:`TrackerConfig` field."""
+    parser.add_argument(
+        "--conv-impl",
+        choices=CONV_IMPL_CHOICES,
+        default="auto",
+        metavar="NAME",
+        help="how the network computes its convolutions: auto (default: this machine's plan, measured "
+        f"once on the CPU and stored), or one formulation for every layer: {_alternatives(FORMULATIONS)}",
+    )
     parser.add_argument(
         "--config",
         metavar="FILE",
@@ -343,20 +343,24 @@ def _open_input(
     return sequences, save_video, save_strip
 
 
-def _load_tracker(weights: object, config: TrackerConfig, targets: int) -> Tracker | BatchTracker:
-    """The tracker of one target or of ``targets``; a config that does not fit the weights is a
-    usage error naming its flag."""
+def _load_tracker(
+    weights: object, config: TrackerConfig, targets: int, conv_impl: str, log: Log
+) -> Tracker | BatchTracker:
+    """The tracker of one target or of ``targets`` on the plan ``--conv-impl`` names; a config that
+    does not fit the weights is a usage error naming its flag, before anything is measured."""
+    variables, model_config = load_variables(weights)
     try:
-        return (BatchTracker if targets > 1 else Tracker)(weights, config)
+        fit_config(config, model_config)
     except ConfigError as error:
         raise cli.UsageError(f"argument {cli.flag(error.field)}: {error}") from None
+    plan = named_plan(conv_impl, model_config, Workload.tracking(config), log)
+    return (BatchTracker if targets > 1 else Tracker)((variables, model_config), config, plan)
 
 
 def _track(
     args: argparse.Namespace, config: TrackerConfig, boxes: list, heartbeat: cli.Heartbeat,
     cluster: Cluster | None = None,
 ) -> int:
-    enable_compilation_cache()  # before anything compiles: JAX decides on the cache once
     device = describe_devices()
     heartbeat.say(device)
     heartbeat.say(describe_allocator())
@@ -368,7 +372,7 @@ def _track(
     sequences, save_video, save_strip = _open_input(args, boxes, heartbeat)
     folder = args.seq is not None and is_sequence_root(args.seq)
     heartbeat.status = "loading the weights"
-    tracker = _load_tracker(weights, config, len(boxes))
+    tracker = _load_tracker(weights, config, len(boxes), args.conv_impl, heartbeat.say)
     # Only once the input and the weights are known to be good, and before anything is tracked.
     names = [sequence.name for sequence in sequences]
     if folder and SUMMARY_NAME in names:
@@ -453,10 +457,7 @@ def _run_live(
     if problem is not None and (args.show or not boxes):
         flag = "--show" if args.show else "--box"
         raise cli.UsageError(f"argument {flag}: {problem}; pass --box X,Y,W,H and leave out --show")
-    try:
-        tracker = Tracker(weights, config)
-    except ConfigError as error:
-        raise cli.UsageError(f"argument {cli.flag(error.field)}: {error}") from None
+    tracker = _load_tracker(weights, config, 1, args.conv_impl, print)
     out_dir = claim_outputs(
         args.out, [source_name(args.seq)], overwrite=args.overwrite, what="argument --out: "
     )
@@ -479,18 +480,12 @@ def _run_live(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the command line; returns the exit status (:mod:`siamfc_jax.cli`'s convention)."""
-    select_platform()
-    keep_freed_host_memory()
-    choose_xla_cpu_libraries()
+    """Run the command line in a process set up by :func:`siamfc_jax.runtime.setup_process`
+    (:func:`siamfc_jax.apps.track_command`); returns the exit status (:mod:`siamfc_jax.cli`'s
+    convention)."""
 
     def body() -> int:
         args = build_parser().parse_args(argv)
         return _run(args, tracker_config(args))
 
     return cli.run(body, (DataError, WeightsError, SyntheticDataError, OSError, ProcessFailed))
-
-
-if __name__ == "__main__":
-    relaunch_with_mimalloc()  # before anything compiles; it repeats the imports above
-    sys.exit(main())

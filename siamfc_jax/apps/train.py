@@ -1,19 +1,20 @@
 """Train SiamFC: ``python train.py [--config NAME] [--FIELD VALUE ...]``.
 
 Thin command line over :func:`siamfc_jax.training.loop.train`. A run is a named config from
-``configs/`` (``synthetic``, ``got10k``, ``vid``, ``default``, ``ci``; each module's docstring holds
-its command, wall time and expected AUC). Every field of the config is a flag named by its dotted
-path (``--optim.epochs 3``, ``--pairs.instance-sz 271``, ``--pairs.color-jitter``, ``--seed 1``);
-the short flags of earlier releases (``--backbone``, ``--epochs``, ``--batch-size``, ``--lr``,
+:mod:`siamfc_jax.configs` (``synthetic``, ``got10k``, ``vid``, ``default``, ``ci``; each module's
+docstring holds its command, wall time and expected AUC). Every field of the config is a flag named
+by its dotted path (``--optim.epochs 3``, ``--pairs.instance-sz 271``, ``--pairs.color-jitter``,
+``--seed 1``); short flags (``--backbone``, ``--epochs``, ``--batch-size``, ``--lr``,
 ``--final-lr``, ``--weight-decay``, ``--pairs-per-seq``) are other names of the same flags. Without
-``--config`` the config follows ``--data``: ``python train.py --backbone v1`` trains on the synthetic
-world (:mod:`configs.synthetic`), ``--data got10k:DIR`` with siamfc-pytorch's recipe. See README.md
-for multi-GPU and multi-host use. Running the same command again resumes from the newest checkpoint
-(or says that the run is finished; a larger ``--optim.epochs`` extends a finished run, its learning
-rate decaying on at the same rate). The workdir is checked before any work; when stderr is not a
-terminal, a plain progress line (``... epoch 2/6, step 40 of 300 (95 s)``) is printed on it at least
-every 10 s. Ctrl-C stops after the current step with a checkpoint (at once while the data is
-prepared or the network validated) and exits with 130; a second Ctrl-C aborts without saving.
+``--config`` the config follows ``--data``: ``python train.py --backbone v1`` trains on the
+synthetic world (:mod:`siamfc_jax.configs.synthetic`), ``--data got10k:DIR`` with siamfc-pytorch's
+recipe. See README.md for multi-GPU and multi-host use. Running the same command again resumes
+from the newest checkpoint (or says that the run is finished; a larger ``--optim.epochs`` extends a
+finished run, its learning rate decaying on at the same rate). The workdir is checked before any
+work; when stderr is not a terminal, a plain progress line (``... epoch 2/6, step 40 of 300
+(95 s)``) is printed on it at least every 10 s. Ctrl-C stops after the current step with a
+checkpoint (at once while the data is prepared or the network validated) and exits with 130; a
+second Ctrl-C aborts without saving.
 Installed: ``siamfc-train``.
 """
 
@@ -25,22 +26,15 @@ import json
 import os
 import sys
 
-import configs
-from siamfc_jax import cli
+from siamfc_jax import cli, configs
 from siamfc_jax.config import ConfigError, TrainConfig
-from siamfc_jax.io import check_writable_dir
-from siamfc_jax.runtime import (
-    choose_xla_cpu_libraries,
-    enable_compilation_cache,
-    keep_freed_host_memory,
-    relaunch_with_mimalloc,
-    select_platform,
-)
+from siamfc_jax.files import check_writable_dir
+from siamfc_jax.runtime import setup_process
 from siamfc_jax.sequences.frames import DataError
 from siamfc_jax.synthetic.config import SyntheticDataError
 from siamfc_jax.weights import WeightsError
 
-# Spellings kept from the command line before named configs.
+# Short names of config flags, for the fields most often changed.
 ALIASES = {
     "model.backbone": ("--backbone",),
     "optim.epochs": ("--epochs",),
@@ -92,7 +86,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, list[str]]:
     parser = cli.ArgumentParser(
         prog=cli.program_name("python train.py"),
         description="Train SiamFC (siamfc-pytorch's recipe) with data-parallel JAX.",
-        epilog="Config fields not given keep the value of --config (see configs/ for each run).",
+        epilog="Config fields not given keep the value of --config (see siamfc_jax/configs/ for each run).",
     )
     parser.add_argument(
         "--config",
@@ -129,10 +123,9 @@ def build_config(args: argparse.Namespace, paths: list[str]) -> TrainConfig:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the command line; returns the exit status (:mod:`siamfc_jax.cli`'s convention)."""
-    select_platform()
-    keep_freed_host_memory()
-    choose_xla_cpu_libraries()
+    """Run the command line in a process set up by :func:`siamfc_jax.runtime.setup_process`
+    (:func:`siamfc_jax.apps.train_command`); returns the exit status (:mod:`siamfc_jax.cli`'s
+    convention)."""
 
     def body() -> int:
         parser, paths = build_parser()
@@ -150,7 +143,9 @@ def main(argv: list[str] | None = None) -> int:
                 raise cli.UsageError(f"argument {error}") from None
             raise
         check_writable_dir(config.workdir, "argument --workdir: ")
-        enable_compilation_cache()  # before anything compiles: JAX decides on the cache once
+        if args.distributed:
+            # Read when the backend starts, after initialize() below.
+            setup_process(allocator=False, collective_timeout_s=args.collective_timeout)
 
         import jax
 
@@ -158,10 +153,6 @@ def main(argv: list[str] | None = None) -> int:
         from siamfc_jax.training.loop import train
 
         if args.distributed:
-            # Read when the backend starts, after initialize(): a collective whose peers do not
-            # answer (a process died or stalls) fails after this long instead of waiting forever.
-            timeout = f"--xla_cpu_collective_timeout_seconds={args.collective_timeout}"
-            os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {timeout}".strip()
             jax.distributed.initialize(
                 coordinator_address=args.coordinator,
                 num_processes=args.num_processes,
@@ -185,8 +176,3 @@ def main(argv: list[str] | None = None) -> int:
         return cli.EXIT_INTERRUPTED if result.interrupted else cli.EXIT_OK
 
     return cli.run(body, (DataError, WeightsError, SyntheticDataError, ValueError, OSError))
-
-
-if __name__ == "__main__":
-    relaunch_with_mimalloc()  # before anything compiles; it repeats the imports above
-    sys.exit(main())

@@ -141,22 +141,6 @@ class Cluster:
         return Share(self, tuple(balanced_split(costs, self.count)[self.process]))
 
 
-def connect(coordinator: str | None, num_processes: int | None, process_id: int | None) -> Cluster:
-    """Join the ``jax.distributed`` run (arguments as ``jax.distributed.initialize``'s; None:
-    auto-detected, e.g. under SLURM) and return this process's :class:`Cluster`."""
-    import jax
-    from jax._src import distributed
-
-    try:
-        jax.distributed.initialize(
-            coordinator_address=coordinator, num_processes=num_processes, process_id=process_id
-        )
-    except (RuntimeError, ValueError) as error:  # no coordinator answered, or nothing to detect
-        detail = " ".join(str(error).split()) or type(error).__name__
-        raise ProcessFailed(f"cannot join the distributed run ({detail})") from None
-    return Cluster(jax.process_index(), jax.process_count(), KeyValueChannel(distributed.global_state.client))
-
-
 @contextlib.contextmanager
 def reporting_failures(cluster: Cluster | None) -> Iterator[None]:
     """Post the one-line error of whatever ends this process early, so that no other process

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from siamfc_jax.evaluation.metrics import SUCCESS_THRESHOLDS
 from siamfc_jax.evaluation.reports import (
     confidence_lists,
     format_boxes,
@@ -32,7 +33,7 @@ from siamfc_jax.evaluation.reports import (
     video_fps,
 )
 from siamfc_jax.evaluation.scoring import SUMMARY_NAME, SequenceResult
-from siamfc_jax.io import OutputError, check_writable_dir, write_text_atomic
+from siamfc_jax.files import OutputError, check_writable_dir, write_text_atomic
 from siamfc_jax.sequences.sequence import Sequence
 from siamfc_jax.visualize import (
     AnnotatedVideoWriter,
@@ -192,7 +193,8 @@ def write_sequence_files(
     write_text_atomic(outputs["boxes"], format_boxes(result.boxes))
     if result.scores is not None:
         outputs["success_plot"] = out_dir / f"{name}_success.png"
-        save_figure(success_figure({name: result.success_curve}), outputs["success_plot"])
+        figure = success_figure({name: result.success_curve}, SUCCESS_THRESHOLDS)
+        save_figure(figure, outputs["success_plot"])
     if options.save_scores:
         outputs["scores"] = out_dir / f"{name}_scores.txt"
         write_text_atomic(outputs["scores"], scores_text(confidence))

@@ -58,7 +58,7 @@ import numpy as np
 from tqdm import tqdm
 
 from siamfc_jax.evaluation.distributed import Share
-from siamfc_jax.evaluation.metrics import protocol_scores
+from siamfc_jax.evaluation.metrics import SUCCESS_THRESHOLDS, protocol_scores
 from siamfc_jax.evaluation.outputs import (
     GOT10K_DIR,
     FileOptions,
@@ -86,7 +86,7 @@ from siamfc_jax.evaluation.scoring import (
     tracked_length,
 )
 from siamfc_jax.evaluation.validation import check_target_boxes, validate_for_tracking
-from siamfc_jax.io import write_text_atomic
+from siamfc_jax.files import write_text_atomic
 from siamfc_jax.sequences.frames import DataError
 from siamfc_jax.sequences.sequence import Sequence
 from siamfc_jax.tracker import BatchTracker, Tracker, TrackerSpec
@@ -524,7 +524,7 @@ def _write_summary(
     scored = {result.name: result.success_curve for result in results if result.scores is not None}
     if scored:
         outputs["success_plot"] = out_dir / f"{SUMMARY_NAME}_success.png"
-        figure = success_figure(scored, mean_label=f"mean of {len(scored)} sequences")
+        figure = success_figure(scored, SUCCESS_THRESHOLDS, mean_label=f"mean of {len(scored)} sequences")
         save_figure(figure, outputs["success_plot"])
     table = format_table(results, overall)
     benchmark = None

@@ -47,7 +47,7 @@ from typing import TYPE_CHECKING, NamedTuple, Protocol
 import numpy as np
 from numpy.typing import ArrayLike
 
-from siamfc_jax.io import write_text_atomic
+from siamfc_jax.files import write_text_atomic
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

@@ -9,7 +9,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from siamfc_jax.config import ModelConfig, TrackerConfig
-from siamfc_jax.io import OutputError, check_writable_dir, write_text_atomic
+from siamfc_jax.files import OutputError, check_writable_dir, write_text_atomic
 
 
 class ExportError(Exception):

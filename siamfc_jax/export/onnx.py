@@ -30,8 +30,9 @@ import jax.numpy as jnp
 
 from siamfc_jax.config import ModelConfig, TrackerConfig
 from siamfc_jax.export.manifest import check_outputs, write_manifest
-from siamfc_jax.io import write_bytes_atomic
+from siamfc_jax.files import write_bytes_atomic
 from siamfc_jax.models import SiamFC, cross_correlate
+from siamfc_jax.ops.plan import ConvPlan
 from siamfc_jax.tracker import fit_config
 
 EMBED_FILE = "embed.onnx"
@@ -56,7 +57,7 @@ def import_optional(name: str, purpose: str) -> Any:
 
 def feature_shapes(config: TrackerConfig, model_config: ModelConfig) -> tuple[tuple[int, ...], ...]:
     """Shapes (1, hz, wz, C) and (S, hx, wx, C) of the tracker's exemplar and search features."""
-    model = SiamFC(model_config, conv_impl="lax")
+    model = SiamFC(model_config, plan=ConvPlan.uniform("lax"))
     variables = jax.eval_shape(
         model.init,
         jax.random.key(0),
@@ -83,7 +84,9 @@ def onnx_models(variables: dict, model_config: ModelConfig, config: TrackerConfi
     """
     to_onnx = import_optional("jax2onnx", "ONNX export").to_onnx
     checker = import_optional("onnx.checker", "ONNX export")
-    model = SiamFC(model_config, precision="highest", conv_impl="lax")
+    # Uniform "lax": grouped convolutions, reduce_window pools and the correlation as one
+    # convolution are what the converter maps to ONNX operators.
+    model = SiamFC(model_config, precision="highest", plan=ConvPlan.uniform("lax"))
     exemplar_shape, search_shape = feature_shapes(config, model_config)
 
     def embed(images: jax.Array) -> jax.Array:

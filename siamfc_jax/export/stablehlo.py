@@ -40,7 +40,8 @@ from jax import export
 
 from siamfc_jax.config import ModelConfig, TrackerConfig
 from siamfc_jax.export.manifest import check_outputs, write_manifest
-from siamfc_jax.io import write_bytes_atomic
+from siamfc_jax.files import write_bytes_atomic
+from siamfc_jax.ops.plan import ConvPlan, default_plan
 from siamfc_jax.tracker import TrackState, fit_config, start, step, tracker_spec
 from siamfc_jax.tracker.device import empty_states, hyper_params
 
@@ -65,14 +66,25 @@ def frame_fill(frame: jax.Array) -> jax.Array:
     return (quotient + round_up.astype(jnp.uint32)).astype(jnp.float32)
 
 
-def tracker_steps(variables: dict, model_config: ModelConfig, config: TrackerConfig):
+def export_plan(platforms: Sequence[str]) -> ConvPlan:
+    """The plan baked into steps exported for ``platforms`` (``jax.export``'s names): for one
+    platform, what the tracker runs there (:func:`~siamfc_jax.ops.plan.default_plan`; ``cuda``
+    and ``rocm`` are JAX's ``gpu``); for several, which share one program, uniform ``"lax"``, the
+    one formulation every backend compiles natively."""
+    if len(platforms) != 1:
+        return ConvPlan.uniform("lax")
+    return default_plan({"cuda": "gpu", "rocm": "gpu"}.get(platforms[0], platforms[0]))
+
+
+def tracker_steps(variables: dict, model_config: ModelConfig, config: TrackerConfig, plan: ConvPlan):
     """The pure functions ``init(frame, box) -> state`` and ``update(*state, frame) -> (*state, box)``:
-    :func:`~siamfc_jax.tracker.start` and :func:`~siamfc_jax.tracker.step` of one slot.
+    :func:`~siamfc_jax.tracker.start` and :func:`~siamfc_jax.tracker.step` of one slot, convolving
+    by ``plan``.
 
     ``state`` is a plain tuple in :data:`STATE_FIELDS` order without the slot axis (a tuple, not a
     ``TrackState``, so that a program without siamfc_jax can deserialise the exported steps).
     """
-    spec = tracker_spec(config, model_config)
+    spec = tracker_spec(config, model_config, plan)
     hyper = jax.tree.map(lambda leaf: leaf[None], hyper_params(fit_config(config, model_config)))
     one_slot = np.zeros(1, np.int32)
 
@@ -95,11 +107,12 @@ def tracker_steps(variables: dict, model_config: ModelConfig, config: TrackerCon
 def export_steps(
     variables: dict,
     model_config: ModelConfig,
-    config: TrackerConfig = TrackerConfig(conv_impl="lax"),
+    config: TrackerConfig = TrackerConfig(),
     platforms: Sequence[str] = DEFAULT_PLATFORMS,
 ) -> tuple[export.Exported, export.Exported]:
-    """``jax.export`` the init and update steps for frames of any size, for ``platforms``."""
-    init, update = tracker_steps(variables, model_config, config)
+    """``jax.export`` the init and update steps for frames of any size, for ``platforms``, with
+    their :func:`export_plan`."""
+    init, update = tracker_steps(variables, model_config, config, export_plan(platforms))
     height, width = export.symbolic_shape("H, W")
     frame = jax.ShapeDtypeStruct((height, width, 3), jnp.uint8)
     box = jax.ShapeDtypeStruct((4,), jnp.float32)
@@ -113,14 +126,14 @@ def export_stablehlo(
     variables: dict,
     model_config: ModelConfig,
     out_dir: str | os.PathLike,
-    config: TrackerConfig = TrackerConfig(conv_impl="lax"),
+    config: TrackerConfig = TrackerConfig(),
     platforms: Sequence[str] = DEFAULT_PLATFORMS,
     overwrite: bool = False,
 ) -> dict[str, Path]:
     """Write the serialised steps ``init.jax_exported``, ``update.jax_exported`` and a manifest.
 
-    ``config.conv_impl`` picks the convolution formulation baked in (``"lax"``, the default, is
-    the fast one on accelerators; ``"matmul"`` is faster on CPUs).
+    The convolutions are baked in by :func:`export_plan` of ``platforms``, which the manifest
+    records (``conv_plan``).
 
     Returns:
       The paths written, by kind (``init``, ``update``, ``manifest``).
@@ -145,7 +158,13 @@ def export_stablehlo(
         UPDATE_FILE: {"inputs": {**state, "frame": frame}, "outputs": {**state, "box": box}},
     }
     write_manifest(
-        paths["manifest"], "siamfc_jax.stablehlo", config, model_config, files, platforms=list(platforms)
+        paths["manifest"],
+        "siamfc_jax.stablehlo",
+        config,
+        model_config,
+        files,
+        platforms=list(platforms),
+        conv_plan=export_plan(platforms).to_dict(),
     )
     return paths
 

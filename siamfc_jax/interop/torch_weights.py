@@ -17,7 +17,7 @@ import numpy as np
 from flax import traverse_util
 
 from siamfc_jax.config import BACKBONES, ModelConfig
-from siamfc_jax.io import atomic_path
+from siamfc_jax.files import atomic_path
 
 
 class WeightsError(ValueError):
@@ -34,7 +34,6 @@ _LEAF_TO_TORCH = {
     ("bn", "var"): ("1", "running_var"),
     ("bn", "num_batches_tracked"): ("1", "num_batches_tracked"),
 }
-_TORCH_TO_LEAF = {v: k for k, v in _LEAF_TO_TORCH.items()}
 # Wrappers that training code commonly adds around siamfc-pytorch's keys.
 _STRIP_PREFIXES = ("module.", "net.", "model.")
 _CHECKPOINT_KEYS = ("state_dict", "model_state_dict", "model", "net", "network")

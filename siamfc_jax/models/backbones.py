@@ -16,7 +16,8 @@ import jax
 import jax.numpy as jnp
 
 from siamfc_jax.models.layers import BatchNorm, Conv2d, Dtype, PrecisionLike, max_pool
-from siamfc_jax.ops.conv import resolve_conv_impl
+from siamfc_jax.ops.conv import Formulations
+from siamfc_jax.ops.plan import ConvPlan, plan_or_default
 
 
 @dataclass(frozen=True)
@@ -72,11 +73,26 @@ class AlexNet(nn.Module):
             side = (side - 1) * block.stride + block.kernel_size
         return side
 
+    @classmethod
+    def conv_shapes(cls, batch: int, side: int) -> tuple[tuple[tuple[int, ...], tuple[int, ...]], ...]:
+        """``(input NHWC shape, kernel HWIO shape)`` of each convolution, ``conv1`` first, for
+        ``batch`` RGB images of ``side``×``side`` pixels (what each layer of a workload computes)."""
+        shapes = []
+        channels = 3
+        for block in cls.blocks:
+            kernel = (block.kernel_size, block.kernel_size, channels // block.groups, block.features)
+            shapes.append(((batch, side, side, channels), kernel))
+            side = _valid_size(side, block.kernel_size, block.stride)
+            if block.pool_stride is not None:
+                side = _valid_size(side, POOL_WINDOW, block.pool_stride)
+            channels = block.features
+        return tuple(shapes)
+
     axis_name: str | None = None
     precision: PrecisionLike = None
     dtype: Dtype = jnp.float32
     param_dtype: Dtype = jnp.float32
-    conv_impl: str = "auto"
+    plan: ConvPlan | None = None
 
     @nn.compact
     def __call__(self, images: jax.Array, train: bool = False) -> jax.Array:
@@ -85,11 +101,11 @@ class AlexNet(nn.Module):
         ``train=True`` normalises with batch statistics and updates the running averages (call
         ``apply`` with ``mutable=["batch_stats"]``); ``train=False`` uses the running averages.
         Computation runs in ``dtype`` (float32 by default), parameters are kept in ``param_dtype``;
-        ``conv_impl`` picks how convolutions are computed (:mod:`siamfc_jax.ops.conv`); with
-        ``"auto"``, ``train=True`` takes the formulations fastest forward plus backward (a train
-        step differentiates it; conv1 for its kernel only) and ``train=False`` those fastest
-        forward.
+        ``plan`` says how convolutions and poolings are computed (:class:`~siamfc_jax.ops.plan.ConvPlan`:
+        block ``convN`` takes its layer's formulations, forward only unless ``train``; None: the
+        platform's :func:`~siamfc_jax.ops.plan.default_plan`).
         """
+        plan = plan_or_default(self.plan)
         x = images.astype(self.dtype)
         for index, block in enumerate(self.blocks, start=1):
             x = _ConvBlock(
@@ -98,8 +114,8 @@ class AlexNet(nn.Module):
                 self.precision,
                 self.dtype,
                 self.param_dtype,
-                self.conv_impl,
-                first=index == 1,
+                plan.layer(index),
+                plan.separable_pool,
                 name=f"conv{index}",
             )(x, train)
         return x
@@ -111,15 +127,8 @@ class _ConvBlock(nn.Module):
     precision: PrecisionLike
     dtype: Dtype
     param_dtype: Dtype
-    conv_impl: str
-    first: bool
-
-    def direction(self, train: bool) -> str:
-        """What "auto" chooses this convolution for: a train step differentiates the first one
-        for its kernel only (its input is the images)."""
-        if not train:
-            return "forward"
-        return "kernel_backward" if self.first else "backward"
+    formulations: Formulations
+    separable_pool: bool
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool) -> jax.Array:
@@ -132,22 +141,19 @@ class _ConvBlock(nn.Module):
             b.groups,
             self.precision,
             **dtypes,
-            impl=self.conv_impl,
-            direction=self.direction(train),
+            formulations=self.formulations,
             name="conv",
         )
-        # The CPU formulations take the separable pool (same values and gradients, faster on
-        # XLA:CPU); "lax" keeps the reduce_window that exporters recognise.
-        separable = resolve_conv_impl(self.conv_impl) != "lax"
+        separable = self.separable_pool
         if not b.norm:
-            x = conv(x)
+            x = conv(x, train=train)
         else:
             bn = BatchNorm(
                 b.features, momentum=0.95, epsilon=1e-6, axis_name=self.axis_name, **dtypes, name="bn"
             )
             if train:
                 # Before a train-mode BatchNorm the convolution's bias cancels: BatchNorm takes it.
-                x = conv(x, add_bias=False)
+                x = conv(x, add_bias=False, train=True)
                 x = bn(x, train, conv.variables["params"]["bias"])
             else:
                 return self._inference_norm_block(conv, bn, x, separable)

@@ -13,7 +13,7 @@ def cross_correlate(
     search_features: jax.Array,
     out_scale: float = 0.001,
     precision: PrecisionLike = None,
-    impl: str = "auto",
+    method: str = "products",
 ) -> jax.Array:
     """Slide each exemplar feature map over its search feature maps; scale by ``out_scale``.
 
@@ -23,12 +23,13 @@ def cross_correlate(
         (training: k = 1, one search per exemplar; tracking: n = 1, k scales).
       out_scale: the fixed response scale (0.001 in SiamFC; it keeps the initial logits small).
       precision: convolution precision (``"highest"`` for exact float32 on GPUs).
-      impl: one of ``siamfc_jax.config.CONV_IMPLS`` (:mod:`siamfc_jax.ops.conv`).
+      method: ``"lax"`` or ``"products"`` (:data:`siamfc_jax.ops.plan.CORRELATIONS`; a
+        :class:`~siamfc_jax.ops.plan.ConvPlan`'s ``correlation``).
 
     Returns:
       Responses (n·k, hx − hz + 1, wx − wz + 1, 1).
 
-    With ``impl="lax"`` all pairs run as one convolution: the n exemplars become the kernels of an
+    With ``method="lax"`` all pairs run as one convolution: the n exemplars become the kernels of an
     n-group convolution over the search maps stacked along channels.
     """
     n, c = exemplar_features.shape[0], exemplar_features.shape[-1]
@@ -37,4 +38,4 @@ def cross_correlate(
         raise ValueError(f"exemplar has {c} channels but search has {c_search}")
     if m % n:
         raise ValueError(f"{m} search maps cannot be split evenly over {n} exemplars")
-    return correlate(exemplar_features, search_features, precision, impl)[..., None] * out_scale
+    return correlate(exemplar_features, search_features, precision, method)[..., None] * out_scale

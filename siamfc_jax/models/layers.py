@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from siamfc_jax.ops.conv import conv2d, conv2d_prepared, forward_formulation, prepare_kernel
+from siamfc_jax.ops.conv import Formulations, conv2d, conv2d_prepared, conv2d_with, prepare_kernel
 
 # The Flax collection of kernels prepared for the formulation that runs them forward
 # (:func:`siamfc_jax.ops.conv.prepare_kernel`), computed once for inference by applying a network
@@ -30,18 +30,16 @@ Dtype = Any
 class Conv2d(nn.Module):
     """``VALID`` convolution with bias, optionally grouped.
 
-    ``impl`` picks the formulation (:mod:`siamfc_jax.ops.conv`): ``"lax"`` (what ``"auto"`` runs off
-    the CPU) is one ``lax.conv_general_dilated`` with ``feature_group_count=groups``;
-    ``"lax_per_group"`` one per group; ``"matmul"``,
-    ``"shift"``, ``"rows"`` and ``"winograd"`` compute the same with matrix products; ``"auto"`` on
-    the CPU runs the one measured fastest for this layer and ``direction`` (``"backward"``: the
-    call will be differentiated; ``"kernel_backward"``: for the kernel only).
+    ``formulations`` says how each role is computed (:mod:`siamfc_jax.ops.conv`; a network takes
+    them from its :class:`~siamfc_jax.ops.plan.ConvPlan`): called with ``train=False`` the layer
+    runs ``formulations.forward``; with ``train=True`` (a call that will be differentiated) each
+    gradient by its own formulation (:func:`~siamfc_jax.ops.conv.conv2d_with`).
 
     Kernel layout is HWIO: ``(k, k, in_features // groups, features)``; output channel ``o`` belongs to
     group ``o // (features // groups)``, as in PyTorch. Parameters are stored in ``param_dtype`` and the
     convolution runs in ``dtype``.
 
-    Forward, a formulation that first transforms the kernel (``"winograd"``) takes the transform
+    In eval mode, a formulation that first transforms the kernel (``"winograd"``) takes the transform
     from the :data:`PREPARED` collection where the variables hold one (``<formulation>_kernel``),
     so that a tracker computes it once rather than every frame. Applied with :data:`PREPARED`
     mutable, the layer stores the transform it computes there (not while initialising). The
@@ -57,16 +55,20 @@ class Conv2d(nn.Module):
     precision: PrecisionLike = None
     dtype: Dtype = jnp.float32
     param_dtype: Dtype = jnp.float32
-    impl: str = "auto"
-    direction: str = "forward"
+    formulations: Formulations = Formulations("lax", "lax", "lax")
 
     @nn.compact
     def __call__(
-        self, x: jax.Array, add_bias: bool = True, output_scale: jax.Array | None = None
+        self,
+        x: jax.Array,
+        add_bias: bool = True,
+        output_scale: jax.Array | None = None,
+        train: bool = False,
     ) -> jax.Array:
         """(N, H, W, C) → (N, H', W', features); with ``add_bias=False`` the bias is left out (a
         BatchNorm after it takes it instead); ``output_scale`` (features,) multiplies each output
-        channel, folded into the kernel (an inference-mode BatchNorm's scale)."""
+        channel, folded into the kernel (an inference-mode BatchNorm's scale); ``train`` picks the
+        formulations as the class docstring says."""
         in_features = x.shape[-1]
         if in_features % self.groups or self.features % self.groups:
             raise ValueError(
@@ -83,14 +85,14 @@ class Conv2d(nn.Module):
         kernel = kernel.astype(self.dtype)
         if output_scale is not None:
             kernel = kernel * output_scale.astype(self.dtype)
-        output = self._convolve(x.astype(self.dtype), kernel)
+        output = self._convolve(x.astype(self.dtype), kernel, train)
         return output + bias.astype(self.dtype) if add_bias else output
 
-    def _convolve(self, x: jax.Array, kernel: jax.Array) -> jax.Array:
-        if self.direction == "forward" and not self.is_initializing():
-            formulation = forward_formulation(
-                x.shape, kernel.shape, self.stride, self.groups, x.dtype, self.precision, self.impl
-            )
+    def _convolve(self, x: jax.Array, kernel: jax.Array, train: bool) -> jax.Array:
+        if train:
+            return conv2d_with(x, kernel, self.stride, self.groups, self.precision, self.formulations)
+        formulation = self.formulations.forward
+        if not self.is_initializing():
             name = f"{formulation}_kernel"
             prepared = self.get_variable(PREPARED, name) if self.has_variable(PREPARED, name) else None
             if prepared is None and self.is_mutable_collection(PREPARED):
@@ -101,7 +103,7 @@ class Conv2d(nn.Module):
                 return conv2d_prepared(
                     formulation, x, prepared, self.kernel_size, self.stride, self.groups, self.precision
                 )
-        return conv2d(x, kernel, self.stride, self.groups, self.precision, self.impl, self.direction)
+        return conv2d(x, kernel, self.stride, self.groups, self.precision, formulation)
 
 
 class BatchNorm(nn.Module):

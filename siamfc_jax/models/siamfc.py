@@ -10,6 +10,7 @@ from siamfc_jax.config import ModelConfig
 from siamfc_jax.models.backbones import backbone_class
 from siamfc_jax.models.heads import cross_correlate
 from siamfc_jax.models.layers import Dtype, PrecisionLike
+from siamfc_jax.ops.plan import ConvPlan, plan_or_default
 
 
 class SiamFC(nn.Module):
@@ -17,9 +18,10 @@ class SiamFC(nn.Module):
 
     ``axis_name`` makes BatchNorm use global-batch statistics inside ``shard_map``; ``precision`` is
     passed to every convolution; ``dtype`` is the compute type (e.g. bfloat16 on accelerators) and
-    ``param_dtype`` the storage type of parameters; ``conv_impl`` how convolutions are computed
-    (``"auto"``: matrix products on CPU, ``lax`` convolutions elsewhere; :mod:`siamfc_jax.ops.conv`).
-    Responses are returned in at least float32.
+    ``param_dtype`` the storage type of parameters; ``plan`` how convolutions, poolings and the
+    correlation are computed (:class:`~siamfc_jax.ops.plan.ConvPlan`; None: the
+    :func:`~siamfc_jax.ops.plan.default_plan` of JAX's default backend, chosen when the network is
+    traced; nothing is measured). Responses are returned in at least float32.
     """
 
     config: ModelConfig = ModelConfig()
@@ -27,7 +29,7 @@ class SiamFC(nn.Module):
     precision: PrecisionLike = None
     dtype: Dtype = jnp.float32
     param_dtype: Dtype = jnp.float32
-    conv_impl: str = "auto"
+    plan: ConvPlan | None = None
 
     def setup(self) -> None:
         self.backbone = backbone_class(self.config.backbone)(
@@ -35,7 +37,7 @@ class SiamFC(nn.Module):
             precision=self.precision,
             dtype=self.dtype,
             param_dtype=self.param_dtype,
-            conv_impl=self.conv_impl,
+            plan=self.plan,
         )
 
     def embed(self, images: jax.Array, train: bool = False) -> jax.Array:
@@ -51,7 +53,11 @@ class SiamFC(nn.Module):
         exemplar_features = self.embed(exemplars, train)
         search_features = self.embed(searches, train)
         responses = cross_correlate(
-            exemplar_features, search_features, self.config.out_scale, self.precision, self.conv_impl
+            exemplar_features,
+            search_features,
+            self.config.out_scale,
+            self.precision,
+            plan_or_default(self.plan).correlation,
         )
         return responses.astype(jnp.promote_types(responses.dtype, jnp.float32))
 

@@ -1,4 +1,4 @@
-"""Formulations of SiamFC's convolutions, and the choice between them per layer.
+"""Formulations of SiamFC's convolutions and correlation, and each role of a layer by its own.
 
 All compute PyTorch's ``VALID`` ``Conv2d`` (optionally grouped, no bias) in NHWC / HWIO, and agree up
 to float32 summation order (``tests/test_conv.py``):
@@ -7,13 +7,13 @@ to float32 summation order (``tests/test_conv.py``):
     one ``lax.conv_general_dilated`` (grouped ones through ``feature_group_count``): the natural
     form, and the fast one on TPUs. On XLA:CPU its speed depends on the library running it: on
     YNNPACK (XLA's default) it reaches a fraction of the matrix products' speed, on XLA's own
-    kernels (:func:`siamfc_jax.runtime.choose_xla_cpu_libraries`, which the command-line tools
+    kernels (:func:`siamfc_jax.runtime.setup_process`, which the command-line tools
     set) about their speed; grouped ones are slower, and their kernel gradients much slower.
 ``"lax_per_group"``
     a grouped convolution as one ``lax.conv_general_dilated`` per channel group, concatenated (an
     ungrouped one is ``"lax"``). XLA:CPU runs a grouped convolution slower than its groups one by
     one, and its kernel gradient 10-20x slower (2-core AMD EPYC, AlexNetV1's conv2, 8 searches:
-    1345 against 75 ms). On GPUs it is what ``"auto"`` runs (:data:`GPU_AUTO`).
+    1345 against 75 ms). On GPUs it is the default plan's (:func:`siamfc_jax.ops.plan.default_plan`).
 ``"matmul"``
     im2col: the input patches of every output pixel gathered (per group) into one matrix and
     multiplied by the kernel. On XLA:CPU the gather of ``k²`` shifted slices costs more than the
@@ -37,17 +37,12 @@ to float32 summation order (``tests/test_conv.py``):
     kernel's gradients are Winograd's too (the input's by the forward pass over the padded output
     gradient, the kernel's by products of transformed tiles), not JAX's transposes.
 
-``"auto"`` runs :data:`GPU_AUTO` on GPUs and ``"lax"`` on TPUs and other accelerators. On the CPU it
-runs, per layer shape and role, the formulation measured fastest on this machine by
-:mod:`siamfc_jax.ops.autotune` (once, then cached on disk). The roles are the three linear maps of a
-convolution: the forward pass (all that tracking runs), and in a train step the input gradient and
-the kernel gradient, which JAX derives from any formulation (as its transpose in the input or in the
-kernel, or the formulation's own, as ``"winograd"`` defines for 3×3 kernels) and which need not
-come from the one that ran forward: :func:`conv2d_with` computes each
-role by its own formulation. Layers too small to repay a measurement take a static choice
-(:func:`untuned_formulation`: ``"rows"`` for conv1 and conv2, ``"shift"`` for 3×3 kernels) for every
-role, and so does every layer when ``SIAMFC_JAX_AUTOTUNE=0`` turns measuring off (the test suite
-does, to stay quick and independent of the machine's load).
+Which formulation computes which layer is a value, :class:`siamfc_jax.ops.plan.ConvPlan`; this
+module measures nothing. The roles are the three linear maps of a convolution: the forward pass (all
+that tracking runs), and in a train step the input gradient and the kernel gradient, which JAX
+derives from any formulation (as its transpose in the input or in the kernel, or the formulation's
+own, as ``"winograd"`` defines for 3×3 kernels) and which need not come from the one that ran
+forward: :func:`conv2d_with` computes each role by its own formulation.
 """
 
 from __future__ import annotations
@@ -55,20 +50,15 @@ from __future__ import annotations
 import functools
 import operator
 from collections.abc import Callable
-from typing import Literal, NamedTuple
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 from jax import lax
 
-from siamfc_jax.config import CONV_IMPLS
-from siamfc_jax.ops import autotune, winograd
+from siamfc_jax.ops import winograd
 
-ConvImpl = Literal["auto", "lax", "lax_per_group", "matmul", "shift", "rows", "winograd"]
-FORMULATIONS = CONV_IMPLS[1:]
-Direction = Literal["forward", "backward", "kernel_backward"]
-DIRECTIONS = ("forward", "backward", "kernel_backward")
-Role = Literal["forward", "input_gradient", "kernel_gradient"]
+FORMULATIONS = ("lax", "lax_per_group", "matmul", "shift", "rows", "winograd")
 
 
 class Formulations(NamedTuple):
@@ -79,37 +69,13 @@ class Formulations(NamedTuple):
     kernel_gradient: str
 
 
-# What "auto" runs on GPUs: the network as "lax_per_group" runs it (grouped layers as one lax
-# convolution per group, separable pools, the correlation by products). Side by side with "lax" on
-# an NVIDIA H200 (jax 0.11.2, float32; benchmarks/RESULTS.md, "GPU"): a tracking frame 1.29x as
-# fast for one target and 1.27x for 64, a train step of 8 pairs 1.37x; bag's boxes the same.
-GPU_AUTO = "lax_per_group"
-# The formulations of layers that "auto" does not measure (see the module docstring), by the
-# side of the kernel the products see (conv1's 11x11 / 2 is 6x6 after space-to-depth): what the
-# autotune chose for the forward passes of AlexNetV1's search layers on the 2-core AMD EPYC before
-# "winograd" was added (which it now takes for all five; the static rule, used by the test suite,
-# was left as it was, its numbers verified by the suite's tolerances).
-UNTUNED_LARGE_KERNEL = "rows"
-UNTUNED_SMALL_KERNEL = "shift"
-LARGE_KERNEL_SIDE = 5
-# Layers below this many multiply-adds per call are not worth measuring: the exemplar's layers
-# (run once per sequence) and toy shapes. AlexNetV1's smallest search layer (conv5, 3 scales) has
-# about 0.6 G.
-MIN_TUNED_MACS = 3e8
+ROLES = Formulations._fields
+
+
 # Bytes of one row block's patch matrix in "rows": about a core's L2 cache (1 MB on the AMD EPYC
 # we measured, 2 MB on recent Xeons); conv1 of AlexNetV1 (3 searches) then takes blocks of 7 rows.
 # There, conv1 ran 34 ms with 1.5 MB blocks, 49 ms with 0.5 MB, and 29-36 ms with 1-6 MB.
 ROW_BLOCK_BYTES = 2**20 + 2**19
-
-
-def resolve_conv_impl(impl: str) -> str:
-    """``impl`` checked; ``"auto"`` stays ``"auto"`` on the CPU and becomes :data:`GPU_AUTO` on
-    GPUs and ``"lax"`` on other backends."""
-    if impl not in CONV_IMPLS:
-        raise ValueError(f"conv_impl must be one of {CONV_IMPLS}, got {impl!r}")
-    if impl != "auto":
-        return impl
-    return {"cpu": "auto", "gpu": GPU_AUTO}.get(jax.default_backend(), "lax")
 
 
 def conv2d(
@@ -118,8 +84,7 @@ def conv2d(
     stride: int = 1,
     groups: int = 1,
     precision: lax.PrecisionLike = None,
-    impl: str = "auto",
-    direction: Direction = "forward",
+    formulation: str = "lax",
 ) -> jax.Array:
     """``VALID`` 2-D convolution, optionally grouped, as PyTorch's ``Conv2d`` without bias.
 
@@ -130,48 +95,14 @@ def conv2d(
       stride: the same stride along H and W.
       groups: number of channel groups.
       precision: matrix-multiply precision (``"highest"`` for exact float32 on GPUs).
-      impl: one of :data:`siamfc_jax.config.CONV_IMPLS` (see the module docstring).
-      direction: what ``"auto"`` chooses for: ``"forward"`` (inference), ``"backward"`` (the
-        forward pass that will be differentiated, as in a train step: each role tuned) or
-        ``"kernel_backward"`` (differentiated for the kernel only: a network's first layer, whose
-        input is data; its input gradient, which XLA then drops as unused, takes the forward's
-        formulation).
+      formulation: one of :data:`FORMULATIONS` (see the module docstring), for every role.
 
     Returns:
       (N, (H − k) // stride + 1, (W − k) // stride + 1, O).
     """
-    if direction not in DIRECTIONS:
-        raise ValueError(f"direction must be one of {DIRECTIONS}, got {direction!r}")
-    impl = resolve_conv_impl(impl)
-    forward = forward_formulation(x.shape, kernel.shape, stride, groups, x.dtype, precision, impl)
-    if impl != "auto" or direction == "forward":
-        return _FORMULATIONS[forward](x, kernel, stride, groups, precision)
-    chosen = functools.partial(
-        _chosen_formulation,
-        tuple(x.shape), tuple(kernel.shape), stride, groups, jnp.dtype(x.dtype).name, str(precision),
-    )
-    input_gradient = chosen("input_gradient") if direction == "backward" else forward
-    formulations = Formulations(forward, input_gradient, chosen("kernel_gradient"))
-    return conv2d_with(x, kernel, stride, groups, precision, formulations)
-
-
-def forward_formulation(
-    x_shape: tuple[int, ...],
-    kernel_shape: tuple[int, ...],
-    stride: int,
-    groups: int,
-    dtype: jnp.dtype | str,
-    precision: lax.PrecisionLike = None,
-    impl: str = "auto",
-) -> str:
-    """The formulation :func:`conv2d` runs forward (``direction="forward"``) on these shapes:
-    ``impl`` itself, or for ``"auto"`` the measured (or static) choice."""
-    impl = resolve_conv_impl(impl)
-    if impl != "auto":
-        return impl
-    return _chosen_formulation(
-        tuple(x_shape), tuple(kernel_shape), stride, groups, jnp.dtype(dtype).name, str(precision), "forward"
-    )
+    if formulation not in FORMULATIONS:
+        raise ValueError(f"formulation must be one of {FORMULATIONS}, got {formulation!r}")
+    return _FORMULATIONS[formulation](x, kernel, stride, groups, precision)
 
 
 def prepare_kernel(formulation: str, kernel: jax.Array, stride: int, groups: int) -> jax.Array | None:
@@ -420,14 +351,6 @@ _FORMULATIONS: dict[str, Callable] = {
 }
 
 
-def untuned_formulation(kernel_side: int, stride: int) -> str:
-    """What ``"auto"`` runs on the CPU for a layer it does not measure: ``"rows"`` where the kernel
-    (after space-to-depth for a stride) has at least :data:`LARGE_KERNEL_SIDE` taps a side, else
-    ``"shift"``."""
-    side = -(-kernel_side // stride)
-    return UNTUNED_LARGE_KERNEL if side >= LARGE_KERNEL_SIDE else UNTUNED_SMALL_KERNEL
-
-
 def conv_macs(x_shape: tuple[int, ...], kernel_shape: tuple[int, ...], stride: int) -> int:
     """Multiply-adds of :func:`conv2d` on these shapes (the useful work of any formulation)."""
     k, _, group_in, out_features = kernel_shape
@@ -435,103 +358,21 @@ def conv_macs(x_shape: tuple[int, ...], kernel_shape: tuple[int, ...], stride: i
     return n * ((h - k) // stride + 1) * ((w - k) // stride + 1) * out_features * k * k * group_in
 
 
-def tuned_formulations(groups: int) -> tuple[str, ...]:
-    """The formulations ``"auto"`` measures for a layer of ``groups`` channel groups: all of
-    :data:`FORMULATIONS`, but ``"lax_per_group"`` only for a grouped layer (ungrouped, it is
-    ``"lax"``, which would be measured twice)."""
-    return tuple(name for name in FORMULATIONS if groups > 1 or name != "lax_per_group")
-
-
-@functools.cache
-def _chosen_formulation(
-    x_shape: tuple[int, ...],
-    kernel_shape: tuple[int, ...],
-    stride: int,
-    groups: int,
-    dtype: str,
-    precision: str,
-    role: Role,
-) -> str:
-    """The formulation ``"auto"`` runs on the CPU for one role of one layer (see the module docstring).
-
-    Cached per process, so one program is traced with one choice per layer and role; the
-    measurement itself is cached on disk by :func:`siamfc_jax.ops.autotune.fastest`.
-    """
-    macs = conv_macs(x_shape, kernel_shape, stride)
-    if macs < MIN_TUNED_MACS or not autotune.enabled():
-        return untuned_formulation(kernel_shape[0], stride)
-    k = kernel_shape[0]
-    output_shape = (
-        x_shape[0], (x_shape[1] - k) // stride + 1, (x_shape[2] - k) // stride + 1, kernel_shape[-1]
-    )
-    x, kernel, output, channels = (
-        jax.ShapeDtypeStruct(shape, dtype)
-        for shape in (x_shape, kernel_shape, output_shape, x_shape[-1:])  # channels: scale, offset
-    )
-    precision_arg = None if precision == "None" else precision
-
-    def candidate(formulation: str) -> Callable:
-        def convolve(x, kernel):
-            return _FORMULATIONS[formulation](x, kernel, stride, groups, precision_arg)
-
-        def activation(x, scale, offset):
-            # In the network a convolution reads the output of elementwise work (BatchNorm and
-            # ReLU; conv1: the crop or the image's conversion to float), which XLA:CPU fuses into
-            # each slice a formulation takes of its input, and so repeats once per slice. Timed
-            # without it, the formulations with the most slices (im2col: k²) would look cheaper
-            # than they run (in a train step, by up to a third).
-            return jnp.maximum(x * scale + offset, 0)
-
-        def forward(x, kernel, scale, offset):
-            return convolve(activation(x, scale, offset), kernel)
-
-        def input_gradient(kernel, output_gradient):
-            # The transpose in the input reads only the kernel and the output's gradient.
-            zeros = jnp.zeros(x_shape, dtype)
-            return jax.vjp(lambda x: convolve(x, kernel), zeros)[1](output_gradient)[0]
-
-        def kernel_gradient(x, kernel, output_gradient, scale, offset):
-            inputs = activation(x, scale, offset)
-            return jax.vjp(lambda kernel: convolve(inputs, kernel), kernel)[1](output_gradient)[0]
-
-        roles = {"forward": forward, "input_gradient": input_gradient, "kernel_gradient": kernel_gradient}
-        return roles[role]
-
-    shapes = {
-        "forward": (x, kernel, channels, channels),
-        "input_gradient": (kernel, output),
-        "kernel_gradient": (x, kernel, output, channels, channels),
-    }[role]
-    # The forward problem keeps the name it had before the gradients were tuned apart, so that
-    # cached tracking choices stay valid.
-    of_what = "" if role == "input_gradient" else " of scale-offset-relu"
-    problem = (
-        f"conv2d {role}{of_what} x={'x'.join(map(str, x_shape))} "
-        f"k={'x'.join(map(str, kernel_shape))} stride={stride} groups={groups} {dtype} "
-        f"precision={precision}"
-    )
-    return autotune.fastest(
-        problem,
-        {name: candidate(name) for name in tuned_formulations(groups)},
-        shapes,
-        approximate_gflop=2 * macs / 1e9,
-    )
-
-
 def correlate(
     exemplar_features: jax.Array,
     search_features: jax.Array,
     precision: lax.PrecisionLike = None,
-    impl: str = "auto",
+    method: str = "products",
 ) -> jax.Array:
     """Each exemplar feature map slid over its search maps (no scaling).
 
     Args:
       exemplar_features: (n, hz, wz, c).
       search_features: (n·k, hx, wx, c); map ``i`` is correlated with exemplar ``i % n``.
-      precision, impl: as for :func:`conv2d`; ``"lax"`` runs all pairs as one grouped
-        convolution, every other ``impl`` as one product per exemplar of its search maps' cells
-        with its own cells, whose columns are then summed at their offsets.
+      precision: as for :func:`conv2d`.
+      method: ``"lax"`` runs all pairs as one grouped convolution, ``"products"`` as one product
+        per exemplar of its search maps' cells with its own cells, whose columns are then summed at
+        their offsets (:data:`siamfc_jax.ops.plan.CORRELATIONS`).
 
     Returns:
       (n·k, hx − hz + 1, wx − wz + 1) responses.
@@ -540,12 +381,12 @@ def correlate(
     m, hx, wx, _ = search_features.shape
     k = m // n
     out_h, out_w = hx - hz + 1, wx - wz + 1
-    if resolve_conv_impl(impl) == "lax":
+    if method == "lax":
         stacked = search_features.reshape(k, n, hx, wx, c).transpose(0, 2, 3, 1, 4).reshape(k, hx, wx, n * c)
         kernels = exemplar_features.transpose(1, 2, 3, 0)  # HWIO: output channel j sees group j
         responses = conv2d(stacked, kernels, 1, n, precision, "lax")
         return responses.transpose(0, 3, 1, 2).reshape(m, out_h, out_w)
-    # Every other impl: one product per exemplar of its search maps' cells with its own cells,
+    # "products": one product per exemplar of its search maps' cells with its own cells,
     # (hx·wx, c) × (c, hz·wz), then response (y, x) sums product column (i, j) at cell (y + i, x + j):
     # the products hold only hz·wz values a search cell and the sum reads them once. Tracking's 3
     # AlexNetV1 scales alone, 2-core Xeon: 0.35 ms, against 1.5 ms as a "shift" convolution (the

@@ -64,7 +64,7 @@ import tensorflow_datasets as tfds
 
 from siamfc_jax import cli
 from siamfc_jax.config import PairConfig
-from siamfc_jax.io import exclusive_lock
+from siamfc_jax.files import exclusive_lock
 from siamfc_jax.pipeline.curate import CURATION_INTERPOLATION, CuratedSequence, curate_dataset, runs
 from siamfc_jax.pipeline.fingerprint import listing_fingerprint
 from siamfc_jax.pipeline.pairs import CURATION_FORMAT, CuratedCrops
@@ -540,4 +540,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    from siamfc_jax.runtime import setup_process
+
+    # NumPy, OpenCV and TFDS's writers only: nothing runs on JAX or XLA.
+    setup_process(allocator=False, xla_cpu_libraries=False, compilation_cache=False)
     sys.exit(main())

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from siamfc_jax.io import atomic_path
+from siamfc_jax.files import atomic_path
 from siamfc_jax.sequences.frames import DataError
 from siamfc_jax.sequences.readers import is_sequence_dir, open_sequence, read_got10k
 from siamfc_jax.sequences.sequence import Sequence
@@ -255,7 +255,7 @@ def _load_vid_cache(cache_file: Path, annotation_dir: Path) -> _VIDIndex | None:
 
 
 def _save_vid_cache(cache_file: Path, annotation_dir: Path, index: _VIDIndex) -> None:
-    """Write the index atomically (:func:`siamfc_jax.io.atomic_path`)."""
+    """Write the index atomically (:func:`siamfc_jax.files.atomic_path`)."""
     with atomic_path(cache_file) as temporary, open(temporary, "wb") as handle:
         np.savez_compressed(
             handle,

@@ -1,16 +1,30 @@
-"""Frame files and videos, decoded as siamfc-pytorch reads them: (H, W, 3) RGB uint8 (host, OpenCV).
+"""Frame files and videos, decoded as siamfc-pytorch reads them: (H, W, 3) RGB uint8 (host).
 
 Also the errors raised for the user's data (:class:`DataError`) and the natural order of frame files.
 
-libjpeg and FFmpeg report damage ("Premature end of JPEG file", "ac-tex damaged") by writing to the
-process's file descriptor 2 themselves, past Python, naming no file. :func:`native_stderr_captured`
-routes those lines to the caller instead, who can name the frame they belong to.
+Images are decoded by OpenCV (``cv2.imdecode`` on the file's bytes, read once: ``cv2.imread``'s
+pixels), videos by PyAV (FFmpeg), whose frames are OpenCV's to the bit (``tests/test_sequences.py``
+checks it on ``bag.avi``). On the healthy path decoding threads run in parallel: no lock, no
+process-wide state.
+
+Damage is reported by the decoders themselves, by writing to the process's file descriptor 2
+("Premature end of JPEG file", "ac-tex damaged"), past Python and naming no file; the caller should
+name the frame instead:
+
+- FFmpeg's messages are caught per thread through PyAV's log capture (``av.logging.Capture``), for
+  the frame being decoded. PyAV passes them on only at the level
+  :func:`siamfc_jax.runtime.setup_process` sets (errors); at PyAV's default level they are dropped.
+- libjpeg-turbo (inside OpenCV) prints its warnings itself. A cheap look at a JPEG file's bytes
+  (:func:`jpeg_damage`: the start and end markers) finds the common damage, a truncated file or
+  data after its end; only such a file is decoded (by ``cv2.imread``, which decodes what a
+  truncated file holds) with fd 2 caught (:func:`native_stderr_captured`, one thread at a time),
+  so libjpeg's own message is quoted. Damage the look cannot see (bit errors inside the
+  compressed data of a file that starts and ends well) still reaches the terminal, naming no file.
 """
 
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import re
 import sys
@@ -19,6 +33,8 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+import av
+import av.logging
 import cv2
 import numpy as np
 
@@ -27,10 +43,11 @@ VIDEO_SUFFIXES = frozenset(
     {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv"}
 )
 _DIGIT_RUNS = re.compile(r"(\d+)")
-# FFmpeg's log prefix, e.g. "[mpeg4 @ 0x5609be7b8380] ": the component is kept, the address dropped.
-_FFMPEG_PREFIX = re.compile(r"\[([^\]@]+?) @ 0x[0-9a-fA-F]+\]\s*")
 # File descriptor 2 belongs to the whole process: one capture at a time.
 _STDERR_LOCK = threading.Lock()
+# JPEG markers: start and end of image.
+_JPEG_SOI = b"\xff\xd8"
+_JPEG_EOI = b"\xff\xd9"
 
 
 class DataError(ValueError):
@@ -56,9 +73,10 @@ def native_stderr_captured() -> Iterator[list[str]]:
     """Route file descriptor 2 into a temporary file while the block runs.
 
     Yields a list that, when the block ends, holds the non-empty lines written to fd 2 meanwhile
-    (by libjpeg, FFmpeg, OpenCV), FFmpeg's ``[codec @ 0x…]`` prefixes shortened to ``codec:``.
-    Python's own ``sys.stderr`` is flushed first, so nothing written before is caught. Captures
-    are serialised: fd 2 is shared by every thread.
+    (libjpeg's warnings, printed by OpenCV's bundled libjpeg-turbo itself). Python's own
+    ``sys.stderr`` is flushed first, so nothing written before is caught. fd 2 is shared by every
+    thread, so captures run one at a time and catch what other threads write meanwhile: only for
+    files already known to be damaged (:func:`decode_image`).
     """
     lines: list[str] = []
     with _STDERR_LOCK, tempfile.TemporaryFile() as capture:
@@ -72,54 +90,145 @@ def native_stderr_captured() -> Iterator[list[str]]:
             os.close(saved)
             capture.seek(0)
             text = capture.read().decode("utf-8", errors="replace")
-            for line in text.splitlines():
-                line = _FFMPEG_PREFIX.sub(lambda match: f"{match.group(1).strip()}: ", line).strip()
-                if line:
-                    lines.append(line)
+            lines.extend(line.strip() for line in text.splitlines() if line.strip())
+
+
+def jpeg_damage(data: bytes) -> str | None:
+    """What the markers of a JPEG file's bytes ``data`` say is wrong, or None (also for data that is
+    not a JPEG, which does not start with the start-of-image marker).
+
+    A JPEG ends with the end-of-image marker, after which only zero bytes are allowed (padding some
+    writers add). Without one the file is truncated; bytes other than zeros after it are data the
+    decoder ignores. An end marker inside the file (e.g. of an embedded EXIF thumbnail) can make a
+    truncated file read as one with data after its end: either way it is damaged.
+    """
+    if not data.startswith(_JPEG_SOI):
+        return None
+    body = data.rstrip(b"\x00")
+    if body.endswith(_JPEG_EOI):
+        return None
+    end = body.rfind(_JPEG_EOI, len(_JPEG_SOI))
+    if end < 0:
+        return "the file ends before the JPEG end-of-image marker (truncated)"
+    return f"{len(body) - end - len(_JPEG_EOI)} bytes after the JPEG end-of-image marker"
 
 
 def decode_image(path: str | os.PathLike) -> tuple[np.ndarray, list[str]]:
-    """:func:`read_image`, plus the decoder's own messages (e.g. libjpeg's "Premature end of JPEG
-    file" for a truncated file, which still decodes, partly grey), kept off the terminal.
+    """:func:`read_image`, plus what is wrong with a damaged file that still decodes: libjpeg's own
+    messages (e.g. "Premature end of JPEG file" for a truncated file, which decodes partly grey),
+    kept off the terminal, else :func:`jpeg_damage`'s finding. Empty for a healthy file.
 
     Raises:
-        DataError: the file is missing or OpenCV cannot decode it.
+        DataError: the file is missing, cannot be read, or OpenCV cannot decode it.
     """
-    with native_stderr_captured() as messages:
-        image = cv2.imread(os.fspath(path), cv2.IMREAD_COLOR)
+    try:
+        data = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such file") from None
+    except OSError as error:
+        raise DataError(f"{path}: cannot be read ({error.strerror or error})") from None
+    damage = jpeg_damage(data)
+    messages: list[str] = []
+    if not data:  # cv2.imdecode refuses an empty buffer with an exception
+        image = None
+    elif damage is None:
+        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    else:
+        # cv2.imread, which decodes what a truncated file holds where cv2.imdecode refuses it.
+        with native_stderr_captured() as messages:
+            image = cv2.imread(os.fspath(path), cv2.IMREAD_COLOR)
     if image is None:
-        reason = "no such file" if not os.path.exists(path) else "cannot be decoded as an image"
-        raise DataError(f"{path}: {reason}")
+        raise DataError(f"{path}: cannot be decoded as an image")
+    if damage is not None and not messages:
+        messages.append(damage)
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB), messages
 
 
 def read_image(path: str | os.PathLike) -> np.ndarray:
-    """Decode an image file as siamfc-pytorch does: (H, W, 3) RGB uint8.
+    """Decode an image file as siamfc-pytorch does (``cv2.imread``'s pixels): (H, W, 3) RGB uint8.
 
     Raises:
-        DataError: the file is missing or OpenCV cannot decode it.
+        DataError: the file is missing, cannot be read, or OpenCV cannot decode it.
     """
-    image = cv2.imread(os.fspath(path), cv2.IMREAD_COLOR)
-    if image is None:
-        reason = "no such file" if not os.path.exists(path) else "cannot be decoded as an image"
-        raise DataError(f"{path}: {reason}")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    return decode_image(path)[0]
 
 
-def open_video(path: str) -> cv2.VideoCapture:
-    """An OpenCV capture of the video ``path``; FFmpeg's messages are kept off the terminal.
+def _ffmpeg_messages(logs: list) -> list[str]:
+    # PyAV's records are (level, component, message), e.g. (16, "mpeg4", "Error at MB: 391\n").
+    return [f"{name}: {message.strip()}" if name else message.strip() for _, name, message in logs]
+
+
+def _open_container(path: str) -> av.container.InputContainer:
+    try:
+        container = av.open(path)
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such file") from None
+    except (av.FFmpegError, OSError) as error:
+        raise DataError(f"{path}: cannot be opened as a video ({error})") from None
+    if not container.streams.video:
+        container.close()
+        raise DataError(f"{path}: holds no video stream")
+    return container
+
+
+def check_video(path: str) -> None:
+    """Check that ``path`` opens as a video (a container with a video stream).
 
     Raises:
-        DataError: the file is missing or cannot be opened (with FFmpeg's last message, if any).
+        DataError: the file is missing, is not a video, or holds no video stream.
     """
-    with native_stderr_captured() as messages:
-        capture = cv2.VideoCapture(path)
-    if not capture.isOpened():
-        if not os.path.exists(path):
-            raise DataError(f"{path}: no such file")
-        detail = f" ({messages[-1]})" if messages else ""
-        raise DataError(f"{path}: OpenCV cannot open this video{detail}")
-    return capture
+    _open_container(path).close()
+
+
+def video_frames(path: str) -> Iterator[tuple[np.ndarray, list[str]]]:
+    """The frames of the video ``path`` in order, each as (H, W, 3) RGB uint8 with FFmpeg's messages
+    while it was decoded (``"mpeg4: Error at MB: 391"``; empty for a healthy frame). Ends at the end
+    of the stream or at the first frame that cannot be decoded (a truncated file).
+
+    Raises:
+        DataError: the file is missing or cannot be opened as a video.
+    """
+    with _open_container(path) as container:
+        decoded = container.decode(container.streams.video[0])
+        while True:
+            # Only this thread's messages, and only while it decodes (not while the caller runs).
+            with av.logging.Capture(local=True) as logs:
+                try:
+                    frame = next(decoded)
+                except (StopIteration, av.FFmpegError):
+                    return
+                image = frame.to_ndarray(format="rgb24")
+            yield image, _ffmpeg_messages(logs)
+
+
+def _decodable_frames(container: av.container.InputContainer) -> int:
+    stream = container.streams.video[0]
+    count = 0
+    with av.logging.Capture(local=True):  # the damage is reported as the frames are read
+        try:
+            for _ in container.decode(stream):
+                count += 1
+        except av.FFmpegError:
+            pass
+    return count
+
+
+def _announced_count_holds(container: av.container.InputContainer, announced: int) -> bool:
+    """Whether the video has ``announced`` frames, all decodable to the end: as many packets
+    (read without decoding) and, from the last key frame on, one decoded frame per packet."""
+    stream = container.streams.video[0]
+    # A file that cannot be read to its end or seek in is counted frame by frame; the damage is
+    # reported as the frames are read.
+    with av.logging.Capture(local=True):
+        try:
+            packets = [(packet.is_keyframe, packet.pts) for packet in container.demux(stream) if packet.size]
+            keys = [index for index, (is_key, pts) in enumerate(packets) if is_key and pts is not None]
+            if len(packets) != announced or not keys:
+                return False
+            container.seek(packets[keys[-1]][1], stream=stream, backward=True, any_frame=False)
+        except av.FFmpegError:
+            return False
+    return _decodable_frames(container) == announced - keys[-1]
 
 
 def video_frame_counts(path: str) -> tuple[int, int | None]:
@@ -127,39 +236,19 @@ def video_frame_counts(path: str) -> tuple[int, int | None]:
     (None where it states none).
 
     The container's count is an estimate for some formats (derived from the duration for many
-    mp4/mkv/webm files, and unchanged in a truncated file), so it is trusted only when frame
-    ``count - 1`` can be grabbed and frame ``count`` cannot; otherwise every frame is grabbed and
-    counted. A truncated file decodes fewer frames than it announces.
+    mp4/mkv/webm files, and unchanged in a truncated file), so it is trusted only where the file
+    holds as many packets and the frames from the last key frame on decode; otherwise every frame
+    is decoded and counted. A truncated file decodes fewer frames than it announces.
+
+    Raises:
+        DataError: the file is missing or cannot be opened as a video.
     """
-    capture = open_video(path)
-    announced = None
-    try:
-        with native_stderr_captured():
-            reported = capture.get(cv2.CAP_PROP_FRAME_COUNT)
-            if math.isfinite(reported) and reported >= 1:
-                announced = int(reported)
-                if (
-                    capture.set(cv2.CAP_PROP_POS_FRAMES, announced - 1)
-                    and capture.grab()
-                    and not capture.grab()
-                ):
-                    return announced, announced
-    finally:
-        capture.release()
-    capture = open_video(path)
-    try:
-        count = 0
-        with native_stderr_captured():
-            while capture.grab():
-                count += 1
-        return count, announced
-    finally:
-        capture.release()
-
-
-def count_video_frames(path: str) -> int:
-    """Number of decodable frames of a video (see :func:`video_frame_counts`)."""
-    return video_frame_counts(path)[0]
+    with _open_container(path) as container:
+        announced = container.streams.video[0].frames or None
+        if announced is not None and _announced_count_holds(container, announced):
+            return announced, announced
+    with _open_container(path) as container:
+        return _decodable_frames(container), announced
 
 
 # ----------------------------------------------------------------------------- frame files

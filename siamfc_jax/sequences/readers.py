@@ -40,10 +40,10 @@ from siamfc_jax.sequences.annotations import (
 from siamfc_jax.sequences.frames import (
     VIDEO_SUFFIXES,
     DataError,
+    check_video,
     has_images,
     image_files,
     natural_key,
-    open_video,
 )
 from siamfc_jax.sequences.sequence import Sequence, box_array
 
@@ -162,13 +162,13 @@ def read_image_folder(directory: str | os.PathLike) -> Sequence:
 
 
 def read_video(path: str | os.PathLike) -> Sequence:
-    """A video file without annotation; frames are decoded in order by OpenCV.
+    """A video file without annotation; frames are decoded in order (PyAV, as OpenCV decodes them).
 
     Raises:
-        DataError: the file is missing or OpenCV cannot open it.
+        DataError: the file is missing or cannot be opened as a video.
     """
     path = Path(path)
-    open_video(str(path)).release()
+    check_video(str(path))
     return Sequence(name=path.stem, video=str(path), source=str(path))
 
 

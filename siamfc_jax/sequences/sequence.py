@@ -11,17 +11,10 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from types import MappingProxyType
 
-import cv2
 import numpy as np
 from numpy.typing import ArrayLike
 
-from siamfc_jax.sequences.frames import (
-    DataError,
-    decode_image,
-    native_stderr_captured,
-    open_video,
-    video_frame_counts,
-)
+from siamfc_jax.sequences.frames import DataError, decode_image, video_frame_counts, video_frames
 
 OnWarning = Callable[[str], None]
 
@@ -143,18 +136,18 @@ class Sequence:
                 f"{self.video}: the container announces {announced} frames but only the first "
                 f"{total} can be decoded (a truncated or damaged file?); the sequence ends there"
             )
-        capture = open_video(self.video)
+        frames = video_frames(self.video)
         try:
             for index in range(total):
-                with native_stderr_captured() as messages:
-                    ok, frame = capture.read()
-                if not ok:
+                decoded = next(frames, None)
+                if decoded is None:
                     raise DataError(f"{self.frame_label(index)}: cannot be decoded")
+                image, messages = decoded
                 if messages and on_warning is not None:
                     on_warning(f"{self.frame_label(index)}: decoded with errors: {'; '.join(messages)}")
-                yield cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+                yield image
         finally:
-            capture.release()
+            frames.close()
 
     def frame(self, index: int) -> np.ndarray:
         """Frame ``index`` (0-based) of an image sequence as (H, W, 3) RGB uint8.
@@ -180,13 +173,11 @@ class Sequence:
                 raise DataError(f"{self.source or self.name}: no frames found")
             first = self._read_frame_file(0)
         else:
-            capture = open_video(self.video)
-            try:
-                with native_stderr_captured():
-                    ok, first = capture.read()
-            finally:
-                capture.release()
-            if not ok:
+            frames = video_frames(self.video)
+            decoded = next(frames, None)
+            frames.close()
+            if decoded is None:
                 raise DataError(f"{self.video}: frame 1 cannot be decoded")
+            first = decoded[0]
         height, width = first.shape[:2]
         return width, height

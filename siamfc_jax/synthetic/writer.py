@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from siamfc_jax.io import exclusive_lock, write_text_atomic
+from siamfc_jax.files import exclusive_lock, write_text_atomic
 from siamfc_jax.runtime import available_cores
 from siamfc_jax.synthetic.config import (
     ANNOTATION_FILES,

@@ -38,6 +38,7 @@ from siamfc_jax.config import ConfigError, ModelConfig, TrackerConfig
 from siamfc_jax.models import SiamFC, backbone_class, cross_correlate, init_variables, response_size
 from siamfc_jax.models.layers import PREPARED
 from siamfc_jax.ops import crop_and_resize, upsample
+from siamfc_jax.ops.plan import ConvPlan, plan_or_default
 
 
 class TrackState(NamedTuple):
@@ -126,24 +127,24 @@ class TrackerSpec:
         :data:`TRACED_FIELDS` at their defaults (:func:`static_config`; their values come from
         each slot's :class:`HyperParams`).
       model_config: the network's config.
+      plan: how the network computes its convolutions (:class:`~siamfc_jax.ops.plan.ConvPlan`).
     """
 
     config: TrackerConfig
     model_config: ModelConfig
-
-    @property
-    def conv_impl(self) -> str:
-        """The convolution formulation of the network's layers (:mod:`siamfc_jax.ops.conv`)."""
-        return self.config.conv_impl
+    plan: ConvPlan
 
 
-def tracker_spec(config: TrackerConfig, model_config: ModelConfig) -> TrackerSpec:
-    """The :class:`TrackerSpec` of ``config`` on the network of ``model_config``.
+def tracker_spec(
+    config: TrackerConfig, model_config: ModelConfig, plan: ConvPlan | None = None
+) -> TrackerSpec:
+    """The :class:`TrackerSpec` of ``config`` on the network of ``model_config`` computed by
+    ``plan`` (None: the platform's :func:`~siamfc_jax.ops.plan.default_plan`).
 
     Raises:
       ConfigError: ``config`` does not fit the network (:func:`fit_config`).
     """
-    return TrackerSpec(static_config(fit_config(config, model_config)), model_config)
+    return TrackerSpec(static_config(fit_config(config, model_config)), model_config, plan_or_default(plan))
 
 
 class Confidence(NamedTuple):
@@ -171,7 +172,7 @@ def embed(variables: dict, images: jax.Array, spec: TrackerSpec) -> jax.Array:
     the backbone's formulation can change in :mod:`siamfc_jax.models` without touching the
     tracking logic.
     """
-    model = SiamFC(spec.model_config, precision=spec.config.precision, conv_impl=spec.conv_impl)
+    model = SiamFC(spec.model_config, precision=spec.config.precision, plan=spec.plan)
     return model.apply(variables, images, method=SiamFC.embed)
 
 
@@ -274,7 +275,7 @@ def prepare_variables(variables: dict, spec: TrackerSpec) -> dict:
     """
     config = spec.config
     searches = jnp.zeros((config.scale_num, config.instance_sz, config.instance_sz, 3), jnp.float32)
-    model = SiamFC(spec.model_config, precision=config.precision, conv_impl=spec.conv_impl)
+    model = SiamFC(spec.model_config, precision=config.precision, plan=spec.plan)
     _, prepared = model.apply(variables, searches, method=SiamFC.embed, mutable=[PREPARED])
     return {**variables, PREPARED: prepared.get(PREPARED, {})}
 
@@ -387,8 +388,9 @@ def search_responses(
         image, state.center, state.search_crop * factors, config.instance_sz, state.fill
     )
     features = embed(variables, searches, spec)
+    out_scale = spec.model_config.out_scale
     return cross_correlate(
-        state.exemplar_features, features, spec.model_config.out_scale, config.precision, spec.conv_impl
+        state.exemplar_features, features, out_scale, config.precision, spec.plan.correlation
     )[..., 0]
 
 

@@ -18,6 +18,8 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from siamfc_jax.config import ModelConfig, TrackerConfig
+from siamfc_jax.ops.plan import ConvPlan
+from siamfc_jax.plans import Workload, stored_plan
 from siamfc_jax.sequences.frames import average_color, read_image
 from siamfc_jax.tracker.device import (
     MAX_TARGET_TO_FRAME,
@@ -176,10 +178,14 @@ class _DeviceTracker:
     _states: TrackState | None = None
     _frame_shape: tuple[int, ...] | None = None
 
-    def __init__(self, weights: Weights = None, config: TrackerConfig = TrackerConfig()) -> None:
+    def __init__(
+        self, weights: Weights = None, config: TrackerConfig = TrackerConfig(), plan: ConvPlan | None = None
+    ) -> None:
         self.variables, self.model_config = _resolve_weights(weights)
         self.config = fit_config(config, self.model_config)
-        self.spec = tracker_spec(self.config, self.model_config)
+        if plan is None:
+            plan = stored_plan(self.model_config, Workload.tracking(self.config))
+        self.spec = tracker_spec(self.config, self.model_config, plan)
 
     @property
     def prepared_variables(self) -> dict:
@@ -238,6 +244,9 @@ class Tracker(_DeviceTracker):
         (:func:`siamfc_jax.weights.default_weights_path`).
       config: tracker hyper-parameters; the defaults are siamfc-pytorch's. Stored fitted to the
         network (:func:`fit_config`), so ``tracker.config`` shows the response geometry in use.
+      plan: how the network computes its convolutions (:class:`~siamfc_jax.ops.plan.ConvPlan`);
+        None: the plan this machine measured for tracking (:func:`siamfc_jax.plans.stored_plan`)
+        where it has one, else the platform's :func:`~siamfc_jax.ops.plan.default_plan`.
 
     Raises:
       ConfigError: ``config`` does not fit the network (see :func:`fit_config`).
@@ -298,7 +307,7 @@ class BatchTracker(_DeviceTracker):
     its own :class:`Tracker`.
 
     Args:
-      weights, config: as for :class:`Tracker`.
+      weights, config, plan: as for :class:`Tracker`.
     """
 
     _num_targets: int = 0

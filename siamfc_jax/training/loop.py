@@ -47,10 +47,11 @@ from jax.sharding import PartitionSpec as P
 from tqdm import tqdm
 
 from siamfc_jax.config import OptimConfig, TrainConfig
+from siamfc_jax.files import write_text_atomic
 from siamfc_jax.interop.torch_weights import WeightsError
-from siamfc_jax.io import write_text_atomic
 from siamfc_jax.pipeline.loader import PairLoader
 from siamfc_jax.pipeline.sources import TrainingData, prepare_training_data
+from siamfc_jax.plans import Workload
 from siamfc_jax.runtime import describe_allocator, describe_devices
 from siamfc_jax.training.checkpoint import Checkpointer, Position
 from siamfc_jax.training.distributed import (
@@ -63,7 +64,7 @@ from siamfc_jax.training.distributed import (
 from siamfc_jax.training.evaluators import Evaluator, PeakErrorEvaluator, TrackingEvaluator
 from siamfc_jax.training.meters import EpochTotals, Throughput
 from siamfc_jax.training.state import TrainState, create_train_state, epoch_learning_rate, make_optimizer
-from siamfc_jax.training.step import data_mesh, make_train_step, shard_batch
+from siamfc_jax.training.step import data_mesh, make_train_step, shard_batch, shared_machine_plan
 from siamfc_jax.training.stopping import StopRequest, TrainingStopped
 from siamfc_jax.weights import export_pth, save_weights
 
@@ -252,7 +253,7 @@ def _start(
         mesh=mesh,
         steps_per_epoch=loader.steps_per_epoch,
         batches=_batches(loader, position, config.optim.epochs),
-        train_step=_make_train_step(config, optimizer, mesh),
+        train_step=_make_train_step(config, optimizer, mesh, log),
         evaluators=_evaluators(data, config, mesh),
         checkpointer=checkpointer,
         stop=stop,
@@ -283,11 +284,13 @@ def _close(run: _Run) -> None:
         run.writer.close()
 
 
-def _make_train_step(config: TrainConfig, optimizer, mesh: Mesh) -> Callable:
-    """The run's compiled-on-first-call train step."""
-    return make_train_step(
-        config.model, config.loss, optimizer, mesh, config.pairs.exemplar_sz, config.pairs.search_sz
-    )
+def _make_train_step(config: TrainConfig, optimizer, mesh: Mesh, log: Log) -> Callable:
+    """The run's compiled-on-first-call train step, on the machine's convolution plan for a device's
+    share of the batch (every process runs process 0's plan)."""
+    sizes = config.pairs.exemplar_sz, config.pairs.search_sz
+    workload = Workload.training(config.optim.batch_size // mesh.size, *sizes)
+    plan = shared_machine_plan(config.model, workload, log)
+    return make_train_step(config.model, config.loss, optimizer, mesh, *sizes, plan=plan)
 
 
 def _initial_state(

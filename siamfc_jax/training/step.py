@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -18,12 +19,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from siamfc_jax.config import LossConfig, ModelConfig
 from siamfc_jax.losses import balanced_logistic_loss, logistic_labels
 from siamfc_jax.models import SiamFC, backbone_class, response_size
+from siamfc_jax.ops.plan import ConvPlan
+from siamfc_jax.plans import Log, Workload, machine_plan
+from siamfc_jax.training.distributed import wait_for_all_processes
 from siamfc_jax.training.state import TrainState
 
 DATA_AXIS = "data"
@@ -67,6 +72,26 @@ def shard_batch(batch: dict[str, np.ndarray], mesh: Mesh) -> Batch:
     }
 
 
+# Bytes of the buffer a plan's JSON travels in between processes (a plan takes about 700).
+PLAN_BYTES = 4096
+
+
+def shared_machine_plan(model_config: ModelConfig, workload: Workload, log: Log) -> ConvPlan:
+    """:func:`~siamfc_jax.plans.machine_plan` of process 0, the same on every process of a
+    multi-process run, so that all of them run one program; with one process, ``machine_plan``
+    itself. Every process must call it: the others wait at a barrier of the coordination service
+    (not a device collective, whose timeout is short) while process 0 measures."""
+    if jax.process_count() == 1:
+        return machine_plan(model_config, workload, log)
+    buffer = np.zeros(PLAN_BYTES, np.uint8)
+    if jax.process_index() == 0:
+        encoded = json.dumps(machine_plan(model_config, workload, log).to_dict()).encode()
+        buffer[: len(encoded)] = np.frombuffer(encoded, np.uint8)
+    wait_for_all_processes("siamfc_jax/conv_plan_ready")
+    received = np.asarray(multihost_utils.broadcast_one_to_all(buffer))
+    return ConvPlan.from_dict(json.loads(received.tobytes().rstrip(b"\0")))
+
+
 @dataclasses.dataclass(frozen=True)
 class _StepSpec:
     """Everything static about a train step (hashable: equal specs share one compiled step)."""
@@ -78,7 +103,7 @@ class _StepSpec:
     exemplar_sz: int
     search_sz: int
     dtype: Any
-    conv_impl: str
+    plan: ConvPlan | None
 
 
 def make_train_step(
@@ -89,26 +114,28 @@ def make_train_step(
     exemplar_sz: int = 127,
     search_sz: int = 239,
     dtype: Any = jnp.float32,
-    conv_impl: str = "auto",
+    plan: ConvPlan | None = None,
 ) -> Callable[[TrainState, Batch], tuple[TrainState, dict[str, jax.Array]]]:
     """Compile-ready ``step(state, batch) -> (state, metrics)``; ``state`` is donated.
 
     ``batch`` holds ``exemplar`` (B, 127, 127, 3) and ``search`` (B, 239, 239, 3) uint8 images, B a
     multiple of the number of devices. ``metrics`` has the global-batch ``loss``. ``dtype`` is the
-    compute type of the network (parameters keep the state's type), ``conv_impl`` its convolution
-    formulation (:mod:`siamfc_jax.ops.conv`). Steps made with equal arguments
+    compute type of the network (parameters keep the state's type), ``plan`` how it computes its
+    convolutions (:class:`~siamfc_jax.ops.plan.ConvPlan`; :func:`siamfc_jax.plans.machine_plan` of
+    the training workload is this machine's fastest; None: the platform's
+    :func:`~siamfc_jax.ops.plan.default_plan`). Steps made with equal arguments
     (the same optimizer object: :func:`~siamfc_jax.training.state.make_optimizer` returns one per
     config) share their compilation.
     """
     spec = _StepSpec(
-        model_config, loss_config, optimizer, mesh, exemplar_sz, search_sz, jnp.dtype(dtype), conv_impl
+        model_config, loss_config, optimizer, mesh, exemplar_sz, search_sz, jnp.dtype(dtype), plan
     )
     return functools.partial(_train_step, spec=spec)
 
 
 @functools.partial(jax.jit, static_argnames="spec", donate_argnums=0)
 def _train_step(state: TrainState, batch: Batch, spec: _StepSpec):
-    model = SiamFC(spec.model_config, axis_name=DATA_AXIS, dtype=spec.dtype, conv_impl=spec.conv_impl)
+    model = SiamFC(spec.model_config, axis_name=DATA_AXIS, dtype=spec.dtype, plan=spec.plan)
     labels = jnp.asarray(
         training_labels(spec.model_config, spec.loss_config, spec.exemplar_sz, spec.search_sz)
     )

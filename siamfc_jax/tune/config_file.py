@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 
 from siamfc_jax.config import ConfigError, TrackerConfig
-from siamfc_jax.io import write_text_atomic
+from siamfc_jax.files import write_text_atomic
 
 _FIELDS = {field.name for field in dataclasses.fields(TrackerConfig)}
 

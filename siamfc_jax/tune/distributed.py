@@ -22,7 +22,8 @@ from siamfc_jax.config import ConfigError, ModelConfig, TrackerConfig
 from siamfc_jax.evaluation.distributed import Cluster
 from siamfc_jax.evaluation.scoring import tracked_length
 from siamfc_jax.evaluation.tracking import SequenceJob, track_sequences
-from siamfc_jax.io import check_writable_dir
+from siamfc_jax.files import check_writable_dir
+from siamfc_jax.ops.plan import ConvPlan
 from siamfc_jax.sequences.sequence import Sequence
 from siamfc_jax.tracker.device import fit_config, hyper_params, static_config, tracker_spec
 from siamfc_jax.tune.search import (
@@ -66,7 +67,7 @@ def _shared_state(cluster: Cluster, out_dir: str | os.PathLike, settings: dict) 
 
 def _track_share(
     variables: dict, model_config: ModelConfig, configs: dict, runs: list[Run], *, slots: int,
-    max_frames: int | None, progress: bool,
+    max_frames: int | None, progress: bool, plan: ConvPlan | None,
 ) -> tuple[dict[int, dict], bool]:
     """Scores of ``runs`` by index (those finished) and whether Ctrl-C stopped the tracking."""
     groups: dict[TrackerConfig, list[int]] = {}
@@ -76,7 +77,7 @@ def _track_share(
     try:
         for static, indices in groups.items():
             jobs = [SequenceJob(runs[i][1], hyper_params(configs[runs[i][0]][1])) for i in indices]
-            spec = tracker_spec(static, model_config)
+            spec = tracker_spec(static, model_config, plan)
             for done in track_sequences(
                 variables, spec, jobs, slots=slots, max_frames=max_frames, progress=progress
             ):
@@ -100,6 +101,7 @@ def run_distributed_search(
     max_frames: int | None = None,
     progress: bool = False,
     log: Callable[[str], None] = print,
+    plan: ConvPlan | None = None,
 ) -> tuple[SearchState | None, TrackerConfig | None, bool]:
     """:func:`~siamfc_jax.tune.search.run_search` with this process's share of the runs.
 
@@ -131,7 +133,8 @@ def run_distributed_search(
         write_outputs(folder, state, names, fields, len(configs), base)
     mine = [runs[index] for index in share.indices]
     done, interrupted = _track_share(
-        variables, model_config, configs, mine, slots=slots, max_frames=max_frames, progress=progress
+        variables, model_config, configs, mine, slots=slots, max_frames=max_frames, progress=progress,
+        plan=plan,
     )
     finished = {share.indices[index]: scores for index, scores in done.items()}
     if folder is None:

@@ -29,7 +29,8 @@ import numpy as np
 
 from siamfc_jax.config import ConfigError, ModelConfig, TrackerConfig
 from siamfc_jax.evaluation.tracking import SequenceJob, track_sequences
-from siamfc_jax.io import check_writable_dir, write_text_atomic
+from siamfc_jax.files import check_writable_dir, write_text_atomic
+from siamfc_jax.ops.plan import ConvPlan
 from siamfc_jax.sequences.sequence import Sequence
 from siamfc_jax.tracker.device import fit_config, hyper_params, static_config, tracker_spec
 from siamfc_jax.tune.config_file import config_values, write_config_file
@@ -235,6 +236,7 @@ def run_search(
     max_frames: int | None = None,
     progress: bool = False,
     log: Callable[[str], None] = print,
+    plan: ConvPlan | None = None,
 ) -> tuple[SearchState, TrackerConfig | None, bool]:
     """Track every candidate on every sequence (those not done yet) and write the outputs.
 
@@ -247,6 +249,7 @@ def run_search(
       settings: what the scores depend on (weights, sequences, base config, frames); a folder
         holding another search's results is refused.
       slots: jobs moving together; max_frames: frames tracked per sequence.
+      plan: the network's convolution plan (None: the platform's default).
 
     Returns:
       ``(state, best, interrupted)``.
@@ -283,7 +286,7 @@ def run_search(
     try:
         for static, pairs in groups.items():
             jobs = [SequenceJob(sequence, hyper_params(configs[key])) for key, sequence in pairs]
-            spec = tracker_spec(static, model_config)
+            spec = tracker_spec(static, model_config, plan)
             for done in track_sequences(
                 variables, spec, jobs, slots=slots, max_frames=max_frames, progress=progress
             ):

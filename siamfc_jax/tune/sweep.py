@@ -28,7 +28,8 @@ from matplotlib.figure import Figure
 
 from siamfc_jax.config import ModelConfig, OptimConfig, TrackerConfig
 from siamfc_jax.evaluation.tracking import SequenceJob, track_sequences
-from siamfc_jax.io import write_text_atomic
+from siamfc_jax.files import write_text_atomic
+from siamfc_jax.plans import Workload, stored_plan
 from siamfc_jax.sequences.frames import DataError
 from siamfc_jax.sequences.sequence import Sequence
 from siamfc_jax.tracker.device import fit_config, hyper_params, tracker_spec
@@ -187,7 +188,7 @@ def run_sweep(
             fitted = fit_config(config, model_config)
             jobs = [SequenceJob(sequence, hyper_params(fitted)) for sequence in sequences]
             scores = {}
-            spec = tracker_spec(fitted, model_config)
+            spec = tracker_spec(fitted, model_config, stored_plan(model_config, Workload.tracking(fitted)))
             for finished in track_sequences(
                 jax.device_put(variables), spec, jobs, slots=slots, max_frames=max_frames, progress=progress
             ):

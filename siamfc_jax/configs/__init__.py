@@ -1,8 +1,9 @@
 """Named training runs: one module per run, each with ``get_config() -> TrainConfig``.
 
 Like flax's ``examples/imagenet/configs`` and big_vision's configs: a run is a named, documented
-config, and every variant overrides a few fields of :mod:`configs.default` (siamfc-pytorch's recipe).
-Each module's docstring holds the exact command, its wall time and the success AUC to expect.
+config, and every variant overrides a few fields of :mod:`siamfc_jax.configs.default`
+(siamfc-pytorch's recipe). Each module's docstring holds the exact command, its wall time and the
+success AUC to expect. The configs import nothing of siamfc_jax but :mod:`siamfc_jax.config`.
 
 ==================  ===============================================================================
 ``default``         siamfc-pytorch's recipe (50 epochs, batch 8, …) on the data ``--data`` names
@@ -15,9 +16,8 @@ Each module's docstring holds the exact command, its wall time and the success A
 
 ``python train.py --config NAME`` runs one; any field can be changed from the command line by its
 dotted path (``--optim.epochs 3``, ``--pairs.color-jitter``; see ``python train.py --help``).
-Without ``--config`` the config follows ``--data`` (:func:`config_for_data`), as the command lines
-before named configs did: ``synthetic`` for the synthetic world, ``got10k``, ``vid``, and
-``default`` for ``folder:DIR``.
+Without ``--config`` the config follows ``--data`` (:func:`config_for_data`): ``synthetic`` for
+the synthetic world, ``got10k``, ``vid``, and ``default`` for ``folder:DIR``.
 """
 
 from __future__ import annotations

@@ -2,14 +2,13 @@
 
 12 generated sequences of the synthetic world (plus its 30 validation sequences), 103/175 crops
 (159×159 search images, 8×8 responses) instead of 127/255, 2 epochs of 6 steps of batch 4, 2
-validation sequences; otherwise :mod:`configs.synthetic`. Its figures say that the stages run, not
-that the tracker learns (2 short sequences make a noisy AUC)::
+validation sequences; otherwise :mod:`siamfc_jax.configs.synthetic`. Its figures say that the
+stages run, not that the tracker learns (2 short sequences make a noisy AUC)::
 
     python train.py --config ci --data-dir runs/ci-v1/tfds     # writes runs/ci-v1
 
-Wall time: 19 min 48 s from nothing, measured 2026-12-02 on a 2-core AMD EPYC VM shared with other
-jobs (load average about 12), so an idle machine takes a fraction of that (not measured). The run
-is deterministic.
+Wall time: 19 min 48 s from nothing on a 2-core AMD EPYC VM shared with other jobs (load average
+about 12), so an idle machine takes a fraction of that (not measured). The run is deterministic.
 
 Expected: success AUC on the 2 validation sequences 0.440 untrained, 0.457 after epoch 1, 0.786
 after epoch 2; training loss 0.688 in epoch 1, 0.678 in epoch 2.
@@ -17,12 +16,12 @@ after epoch 2; training loss 0.688 in epoch 1, 0.678 in epoch 2.
 
 from __future__ import annotations
 
-from configs import synthetic
 from siamfc_jax.config import TrainConfig, replace
+from siamfc_jax.configs import synthetic
 
 
 def get_config() -> TrainConfig:
-    """:mod:`configs.synthetic` shrunk to a smoke test."""
+    """:mod:`siamfc_jax.configs.synthetic` shrunk to a smoke test."""
     config = synthetic.get_config()
     return replace(
         config,

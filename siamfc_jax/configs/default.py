@@ -10,7 +10,7 @@ by itself)::
 
     python train.py --config default --data folder:/data/sequences
 
-Wall time and AUC: not measured (they depend on the data; see :mod:`configs.got10k`).
+Wall time and AUC: not measured (they depend on the data; see :mod:`siamfc_jax.configs.got10k`).
 """
 
 from __future__ import annotations

@@ -8,17 +8,17 @@ this config by itself). One track per object id; frames where the object is abse
     python train.py --config vid --data vid:/data/ILSVRC2015 --workdir runs/vid
 
 Wall time: not measured; curation is decode-bound like GOT-10k's, and training runs at the rates
-given in :mod:`configs.got10k`.
+given in :mod:`siamfc_jax.configs.got10k`.
 
 Expected AUC: not measured.
 """
 
 from __future__ import annotations
 
-from configs import default
 from siamfc_jax.config import TrainConfig, replace
+from siamfc_jax.configs import default
 
 
 def get_config() -> TrainConfig:
-    """:mod:`configs.default` on ImageNet VID at ``/data/ILSVRC2015``."""
+    """:mod:`siamfc_jax.configs.default` on ImageNet VID at ``/data/ILSVRC2015``."""
     return replace(default.get_config(), data="vid:/data/ILSVRC2015")

@@ -19,10 +19,10 @@ Expected AUC: not measured for our own training. siamfc-pytorch's model trained 
 
 from __future__ import annotations
 
-from configs import default
 from siamfc_jax.config import TrainConfig, replace
+from siamfc_jax.configs import default
 
 
 def get_config() -> TrainConfig:
-    """:mod:`configs.default` on GOT-10k at ``/data/GOT-10k``."""
+    """:mod:`siamfc_jax.configs.default` on GOT-10k at ``/data/GOT-10k``."""
     return replace(default.get_config(), data="got10k:/data/GOT-10k")
