@@ -160,6 +160,36 @@ def add_config_flags(
     return paths
 
 
+def add_distributed_flags(parser: argparse.ArgumentParser) -> None:
+    """``--distributed`` and the three flags that place this process in a ``jax.distributed`` run
+    (left out: auto-detected, e.g. under SLURM); the same flags for every multi-host tool."""
+    parser.add_argument(
+        "--distributed",
+        action="store_true",
+        help="multi-host: jax.distributed.initialize() (auto-detected, or the 3 flags below)",
+    )
+    parser.add_argument("--coordinator", help="host:port of process 0 (with --distributed)")
+    parser.add_argument(
+        "--num-processes", type=positive_integer, help="number of processes (with --distributed)"
+    )
+    parser.add_argument(
+        "--process-id", type=non_negative_integer, help="this process's index (with --distributed)"
+    )
+
+
+def check_distributed_flags(args: argparse.Namespace) -> None:
+    """Refuse the placement flags of :func:`add_distributed_flags` without ``--distributed``.
+
+    Raises:
+      UsageError: naming the first such flag given.
+    """
+    if args.distributed:
+        return
+    for name in ("coordinator", "num_processes", "process_id"):
+        if getattr(args, name) is not None:
+            raise UsageError(f"argument {flag(name)}: only with --distributed")
+
+
 def config_changes(args: argparse.Namespace, paths: list[str]) -> dict[str, object]:
     """``{path: value}`` of the config flags (from :func:`add_config_flags`) given on the command line."""
     given = vars(args)

@@ -35,10 +35,11 @@ import numpy as np
 
 from siamfc_jax import cli
 from siamfc_jax.config import TRACKER_PRECISIONS, ConfigError, TrackerConfig
+from siamfc_jax.evaluation.distributed import Cluster, ProcessFailed, Share, reporting_failures
 from siamfc_jax.evaluation.metrics import PROTOCOLS
 from siamfc_jax.evaluation.outputs import FileOptions, claim_outputs, target_name
 from siamfc_jax.evaluation.reports import format_overall, format_result, format_table, run_info
-from siamfc_jax.evaluation.scoring import SUMMARY_NAME
+from siamfc_jax.evaluation.scoring import SUMMARY_NAME, tracked_length
 from siamfc_jax.evaluation.tracking import (
     progress_enabled,
     run_folder,
@@ -65,6 +66,7 @@ from siamfc_jax.sequences.sequence import Sequence
 from siamfc_jax.synthetic.config import SyntheticDataError
 from siamfc_jax.synthetic.demo import default_demo_dir, ensure_demo_sequence
 from siamfc_jax.tracker import BatchTracker, Tracker, fit_config
+from siamfc_jax.tune.cluster import connect
 from siamfc_jax.tune.config_file import ConfigFileError, read_config_file
 from siamfc_jax.weights import WeightsError, default_weights_path, load_variables
 
@@ -113,6 +115,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_output_arguments(parser)
     _add_batch_arguments(parser)
     _add_tracker_arguments(parser)
+    cli.add_distributed_flags(parser.add_argument_group(
+        "several processes or hosts (a folder of sequences; each process tracks a share, process 0 "
+        "writes the summary)"
+    ))
     return parser
 
 
@@ -319,9 +325,16 @@ def _run(args: argparse.Namespace, config: TrackerConfig) -> int:
         raise cli.UsageError(f"argument {given}: not with --protocol vot (it starts from the ground truth)")
     if args.vot_stack is not None and args.protocol != VOT_PROTOCOL:
         raise cli.UsageError("argument --vot-stack: only with --protocol vot")
+    cli.check_distributed_flags(args)
+    if args.distributed and (args.seq is None or args.box or args.boxes or not is_sequence_root(args.seq)):
+        raise cli.UsageError("argument --distributed: needs --seq with a folder of sequences, no --box")
     boxes = initial_boxes(args)
-    with cli.Heartbeat(enabled=not progress_enabled(args.progress), interval=HEARTBEAT_SECONDS) as heartbeat:
-        return _track(args, config, boxes, heartbeat)
+    cluster = connect(args.coordinator, args.num_processes, args.process_id) if args.distributed else None
+    with (
+        cli.Heartbeat(enabled=not progress_enabled(args.progress), interval=HEARTBEAT_SECONDS) as heartbeat,
+        reporting_failures(cluster),
+    ):
+        return _track(args, config, boxes, heartbeat, cluster)
 
 
 def _open_input(
@@ -367,7 +380,10 @@ def _load_tracker(
     return (BatchTracker if targets > 1 else Tracker)((variables, model_config), config, plan)
 
 
-def _track(args: argparse.Namespace, config: TrackerConfig, boxes: list, heartbeat: cli.Heartbeat) -> int:
+def _track(
+    args: argparse.Namespace, config: TrackerConfig, boxes: list, heartbeat: cli.Heartbeat,
+    cluster: Cluster | None = None,
+) -> int:
     device = describe_devices()
     heartbeat.say(device)
     heartbeat.say(describe_allocator())
@@ -386,16 +402,21 @@ def _track(args: argparse.Namespace, config: TrackerConfig, boxes: list, heartbe
     names = [sequence.name for sequence in sequences]
     if folder and SUMMARY_NAME in names:
         raise DataError(f"{args.seq}: a sequence named {SUMMARY_NAME!r} would overwrite the summary")
-    out_dir = claim_outputs(
-        args.out, names, overwrite=args.overwrite, summary=folder, what="argument --out: "
-    )
+    costs = [tracked_length(sequence, args.max_frames) for sequence in sequences]
+    share = None if cluster is None else cluster.share(costs)
+    if share is None:
+        out_dir = claim_outputs(
+            args.out, names, overwrite=args.overwrite, summary=folder, what="argument --out: "
+        )
+    else:
+        out_dir = share.claim_outputs(args.out, names, overwrite=args.overwrite, what="argument --out: ")
     info = run_info(tracker, str(weights), device)
 
     def status(line: str) -> None:
         heartbeat.status = line
 
     if folder or args.batch is not None or args.save_scores or args.protocol is not None:
-        return _track_folder(args, tracker, sequences, out_dir, info, heartbeat, status)
+        return _track_folder(args, tracker, sequences, out_dir, info, heartbeat, status, share)
     options = {"info": info, "max_frames": args.max_frames, "save_video": save_video,
                "save_strip": save_strip, "progress": args.progress, "status": status}
     if len(boxes) > 1:
@@ -416,17 +437,22 @@ def _track(args: argparse.Namespace, config: TrackerConfig, boxes: list, heartbe
 
 def _track_folder(
     args: argparse.Namespace, tracker: Tracker, sequences: list[Sequence], out_dir: Path, info: dict,
-    heartbeat: cli.Heartbeat, status: Callable[[str], None],
+    heartbeat: cli.Heartbeat, status: Callable[[str], None], share: Share | None = None,
 ) -> int:
-    """Track ``sequences`` one by one or ``--batch`` together, print the summary table."""
+    """Track ``sequences`` (this process's ``share`` of them) one by one or ``--batch`` together,
+    print the summary table."""
     result = run_folder(
         tracker, sequences, out_dir, info=info, slots=args.batch or 1, max_frames=args.max_frames,
         save_video=args.save_video, save_strip=args.save_strip,
         files=FileOptions(save_scores=args.save_scores), protocol=args.protocol,
-        progress=args.progress, log=heartbeat.say, status=status,
+        progress=args.progress, log=heartbeat.say, status=status, share=share,
     )
     print(format_table(result.results, result.overall), end="")
     print(format_overall(result.overall))
+    if share is not None and not share.cluster.coordinator:
+        print(f"process {share.cluster.process}: tracked {len(result.results)} of {len(sequences)} "
+              "sequences; process 0 writes the summary")
+        return cli.EXIT_INTERRUPTED if result.interrupted else cli.EXIT_OK
     print("wrote: " + ", ".join(str(path) for path in result.outputs.values()) + " (and per sequence)")
     if result.interrupted:
         message = f"interrupted; the summary in {out_dir} covers the finished sequences"
@@ -509,4 +535,4 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         return _run(args, tracker_config(args))
 
-    return cli.run(body, (DataError, WeightsError, SyntheticDataError, OSError))
+    return cli.run(body, (DataError, WeightsError, SyntheticDataError, OSError, ProcessFailed))

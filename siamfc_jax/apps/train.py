@@ -97,18 +97,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, list[str]]:
         "--show-config", action="store_true", help="print the resulting config as JSON and exit"
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
-    parser.add_argument(
-        "--distributed",
-        action="store_true",
-        help="multi-host: jax.distributed.initialize() (auto-detected, or the 3 flags below)",
-    )
-    parser.add_argument("--coordinator", help="host:port of process 0 (with --distributed)")
-    parser.add_argument(
-        "--num-processes", type=cli.positive_integer, help="number of processes (with --distributed)"
-    )
-    parser.add_argument(
-        "--process-id", type=cli.non_negative_integer, help="this process's index (with --distributed)"
-    )
+    cli.add_distributed_flags(parser)
     parser.add_argument(
         "--collective-timeout",
         type=cli.positive_integer,

@@ -57,6 +57,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from siamfc_jax.evaluation.distributed import Share
 from siamfc_jax.evaluation.metrics import SUCCESS_THRESHOLDS, protocol_scores
 from siamfc_jax.evaluation.outputs import (
     GOT10K_DIR,
@@ -91,10 +92,7 @@ from siamfc_jax.sequences.sequence import Sequence
 from siamfc_jax.tracker import BatchTracker, Tracker, TrackerSpec
 from siamfc_jax.tracker.device import HyperParams, hyper_params
 from siamfc_jax.tracker.loop import FrameResult, Job, JobResult, track_jobs
-from siamfc_jax.visualize import (
-    save_figure,
-    success_figure,
-)
+from siamfc_jax.visualize import save_figure, success_figure
 
 Status = Callable[[str], None]
 Warn = Callable[[str], None]
@@ -418,6 +416,15 @@ def run_targets(
     return results
 
 
+def _check_folder(sequences: list[Sequence], max_frames: int | None) -> None:
+    """Check a folder's sequences before anything is tracked (their warnings come when tracking)."""
+    for sequence in sequences:
+        if sequence.name in (SUMMARY_NAME, GOT10K_DIR):
+            message = f"a sequence named {sequence.name!r} would overwrite the summary"
+            raise DataError(f"{sequence.source}: {message}")
+        validate_for_tracking(sequence, max_frames=max_frames)
+
+
 def run_folder(
     tracker: Tracker,
     sequences: Iterable[Sequence],
@@ -434,6 +441,7 @@ def run_folder(
     log: Callable[[str], None] = tqdm.write,
     warn: Warn = print_warning,
     status: Status | None = None,
+    share: Share | None = None,
 ) -> FolderResult:
     """Track every sequence, writing per-sequence files and a summary into ``out_dir``.
 
@@ -451,6 +459,7 @@ def run_folder(
       progress: tqdm bars; None shows them when stderr is a terminal.
       log: receives one line per finished sequence (:func:`format_result`).
       warn, status: as for :func:`track_sequence`.
+      share: track only this process's share and let process 0 write the merged summary.
 
     Raises:
       DataError: a sequence cannot be tracked, or is named like the summary files.
@@ -459,44 +468,40 @@ def run_folder(
     sequences = list(sequences)
     if slots > 1 and (save_video or save_strip):
         raise ValueError("save_video and save_strip need slots 1")
-    for sequence in sequences:
-        if sequence.name in (SUMMARY_NAME, GOT10K_DIR):
-            raise DataError(
-                f"{sequence.source}: a sequence named {sequence.name!r} would overwrite the summary"
-            )
-        validate_for_tracking(sequence, max_frames=max_frames)  # its warnings come when tracking
+    _check_folder(sequences, max_frames)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     files = files or FileOptions()
     files = dataclasses.replace(files, got10k=files.got10k or protocol == "got10k")
     finished: dict[int, SequenceResult] = {}
     interrupted, enabled = False, progress_enabled(progress)
+    chosen = list(range(len(sequences)) if share is None else share.indices)
     if slots > 1:
         info = {**info, "batch": min(slots, len(sequences))}
-        jobs = [SequenceJob(sequence, hyper_params(tracker.config)) for sequence in sequences]
+        jobs = [SequenceJob(sequences[index], hyper_params(tracker.config)) for index in chosen]
         try:
             for done in track_sequences(
                 tracker.variables, tracker.spec, jobs, slots=slots, max_frames=max_frames, progress=enabled
             ):
-                sequence = sequences[done.index]
+                sequence = sequences[chosen[done.index]]
                 result = write_sequence_files(done.result, done.confidence, sequence, out_dir, info, files)
-                finished[done.index] = result
+                finished[chosen[done.index]] = result
                 log(format_result(result))
         except KeyboardInterrupt:
             interrupted = True
     else:
-        with tqdm(total=len(sequences), desc="sequences", unit="seq", disable=not enabled) as bar:
-            for index, sequence in enumerate(sequences):
+        with tqdm(total=len(chosen), desc="sequences", unit="seq", disable=not enabled) as bar:
+            for index in chosen:
                 finished[index] = run_sequence(
-                    tracker, sequence, out_dir, info=info, max_frames=max_frames, save_video=save_video,
-                    save_strip=save_strip, files=files, progress=enabled, warn=warn, status=status,
+                    tracker, sequences[index], out_dir, info=info, max_frames=max_frames, files=files,
+                    save_video=save_video, save_strip=save_strip, progress=enabled, warn=warn, status=status,
                 )
                 log(format_result(finished[index]))
                 bar.update()
                 if finished[index].interrupted:
                     interrupted = True
                     break
-    return _write_summary(sequences, finished, out_dir, info, protocol, interrupted, log)
+    return _write_summary(sequences, finished, out_dir, info, protocol, interrupted, log, share)
 
 
 def _write_summary(
@@ -507,8 +512,12 @@ def _write_summary(
     protocol: str | None,
     interrupted: bool,
     log: Callable[[str], None],
+    share: Share | None = None,
 ) -> FolderResult:
     """Write ``summary.json``, ``summary.md`` and ``summary_success.png`` of the finished sequences."""
+    if share is not None:
+        return share.finish(finished, interrupted, lambda merged, stopped: _write_summary(
+            sequences, merged, out_dir, info, protocol, stopped, log))
     results = [finished[index] for index in sorted(finished)]
     overall = summarize(results)
     outputs = {"json": out_dir / f"{SUMMARY_NAME}.json", "table": out_dir / f"{SUMMARY_NAME}.md"}

@@ -10,6 +10,9 @@ Examples::
     python -m siamfc_jax.tune --seq vot-workspace/sequences --out tune-vot/ --protocol vot \\
         --grid window_influence=0.15,0.176,0.25
     python -m siamfc_jax.tune --checkpoints runs/v1-synthetic --seq data/val --out sweep/
+    # on each of N hosts, I = 0 .. N-1 (process 0 writes the outputs; see docs/evaluation.md)
+    python -m siamfc_jax.tune --seq data/OTB --out tune/ --grid scale_lr=0.45,0.59 --distributed \\
+        --coordinator HOST0:1234 --num-processes N --process-id I
 
 Exit status as every siamfc_jax tool (:mod:`siamfc_jax.cli`): 0 done, 2 bad arguments, 1 bad data
 or weights, 130 interrupted (what was finished is written; the same command continues).
@@ -18,12 +21,14 @@ or weights, 130 interrupted (what was finished is written; the same command cont
 from __future__ import annotations
 
 import dataclasses
+import functools
 from pathlib import Path
 
 import jax
 
 from siamfc_jax import cli
 from siamfc_jax.config import ConfigError, TrackerConfig
+from siamfc_jax.evaluation.distributed import Cluster, ProcessFailed, reporting_failures
 from siamfc_jax.evaluation.validation import is_sequence_root, validate_for_tracking
 from siamfc_jax.evaluation.vot_runs import vot_groundtruth
 from siamfc_jax.plans import CONV_IMPL_CHOICES, Workload, named_plan
@@ -31,7 +36,9 @@ from siamfc_jax.runtime import describe_devices
 from siamfc_jax.sequences.datasets import SequenceFolder
 from siamfc_jax.sequences.frames import DataError
 from siamfc_jax.sequences.readers import open_sequence
+from siamfc_jax.tune.cluster import connect
 from siamfc_jax.tune.config_file import ConfigFileError, read_config_file
+from siamfc_jax.tune.distributed import run_distributed_search
 from siamfc_jax.tune.search import (
     BEST_NAME,
     TABLE_NAME,
@@ -115,6 +122,10 @@ def build_parser() -> cli.ArgumentParser:
         "(vot2018 interval) where a sequence is longer than 100 frames, else by accuracy with "
         "fewer failures breaking ties (default: success AUC)",
     )
+    cli.add_distributed_flags(parser.add_argument_group(
+        "several processes or hosts (a search; each process tracks a share of the runs, process 0 "
+        "writes the outputs)"
+    ))
     return parser
 
 
@@ -134,28 +145,32 @@ def _base_config(path: str | None) -> TrackerConfig:
         raise cli.UsageError(f"argument --config: {error}") from None
 
 
-def _run(args) -> int:
-    print(describe_devices(), flush=True)
-    base = _base_config(args.config)
-    if args.checkpoints is not None:
-        if args.grid or args.random or args.range or args.weights or args.protocol:
-            raise cli.UsageError(
-                "argument --checkpoints: takes no --grid, --random, --range, --weights or --protocol"
-            )
-        sequences = _sequences(args.seq)
-        rows, interrupted = run_sweep(
-            args.checkpoints,
-            sequences,
-            args.out,
-            config=base,
-            slots=args.batch,
-            max_frames=args.max_frames,
-            progress=args.progress,
+def _sweep(args, base: TrackerConfig) -> int:
+    """``--checkpoints``: score every checkpoint of a training run."""
+    if args.distributed:
+        raise cli.UsageError("argument --distributed: a search only, not --checkpoints")
+    if args.grid or args.random or args.range or args.weights or args.protocol:
+        raise cli.UsageError(
+            "argument --checkpoints: takes no --grid, --random, --range, --weights or --protocol"
         )
-        print(f"wrote {args.out}/{SWEEP_NAME}.json, .md and .png ({len(rows)} checkpoints)")
-        return (
-            cli.fail("interrupted; rerun to continue", cli.EXIT_INTERRUPTED) if interrupted else cli.EXIT_OK
-        )
+    sequences = _sequences(args.seq)
+    rows, interrupted = run_sweep(
+        args.checkpoints,
+        sequences,
+        args.out,
+        config=base,
+        slots=args.batch,
+        max_frames=args.max_frames,
+        progress=args.progress,
+    )
+    print(f"wrote {args.out}/{SWEEP_NAME}.json, .md and .png ({len(rows)} checkpoints)")
+    return (
+        cli.fail("interrupted; rerun to continue", cli.EXIT_INTERRUPTED) if interrupted else cli.EXIT_OK
+    )
+
+
+def _candidates(args) -> list[dict]:
+    """The candidates of ``--grid`` or ``--random`` with ``--range``."""
     try:
         if args.grid and args.random:
             raise cli.UsageError("argument --random: give either --grid or --random with --range")
@@ -173,6 +188,17 @@ def _run(args) -> int:
             )
     except SearchError as error:
         raise cli.UsageError(str(error)) from None
+    return candidates
+
+
+def _run(args, cluster: Cluster | None = None) -> int:
+    print(describe_devices(), flush=True)
+    base = _base_config(args.config)
+    if args.checkpoints is not None:
+        return _sweep(args, base)
+    candidates = _candidates(args)
+    if cluster is not None and args.protocol is not None:
+        raise cli.UsageError("argument --distributed: a search by success AUC only, not --protocol vot")
     weights = args.weights or str(default_weights_path())
     sequences = _sequences(args.seq)
     if args.protocol == VOT:
@@ -181,8 +207,12 @@ def _run(args) -> int:
     variables, model_config = load_variables(weights)
     settings = search_settings(weights, sequences, base, args.max_frames, args.protocol)
     plan = named_plan(args.conv_impl, model_config, Workload.tracking(base))
+    if cluster is None:
+        search = functools.partial(run_search, protocol=args.protocol)
+    else:
+        search = functools.partial(run_distributed_search, cluster)
     try:
-        _, best, interrupted = run_search(
+        _, best, interrupted = search(
             jax.device_put(variables),
             model_config,
             base,
@@ -194,10 +224,12 @@ def _run(args) -> int:
             max_frames=args.max_frames,
             progress=args.progress,
             plan=plan,
-            protocol=args.protocol,
         )
     except SearchError as error:
         raise cli.UsageError(str(error)) from None
+    if cluster is not None and not cluster.coordinator:
+        print(f"process {cluster.process}: done; process 0 writes {args.out}/{TABLE_NAME}")
+        return cli.EXIT_INTERRUPTED if interrupted else cli.EXIT_OK
     print(Path(args.out, TABLE_NAME).read_text(), end="")
     if best is not None:
         changed = {
@@ -219,9 +251,12 @@ def main(argv: list[str] | None = None) -> int:
 
     def body() -> int:
         args = build_parser().parse_args(argv)
+        cli.check_distributed_flags(args)
+        cluster = connect(args.coordinator, args.num_processes, args.process_id) if args.distributed else None
         try:
-            return _run(args)
+            with reporting_failures(cluster):
+                return _run(args, cluster)
         except ConfigError as error:
             raise cli.UsageError(f"argument {cli.flag(error.field)}: {error}") from None
 
-    return cli.run(body, (DataError, WeightsError, SearchError, OSError))
+    return cli.run(body, (DataError, WeightsError, SearchError, OSError, ProcessFailed))
