@@ -13,10 +13,11 @@ from siamfc_jax.plans import Workload, machine_plan
 from siamfc_jax.runtime import setup_process
 
 # As the command-line tools set a process up: the platform (the CPU where JAX's CUDA plugin is
-# installed but no GPU is present), the compilation cache (a second run of the suite compiles
+# installed but no GPU is present), XLA:CPU's libraries (so that the plans measured and the
+# arithmetic run are the tools'), the compilation cache (a second run of the suite compiles
 # little), FFmpeg's messages for the decoders. Not the restart on mimalloc, which would replace
-# pytest's process, nor the XLA flags, which the tests of the flags set in processes of their own.
-setup_process(allocator=False, xla_cpu_libraries=False)
+# pytest's process.
+setup_process(allocator=False)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_ROOT = REPO_ROOT.parent / "shared"
