@@ -127,7 +127,7 @@ def test_pth_problems_name_the_file(tmp_path):
 
 
 def test_output_suffix_decides_the_format(tmp_path, capsys):
-    # issue 13: "convert a.pth b.pth" wrote msgpack into b.pth, which torch.load could not read.
+    # "convert a.pth b.pth" must write a .pth that torch.load reads, not msgpack under that name.
     net = TorchNet("v1")
     randomize(net, seed=5)
     source = tmp_path / "a.pth"

@@ -1,6 +1,6 @@
 """The package installs like one: a wheel built from a clean checkout of HEAD installs into a fresh
 virtualenv and, from outside the repository, its console scripts track the demo and convert the
-packaged weights (issue 13).
+packaged weights.
 
 Fast and offline: the wheel is built with the current environment's setuptools
 (``--no-build-isolation``) and installed without dependencies (``--no-deps --no-index``); the fresh

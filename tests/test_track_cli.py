@@ -285,7 +285,7 @@ def test_output_files(runs):
         [float(np.mean(iou(boxes, truth) > t)) for t in np.linspace(0, 1, 21)], abs=1e-12
     )
     assert record["weights"].endswith("siamfc_original_v1.pth") and record["config"]["response_sz"] == 17
-    # The device as printed, without repeating the "device:" label (issue 13).
+    # The device as printed, without repeating the "device:" label.
     assert f"device: {record['device']}" == process.stdout.splitlines()[0]
     assert not record["device"].startswith("device") and record["warnings"] == []
     assert printed_auc(process.stdout) == f"{record['auc']:.3f}"
@@ -608,7 +608,7 @@ def test_real_process_fails_in_one_line(bad_inputs):
 
 
 # ---------------------------------------------------------------------------------------------
-# issue 13: no lost or silently wrong results (in-process, with stand-in trackers)
+# No lost or silently wrong results (in-process, with stand-in trackers)
 
 
 class UnusedTracker(StillTracker):
@@ -633,8 +633,8 @@ def _files(folder: Path) -> dict[str, bytes]:
 def test_out_with_an_earlier_run_is_refused_and_overwrite_replaces_it_whole(
     bad_inputs, still, capfd, monkeypatch
 ):
-    # issue 13 #1: a second run into the same --out silently overwrote the first and left its
-    # longer video beside the new boxes.
+    # A second run into the same --out must not overwrite the first, nor leave its longer video
+    # beside the new boxes.
     out = bad_inputs.root / "out"
     assert still("--seq", bad_inputs.otb, "--out", out, "--save-video") == 0
     first = _files(out)
@@ -674,7 +674,7 @@ def locked_dir(tmp_path):
 def test_unwritable_out_is_refused_before_tracking_naming_it(
     bad_inputs, locked_dir, still, capfd, monkeypatch
 ):
-    # issue 13 #2: the error came after tracking the whole sequence and named a hidden temporary.
+    # The error comes before anything is tracked and names the folder, not a hidden temporary.
     use_still_trackers(monkeypatch, UnusedTracker)
     assert still("--seq", bad_inputs.otb, "--out", locked_dir) == 1
     lines = capfd.readouterr().err.splitlines()
@@ -690,7 +690,7 @@ def test_unwritable_out_is_refused_before_tracking_naming_it(
 
 
 def test_truncated_jpeg_mid_sequence_is_a_warning_naming_the_frame(bad_inputs, still, capfd):
-    # issue 13 #4: libjpeg's "Premature end of JPEG file" was the only sign, naming no file.
+    # libjpeg's own "Premature end of JPEG file" names no file: the warning must.
     noisy = np.random.default_rng(0).integers(0, 256, (48, 64, 3), dtype=np.uint8)
     damaged = bad_inputs.otb / "img" / "0002.jpg"
     assert cv2.imwrite(str(damaged), noisy)

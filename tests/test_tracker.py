@@ -332,8 +332,8 @@ def test_user_errors_are_clear(weights: tuple) -> None:
 
 
 def test_empty_image_implausible_box_and_resized_frames_are_refused(weights: tuple) -> None:
-    # issue 13: a 0x0x3 image used to raise a JAX gather TypeError; a 100000-pixel box on a small
-    # frame was accepted and ran away.
+    # An empty image would reach a JAX gather with no pixels; a 100000-pixel box on a small frame
+    # would be a target the tracker cannot keep (a box given for another resolution).
     tracker = Tracker(weights)
     with pytest.raises(ValueError, match=r"image is empty: shape \(0, 0, 3\)"):
         tracker.init(np.zeros((0, 0, 3), np.uint8), [1, 1, 5, 5])

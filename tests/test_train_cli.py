@@ -1,4 +1,4 @@
-"""train.py's checks and messages that need no training (issue 13): the workdir before any work,
+"""train.py's checks and messages that need no training: the workdir before any work,
 the layouts an empty dataset folder should have, the settings that differ; the heartbeat, the
 throughput's clock and the decay of an extended run; and Ctrl-C in every phase of a real run.
 
@@ -34,7 +34,7 @@ def run_cli(*arguments: object) -> int:
 
 
 def test_workdir_that_is_a_file_is_refused_before_any_work(tmp_path, capfd, monkeypatch):
-    # issue 13: it failed only after 51 s of data generation.
+    # Refused before any data is generated (which takes about a minute), not after.
     def no_training(*args, **kwargs):
         raise AssertionError("training started")
 
@@ -49,7 +49,7 @@ def test_workdir_that_is_a_file_is_refused_before_any_work(tmp_path, capfd, monk
 
 
 def test_empty_dataset_folder_names_the_expected_layout(tmp_path, capfd):
-    # issue 13: it printed a Python name (…tfds_builder.MANUAL_DOWNLOAD_INSTRUCTIONS).
+    # The message names the layout the folder should have, not a Python name.
     empty = tmp_path / "empty"
     empty.mkdir()
     arguments = ["--data", f"folder:{empty}", "--data-dir", tmp_path / "tfds", "--workdir", tmp_path / "w"]

@@ -214,7 +214,7 @@ def test_train_cli_ci_schedule_exports_weights_that_pytorch_runs_identically(tmp
     result = subprocess.run(cli_command(tmp), cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "epoch 1/1: loss" in result.stdout and "val peak error" in result.stdout
-    # issue 13: no absl WARNING dumping the config, no TFDS "Downloading and preparing" (the
+    # No absl WARNING dumping the config, no TFDS "Downloading and preparing" (the
     # heartbeat lines for output that is no terminal: tests/test_track_cli.py, timing-free).
     for noise in ("Using custom data configuration", "Downloading and preparing", "WARNING:absl"):
         assert noise not in result.stdout + result.stderr, noise
@@ -237,8 +237,8 @@ def test_train_cli_ci_schedule_exports_weights_that_pytorch_runs_identically(tmp
 
 
 def test_cli_rerun_of_a_finished_run_says_so_and_other_settings_are_named(tmp):
-    # issue 13: a rerun said "resuming … (epoch 3, step 0 of 2)" and exported the weights again;
-    # "different settings (optim)" named neither the setting nor the values.
+    # A rerun of a finished run must say so, not resume at "epoch 3, step 0 of 2" and export the
+    # weights again; other settings are named with both values.
     workdir = tmp / "cli"
     if not (workdir / "final.msgpack").exists():
         subprocess.run(cli_command(tmp), cwd=REPO_ROOT, capture_output=True, timeout=600, check=True)

@@ -119,7 +119,7 @@ def test_annotated_video_read_back(tmp_path):
         assert not path.exists()  # appears only when the block ends
     assert writer.frames_written == count
 
-    # Browser-playable (issue 13): H.264 in yuv420p, read by OpenCV's own FFmpeg as "avc1"/"h264".
+    # Browser-playable: H.264 in yuv420p, read by OpenCV's own FFmpeg as "avc1"/"h264".
     capture = cv2.VideoCapture(str(path))
     fourcc = int(capture.get(cv2.CAP_PROP_FOURCC)).to_bytes(4, "little").decode().lower()
     assert fourcc in ("avc1", "h264"), fourcc
