@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from siamfc_jax import cli
-from siamfc_jax.config import CONV_IMPLS, TRACKER_PRECISIONS, ConfigError, TrackerConfig
+from siamfc_jax.config import COMPUTE_DTYPES, CONV_IMPLS, TRACKER_PRECISIONS, ConfigError, TrackerConfig
 from siamfc_jax.evaluation.metrics import PROTOCOLS
 from siamfc_jax.evaluation.outputs import FileOptions, claim_outputs, target_name
 from siamfc_jax.evaluation.reports import format_overall, format_result, format_table, run_info
@@ -90,6 +90,8 @@ _FIELD_HELP = {
     "precision": f"matmul/convolution precision on the device: {_alternatives(TRACKER_PRECISIONS)}",
     "conv_impl": "convolution formulation: auto (on CPU the fastest measured per layer, on GPUs "
     f"lax_per_group, lax elsewhere), {_alternatives(CONV_IMPLS[1:])}",
+    "compute_dtype": f"the backbone's compute type: {_alternatives(COMPUTE_DTYPES)} (weights, "
+    "features and boxes stay float32)",
 }
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser; every :class:`TrackerConfig` field has a flag (``--scale-step`` …)."""

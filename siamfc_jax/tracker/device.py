@@ -136,6 +136,11 @@ class TrackerSpec:
         """The convolution formulation of the network's layers (:mod:`siamfc_jax.ops.conv`)."""
         return self.config.conv_impl
 
+    @property
+    def compute_dtype(self) -> jnp.dtype:
+        """The backbone's compute type (``config.compute_dtype``); the weights stay float32."""
+        return jnp.dtype(self.config.compute_dtype)
+
 
 def tracker_spec(config: TrackerConfig, model_config: ModelConfig) -> TrackerSpec:
     """The :class:`TrackerSpec` of ``config`` on the network of ``model_config``.
@@ -169,10 +174,22 @@ def embed(variables: dict, images: jax.Array, spec: TrackerSpec) -> jax.Array:
 
     The tracker reaches the network only through this function and :func:`prepare_variables`, so
     the backbone's formulation can change in :mod:`siamfc_jax.models` without touching the
-    tracking logic.
+    tracking logic. The backbone computes in ``spec.compute_dtype``; the features are returned in
+    float32 whatever it is, so that the tracking state, the correlation and the box arithmetic
+    after it keep float32's resolution.
     """
-    model = SiamFC(spec.model_config, precision=spec.config.precision, conv_impl=spec.conv_impl)
-    return model.apply(variables, images, method=SiamFC.embed)
+    model = _network(spec)
+    return model.apply(variables, images, method=SiamFC.embed).astype(jnp.float32)
+
+
+def _network(spec: TrackerSpec) -> SiamFC:
+    """The inference network of ``spec``: its precision, formulation and compute type."""
+    return SiamFC(
+        spec.model_config,
+        precision=spec.config.precision,
+        dtype=spec.compute_dtype,
+        conv_impl=spec.conv_impl,
+    )
 
 
 @functools.cache
@@ -274,8 +291,7 @@ def prepare_variables(variables: dict, spec: TrackerSpec) -> dict:
     """
     config = spec.config
     searches = jnp.zeros((config.scale_num, config.instance_sz, config.instance_sz, 3), jnp.float32)
-    model = SiamFC(spec.model_config, precision=config.precision, conv_impl=spec.conv_impl)
-    _, prepared = model.apply(variables, searches, method=SiamFC.embed, mutable=[PREPARED])
+    _, prepared = _network(spec).apply(variables, searches, method=SiamFC.embed, mutable=[PREPARED])
     return {**variables, PREPARED: prepared.get(PREPARED, {})}
 
 

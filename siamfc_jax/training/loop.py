@@ -286,7 +286,13 @@ def _close(run: _Run) -> None:
 def _make_train_step(config: TrainConfig, optimizer, mesh: Mesh) -> Callable:
     """The run's compiled-on-first-call train step."""
     return make_train_step(
-        config.model, config.loss, optimizer, mesh, config.pairs.exemplar_sz, config.pairs.search_sz
+        config.model,
+        config.loss,
+        optimizer,
+        mesh,
+        config.pairs.exemplar_sz,
+        config.pairs.search_sz,
+        dtype=config.compute_dtype,
     )
 
 
