@@ -110,15 +110,15 @@ def main(argv: list[str] | None = None) -> int:
     chosen = set(args.sets.split(","))
     if not chosen or not chosen <= {"validation", "shared"}:
         parser.error(f"--sets {args.sets}: expected validation, shared or both")
-    sets = {}
-    if "validation" in chosen:
-        sets["validation (12)"] = list(SequenceFolder(VALIDATION))
-    if "shared" in chosen:
-        sets["Crossing + bag"] = [open_sequence(SHARED / "data" / "sequences" / n) for n in SHARED_SEQUENCES]
     if args.sequences is not None and args.sequences < 1:
         parser.error(f"--sequences {args.sequences}: expected at least 1")
-    if args.sequences is not None:
-        sets = {name: group[: args.sequences] for name, group in sets.items()}
+    sets = {}
+    if "validation" in chosen:
+        validation = list(SequenceFolder(VALIDATION))[: args.sequences]
+        sets[f"validation ({len(validation)})"] = validation
+    if "shared" in chosen:
+        shared = [open_sequence(SHARED / "data" / "sequences" / n) for n in SHARED_SEQUENCES]
+        sets["Crossing + bag"] = shared[: args.sequences]
     config = TrackerConfig(compute_dtype=args.compute_dtype)
     print(f"compute dtype: {args.compute_dtype}")
     results = {}
