@@ -35,9 +35,9 @@ Scaled down (tests/test_got10k_scale.py: 8 training sequences of 40 frames, 2 va
     python train.py --config got10k --data got10k:DIR --optim.epochs 1 --optim.batch-size 4 \
         --pairs.exemplar-sz 87 --pairs.instance-sz 119 --val-sequences 1
 
-Wall time of the scaled-down run on a 2-core CPU shared with other jobs: rendering 1.6 s, start-up
-2.3 s, curation 1.5 s, training 33 s (compiling the train step and the tracker, 2 steps,
-validation, export), about 40 s in all.
+Wall time of the scaled-down run on a 2-core CPU: rendering 1.6–2.0 s, start-up 2.3 s, curation
+1.5 s, training 16 s (compiling the train step and the tracker, 2 steps, validation, export; 33 s
+while other jobs kept the machine at a load of about 12): 20–40 s in all.
 
 Expected AUC: not measured for our own training. siamfc-pytorch's model trained this way scores
 0.7710 success AUC on OTB Crossing and 0.6431 on VOT bag, in siamfc-pytorch and in siamfc_jax alike
