@@ -4,6 +4,7 @@ shared sequences.
 Usage::
 
     python -m benchmarks.weights_accuracy WEIGHTS [WEIGHTS ...] [--sets SETS] [--json FILE]
+        [--compute-dtype bfloat16] [--sequences N]
 
 ``WEIGHTS`` are weights files (``.pth`` or ours), ``packaged`` (the weights that ship with
 siamfc_jax), ``original`` (the original SiamFC net in ``../shared/siamfc/weights``) or
@@ -16,7 +17,8 @@ first box, with siamfc-pytorch's default tracker settings. Frames whose ground t
 ``--sets shared`` tracks only the two shared sequences (a one-minute check). Prints a line per
 sequence as it finishes, one row per weights file and set (mean success AUC and mean precision at
 20 px over the set's sequences), then the per-sequence AUC; ``--json`` also writes every figure
-(rewritten after each weights file).
+(rewritten after each weights file). ``--compute-dtype bfloat16`` tracks with the backbone in
+bfloat16 (``TrackerConfig.compute_dtype``); ``--sequences N`` keeps the first N sequences of each set.
 About 10 minutes per weights file on an idle 2-core CPU (3,462 frames).
 """
 
@@ -30,7 +32,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from siamfc_jax.config import ModelConfig
+from siamfc_jax.config import COMPUTE_DTYPES, ModelConfig, TrackerConfig
 from siamfc_jax.evaluation.tracking import track_sequence
 from siamfc_jax.files import write_text_atomic
 from siamfc_jax.models import init_variables
@@ -45,20 +47,22 @@ SHARED_SEQUENCES = ("Crossing", "bag")
 ORIGINAL = SHARED / "weights" / "siamfc_original_v1.pth"
 
 
-def _tracker(weights: str) -> Tracker:
+def _tracker(weights: str, config: TrackerConfig) -> Tracker:
     if weights == "untrained":
-        return Tracker((init_variables(ModelConfig(), jax.random.key(0)), ModelConfig()))
+        return Tracker((init_variables(ModelConfig(), jax.random.key(0)), ModelConfig()), config)
     if weights == "packaged":
-        return Tracker()
+        return Tracker(None, config)
     if weights == "original":
-        return Tracker(str(ORIGINAL))
-    return Tracker(weights)
+        return Tracker(str(ORIGINAL), config)
+    return Tracker(weights, config)
 
 
-def evaluate_weights(weights: str, sets: dict[str, list]) -> dict[str, dict[str, dict[str, float]]]:
+def evaluate_weights(
+    weights: str, sets: dict[str, list], config: TrackerConfig = TrackerConfig()
+) -> dict[str, dict[str, dict[str, float]]]:
     """``{set: {sequence: {"auc": …, "precision": …}}}`` of tracking every sequence with ``weights``
-    (a line per sequence on stderr as it finishes)."""
-    tracker = _tracker(weights)
+    and the tracker settings ``config`` (a line per sequence on stderr as it finishes)."""
+    tracker = _tracker(weights, config)
     figures: dict[str, dict[str, dict[str, float]]] = {}
     for set_name, sequences in sets.items():
         figures[set_name] = {}
@@ -81,6 +85,15 @@ def main(argv: list[str] | None = None) -> int:
         help="comma-separated: validation (the 12 sequences), shared (Crossing and bag)",
     )
     parser.add_argument("--json", type=Path, help="also write every figure to this JSON file")
+    parser.add_argument(
+        "--compute-dtype",
+        choices=COMPUTE_DTYPES,
+        default="float32",
+        help="the backbone's compute type while tracking (default float32)",
+    )
+    parser.add_argument(
+        "--sequences", type=int, default=None, help="track only the first N (>= 1) sequences of each set"
+    )
     args = parser.parse_args(argv)
     for weights in args.weights:
         if weights not in ("packaged", "original", "untrained") and not Path(weights).is_file():
@@ -96,15 +109,21 @@ def main(argv: list[str] | None = None) -> int:
     chosen = set(args.sets.split(","))
     if not chosen or not chosen <= {"validation", "shared"}:
         parser.error(f"--sets {args.sets}: expected validation, shared or both")
+    if args.sequences is not None and args.sequences < 1:
+        parser.error(f"--sequences {args.sequences}: expected at least 1")
     sets = {}
     if "validation" in chosen:
-        sets["validation (12)"] = list(SequenceFolder(VALIDATION))
+        validation = list(SequenceFolder(VALIDATION))[: args.sequences]
+        sets[f"validation ({len(validation)})"] = validation
     if "shared" in chosen:
-        sets["Crossing + bag"] = [open_sequence(SHARED / "data" / "sequences" / n) for n in SHARED_SEQUENCES]
+        shared = [open_sequence(SHARED / "data" / "sequences" / n) for n in SHARED_SEQUENCES]
+        sets["Crossing + bag"] = shared[: args.sequences]
+    config = TrackerConfig(compute_dtype=args.compute_dtype)
+    print(f"compute dtype: {args.compute_dtype}")
     results = {}
     print(f"{'weights':48s} {'set':16s} {'AUC':>6s} {'prec.':>6s}")
     for weights in args.weights:
-        results[weights] = evaluate_weights(weights, sets)
+        results[weights] = evaluate_weights(weights, sets, config)
         for set_name, per_sequence in results[weights].items():
             aucs = [f["auc"] for f in per_sequence.values()]
             precisions = [f["precision"] for f in per_sequence.values()]

@@ -16,6 +16,8 @@ from typing import Any
 BACKBONES = ("v1", "v2", "v3")
 # The tracker's matmul/convolution precisions (JAX's names; TrackerConfig.precision).
 TRACKER_PRECISIONS = ("highest", "high", "default")
+# The network's compute types (TrackerConfig and TrainConfig.compute_dtype); parameters stay float32.
+COMPUTE_DTYPES = ("float32", "bfloat16")
 # Names of the synthetic worlds (their settings: siamfc_jax.synthetic.config.WORLDS).
 SYNTHETIC_WORLDS = ("basic", "rich")
 
@@ -31,6 +33,10 @@ class ConfigError(ValueError):
 def _check(condition: bool, field: str, requirement: str, value: object) -> None:
     if not condition:
         raise ConfigError(field, f"{field} must be {requirement}, got {value!r}")
+
+
+def _check_compute_dtype(value: str) -> None:
+    _check(value in COMPUTE_DTYPES, "compute_dtype", " or ".join(COMPUTE_DTYPES), value)
 
 
 @dataclass(frozen=True)
@@ -98,6 +104,9 @@ class TrackerConfig(CropConfig):
     keeps the boxes equal to siamfc-pytorch's; ``"default"`` lets the GPU use TF32. How the
     convolutions are computed is not a setting but a :class:`siamfc_jax.ops.plan.ConvPlan` given to
     the tracker beside its config.
+    ``compute_dtype`` is the backbone's compute type (:data:`COMPUTE_DTYPES`): ``"bfloat16"`` halves
+    the bytes the convolutions move at a small cost in accuracy (docs/performance.md); the weights,
+    the features the correlation reads and everything after it stay float32.
     """
 
     scale_num: int = 3
@@ -109,6 +118,7 @@ class TrackerConfig(CropConfig):
     response_up: int = 16
     total_stride: int | None = None
     precision: str = "highest"
+    compute_dtype: str = "float32"
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -137,6 +147,7 @@ class TrackerConfig(CropConfig):
             ", ".join(TRACKER_PRECISIONS),
             self.precision,
         )
+        _check_compute_dtype(self.compute_dtype)
 
     @property
     def upscale_sz(self) -> int:
@@ -246,7 +257,8 @@ class TrainConfig:
     ``synthetic_sequences`` sizes its training set. ``val_sequences`` validation sequences are tracked
     at the end of every epoch: those of ``val_data`` (``folder:DIR``, real annotated sequences never
     trained on) when it is set, else the training data's own (synthetic ones, or GOT-10k ``val``); 0
-    disables it.
+    disables it. ``compute_dtype`` is the network's compute type in the train step
+    (:data:`COMPUTE_DTYPES`; parameters, optimiser state and BatchNorm statistics stay float32).
     """
 
     model: ModelConfig = ModelConfig()
@@ -265,8 +277,10 @@ class TrainConfig:
     save_every_steps: int = 0
     keep_checkpoints: int = 3
     log_every_steps: int = 10
+    compute_dtype: str = "float32"
 
     def __post_init__(self) -> None:
+        _check_compute_dtype(self.compute_dtype)
         for name in ("seed", "workers", "save_every_steps", "val_sequences"):
             _check(getattr(self, name) >= 0, name, "an integer >= 0", getattr(self, name))
         for name in ("keep_checkpoints", "log_every_steps"):

@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from siamfc_jax import cli
-from siamfc_jax.config import TRACKER_PRECISIONS, ConfigError, TrackerConfig
+from siamfc_jax.config import COMPUTE_DTYPES, TRACKER_PRECISIONS, ConfigError, TrackerConfig
 from siamfc_jax.evaluation.distributed import Cluster, ProcessFailed, Share, reporting_failures
 from siamfc_jax.evaluation.metrics import PROTOCOLS
 from siamfc_jax.evaluation.outputs import FileOptions, claim_outputs, target_name
@@ -91,6 +91,8 @@ _FIELD_HELP = {
     "response_up": "upsampling factor of the response map",
     "total_stride": "network stride in pixels (default: the network's, 8 for AlexNetV1)",
     "precision": f"matmul/convolution precision on the device: {_alternatives(TRACKER_PRECISIONS)}",
+    "compute_dtype": f"the backbone's compute type: {_alternatives(COMPUTE_DTYPES)} (weights, "
+    "features and boxes stay float32)",
 }
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser; every :class:`TrackerConfig` field has a flag (``--scale-step`` …)."""

@@ -78,6 +78,8 @@ _FIELD_HELP = {
     "save_every_steps": "extra checkpoints every N steps (0: per epoch only)",
     "keep_checkpoints": "checkpoints kept",
     "log_every_steps": "steps between TensorBoard scalars",
+    "compute_dtype": "the network's compute type in the train step: float32 or bfloat16 (parameters "
+    "stay float32)",
 }
 
 

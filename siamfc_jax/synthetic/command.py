@@ -23,12 +23,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.add_argument(
             "--world", choices=tuple(WORLDS), default="basic", help="which synthetic world (default basic)"
         )
-        parser.add_argument("--num-sequences", type=cli.positive_integer, default=defaults.num_sequences)
+        parser.add_argument(
+            "--num-sequences",
+            type=cli.positive_integer,
+            default=defaults.num_sequences,
+            help="sequences in the subset (default %(default)s; GOT-10k's train has 9335, its val 180)",
+        )
         parser.add_argument(
             "--frames",
             type=cli.positive_integer,
             default=defaults.frames_per_sequence,
-            help="frames per sequence",
+            help="frames per sequence (default %(default)s; GOT-10k's train averages about 150)",
         )
         parser.add_argument("--seed", type=cli.non_negative_integer, default=defaults.seed)
         parser.add_argument("--subset", default="train", help="GOT-10k subset folder (train, val, test)")

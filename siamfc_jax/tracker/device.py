@@ -134,6 +134,11 @@ class TrackerSpec:
     model_config: ModelConfig
     plan: ConvPlan
 
+    @property
+    def compute_dtype(self) -> jnp.dtype:
+        """The backbone's compute type (``config.compute_dtype``); the weights stay float32."""
+        return jnp.dtype(self.config.compute_dtype)
+
 
 def tracker_spec(
     config: TrackerConfig, model_config: ModelConfig, plan: ConvPlan | None = None
@@ -170,10 +175,22 @@ def embed(variables: dict, images: jax.Array, spec: TrackerSpec) -> jax.Array:
 
     The tracker reaches the network only through this function and :func:`prepare_variables`, so
     the backbone's formulation can change in :mod:`siamfc_jax.models` without touching the
-    tracking logic.
+    tracking logic. The backbone computes in ``spec.compute_dtype``; the features are returned in
+    float32 whatever it is, so that the tracking state, the correlation and the box arithmetic
+    after it keep float32's resolution.
     """
-    model = SiamFC(spec.model_config, precision=spec.config.precision, plan=spec.plan)
-    return model.apply(variables, images, method=SiamFC.embed)
+    model = _network(spec)
+    return model.apply(variables, images, method=SiamFC.embed).astype(jnp.float32)
+
+
+def _network(spec: TrackerSpec) -> SiamFC:
+    """The inference network of ``spec``: its precision, plan and compute type."""
+    return SiamFC(
+        spec.model_config,
+        precision=spec.config.precision,
+        dtype=spec.compute_dtype,
+        plan=spec.plan,
+    )
 
 
 @functools.cache
@@ -275,8 +292,7 @@ def prepare_variables(variables: dict, spec: TrackerSpec) -> dict:
     """
     config = spec.config
     searches = jnp.zeros((config.scale_num, config.instance_sz, config.instance_sz, 3), jnp.float32)
-    model = SiamFC(spec.model_config, precision=config.precision, plan=spec.plan)
-    _, prepared = model.apply(variables, searches, method=SiamFC.embed, mutable=[PREPARED])
+    _, prepared = _network(spec).apply(variables, searches, method=SiamFC.embed, mutable=[PREPARED])
     return {**variables, PREPARED: prepared.get(PREPARED, {})}
 
 

@@ -290,7 +290,9 @@ def _make_train_step(config: TrainConfig, optimizer, mesh: Mesh, log: Log) -> Ca
     sizes = config.pairs.exemplar_sz, config.pairs.search_sz
     workload = Workload.training(config.optim.batch_size // mesh.size, *sizes)
     plan = shared_machine_plan(config.model, workload, log)
-    return make_train_step(config.model, config.loss, optimizer, mesh, *sizes, plan=plan)
+    return make_train_step(
+        config.model, config.loss, optimizer, mesh, *sizes, dtype=config.compute_dtype, plan=plan
+    )
 
 
 def _initial_state(
