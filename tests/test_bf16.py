@@ -103,7 +103,9 @@ def _two_step_losses(dtype: str, batch: dict[str, np.ndarray]) -> tuple[list[flo
     optimizer = make_optimizer(OptimConfig(), 10)
     state = create_train_state(model_config, optimizer, jax.random.key(0))
     plan = ConvPlan.uniform("lax")
-    step = make_train_step(model_config, LossConfig(), optimizer, mesh, 87, 103, dtype=jnp.dtype(dtype), plan=plan)
+    step = make_train_step(
+        model_config, LossConfig(), optimizer, mesh, 87, 103, dtype=jnp.dtype(dtype), plan=plan
+    )
     losses = []
     for _ in range(2):
         state, metrics = step(state, shard_batch(batch, mesh))
