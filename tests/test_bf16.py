@@ -54,7 +54,7 @@ def test_flags_reach_the_train_step_and_the_tracker_network():
     parser, paths = train_app.build_parser()
     config = train_app.build_config(parser.parse_args(["--compute-dtype", "bfloat16"]), paths)
     optimizer = make_optimizer(config.optim, 1)
-    step = loop._make_train_step(config, optimizer, data_mesh())
+    step = loop._make_train_step(config, optimizer, data_mesh(), print)
     assert step.keywords["spec"].dtype == jnp.bfloat16
 
     args = track_app.build_parser().parse_args(["--compute-dtype", "bfloat16"])
