@@ -10,9 +10,10 @@ the short flags of earlier releases (``--backbone``, ``--epochs``, ``--batch-siz
 world (:mod:`configs.synthetic`), ``--data got10k:DIR`` with siamfc-pytorch's recipe. See README.md
 for multi-GPU and multi-host use. Running the same command again resumes from the newest checkpoint
 (or says that the run is finished; a larger ``--optim.epochs`` extends a finished run, its learning
-rate decaying on at the same rate). The workdir is checked before any work; when stderr is not a
-terminal, a plain progress line (``... epoch 2/6, step 40 of 300 (95 s)``) is printed on it at least
-every 10 s. Ctrl-C stops after the current step with a checkpoint (at once while the data is
+rate decaying on at the same rate). The workdir is checked before any work and held by the run
+until it ends: a second run on it is refused (exit 1) naming the first's pid and host. When stderr
+is not a terminal, a plain progress line (``... epoch 2/6, step 40 of 300 (95 s)``) is printed on it
+at least every 10 s. Ctrl-C stops after the current step with a checkpoint (at once while the data is
 prepared or the network validated) and exits with 130; a second Ctrl-C aborts without saving.
 Installed: ``siamfc-train``.
 """
@@ -20,6 +21,7 @@ Installed: ``siamfc-train``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import os
@@ -28,7 +30,7 @@ import sys
 import configs
 from siamfc_jax import cli
 from siamfc_jax.config import ConfigError, TrainConfig
-from siamfc_jax.io import check_writable_dir
+from siamfc_jax.io import LockHeld, check_writable_dir, hold_folder
 from siamfc_jax.runtime import (
     choose_xla_cpu_libraries,
     enable_compilation_cache,
@@ -180,10 +182,12 @@ def main(argv: list[str] | None = None) -> int:
             )
         quiet = args.no_progress or not sys.stderr.isatty()
         try:
-            with cli.Heartbeat(enabled=quiet) as beat:
+            with contextlib.ExitStack() as hold, cli.Heartbeat(enabled=quiet) as beat:
+                if not args.distributed or jax.process_index() == 0:  # one run's processes share it
+                    hold.enter_context(hold_folder(config.workdir, "argument --workdir: ", "--workdir"))
                 result = train(config, progress=not args.no_progress, log=beat.say, status=beat.set_status)
-        except (KeyboardInterrupt, ProcessLost) as error:
-            lost = isinstance(error, ProcessLost)
+        except (KeyboardInterrupt, ProcessLost, LockHeld) as error:
+            lost = not isinstance(error, KeyboardInterrupt)
             status = cli.EXIT_INPUT if lost else cli.EXIT_INTERRUPTED
             cli.fail(str(error) if lost else "aborted without saving", status)
             if args.distributed:

@@ -8,12 +8,16 @@ Examples::
         --range window_influence=0.1:0.4 --range scale_penalty=0.95:1
     python -m siamfc_jax.tune --checkpoints runs/v1-synthetic --seq data/val --out sweep/
 
+``--out`` is held by the run until it ends: a second search or sweep into the same folder is
+refused (exit 1) naming the first's pid and host, so two runs never mix their results.
+
 Exit status as every siamfc_jax tool (:mod:`siamfc_jax.cli`): 0 done, 2 bad arguments, 1 bad data
 or weights, 130 interrupted (what was finished is written; the same command continues).
 """
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import sys
 from pathlib import Path
@@ -23,6 +27,7 @@ import jax
 from siamfc_jax import cli
 from siamfc_jax.config import ConfigError, TrackerConfig
 from siamfc_jax.evaluation.validation import is_sequence_root, validate_for_tracking
+from siamfc_jax.io import hold_folder
 from siamfc_jax.runtime import (
     choose_xla_cpu_libraries,
     describe_devices,
@@ -56,9 +61,19 @@ def build_parser() -> cli.ArgumentParser:
         description="Search tracker hyper-parameters, or score every checkpoint of a training run.",
     )
     parser.add_argument(
-        "--seq", required=True, metavar="ROOT", help="a folder of sequence folders (or one sequence)"
+        "--seq",
+        required=True,
+        type=cli.non_empty_path,
+        metavar="ROOT",
+        help="a folder of sequence folders (or one sequence)",
     )
-    parser.add_argument("--out", required=True, metavar="DIR", help="output folder (a rerun continues in it)")
+    parser.add_argument(
+        "--out",
+        required=True,
+        type=cli.non_empty_path,
+        metavar="DIR",
+        help="output folder (a rerun continues in it; one run at a time)",
+    )
     parser.add_argument(
         "--weights", metavar="FILE", help="weights to search with (default: the packaged weights)"
     )
@@ -120,27 +135,40 @@ def _base_config(path: str | None) -> TrackerConfig:
         raise cli.UsageError(f"argument --config: {error}") from None
 
 
-def _run(args) -> int:
+def _run(args: argparse.Namespace) -> int:
     enable_compilation_cache()
     print(describe_devices(), flush=True)
     base = _base_config(args.config)
     if args.checkpoints is not None:
         if args.grid or args.random or args.range or args.weights:
             raise cli.UsageError("argument --checkpoints: takes no --grid, --random, --range or --weights")
-        sequences = _sequences(args.seq)
-        rows, interrupted = run_sweep(
-            args.checkpoints,
-            sequences,
-            args.out,
-            config=base,
-            slots=args.batch,
-            max_frames=args.max_frames,
-            progress=args.progress,
-        )
-        print(f"wrote {args.out}/{SWEEP_NAME}.json, .md and .png ({len(rows)} checkpoints)")
-        return (
-            cli.fail("interrupted; rerun to continue", cli.EXIT_INTERRUPTED) if interrupted else cli.EXIT_OK
-        )
+        with hold_folder(args.out, "argument --out: ", "--out"):
+            return _sweep(args, base)
+    candidates = _candidates(args)
+    with hold_folder(args.out, "argument --out: ", "--out"):
+        return _search(args, base, candidates)
+
+
+def _sweep(args: argparse.Namespace, base: TrackerConfig) -> int:
+    """Score every checkpoint of ``--checkpoints`` (the folder is held)."""
+    sequences = _sequences(args.seq)
+    rows, interrupted = run_sweep(
+        args.checkpoints,
+        sequences,
+        args.out,
+        config=base,
+        slots=args.batch,
+        max_frames=args.max_frames,
+        progress=args.progress,
+    )
+    print(f"wrote {args.out}/{SWEEP_NAME}.json, .md and .png ({len(rows)} checkpoints)")
+    return (
+        cli.fail("interrupted; rerun to continue", cli.EXIT_INTERRUPTED) if interrupted else cli.EXIT_OK
+    )
+
+
+def _candidates(args: argparse.Namespace) -> list:
+    """The candidates of ``--grid`` or ``--random`` with ``--range``; usage errors name the flag."""
     try:
         if args.grid and args.random:
             raise cli.UsageError("argument --random: give either --grid or --random with --range")
@@ -158,6 +186,11 @@ def _run(args) -> int:
             )
     except SearchError as error:
         raise cli.UsageError(str(error)) from None
+    return candidates
+
+
+def _search(args: argparse.Namespace, base: TrackerConfig, candidates: list) -> int:
+    """Track every candidate over ``--seq`` and write the table and the best config (the folder is held)."""
     weights = args.weights or str(default_weights_path())
     sequences = _sequences(args.seq)
     variables, model_config = load_variables(weights)
