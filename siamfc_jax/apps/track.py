@@ -14,7 +14,11 @@ chooses another folder), so only the first run at a frame size waits for compila
 
 ``--out`` is checked before anything is tracked: it must be a folder that can be written, and a
 folder holding files of an earlier run of the same sequences is refused unless ``--overwrite``
-(which removes those files first), so results are never silently replaced or mixed. Several
+(which removes those files first), so results are never silently replaced or mixed, and is held
+by the run until it ends: a second run into the same folder is refused, naming the first's pid and
+host (:func:`siamfc_jax.io.hold_folder`). ``--resume`` continues an interrupted folder run: the
+sequences it finished are kept (refused when it used other weights, tracker settings or
+``--max-frames``), the others tracked, and the summary covers them all. Several
 ``--box`` (or ``--boxes FILE``) track several targets together through a
 :class:`~siamfc_jax.tracker.BatchTracker`, one box file and JSON per target.
 
@@ -27,6 +31,7 @@ not a terminal (no progress bars), a plain progress line is printed at least eve
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import sys
 from collections.abc import Callable
@@ -37,7 +42,7 @@ import numpy as np
 from siamfc_jax import cli
 from siamfc_jax.config import CONV_IMPLS, TRACKER_PRECISIONS, ConfigError, TrackerConfig
 from siamfc_jax.evaluation.metrics import PROTOCOLS
-from siamfc_jax.evaluation.outputs import FileOptions, claim_outputs, target_name
+from siamfc_jax.evaluation.outputs import FileOptions, claim_outputs, finished_results, target_name
 from siamfc_jax.evaluation.reports import format_overall, format_result, format_table, run_info
 from siamfc_jax.evaluation.scoring import SUMMARY_NAME
 from siamfc_jax.evaluation.tracking import (
@@ -47,6 +52,7 @@ from siamfc_jax.evaluation.tracking import (
     run_targets,
 )
 from siamfc_jax.evaluation.validation import check_target_boxes, is_sequence_root, validate_for_tracking
+from siamfc_jax.io import hold_folder
 from siamfc_jax.live import display_problem, format_live_result, is_live_source, run_live, source_name
 from siamfc_jax.runtime import (
     choose_xla_cpu_libraries,
@@ -134,7 +140,8 @@ def _add_input_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="X,Y,W,H",
         help=(
             "initial box in frame 1 (1-indexed pixels); replaces the first ground-truth box. "
-            "Repeat it to track several targets together (one output file per target)"
+            "Repeat it to track several targets together (one output file per target). A box "
+            "starting with '-' needs '=': --box=-5,4,50,60"
         ),
     )
     parser.add_argument(
@@ -156,6 +163,12 @@ def _add_output_arguments(parser: argparse.ArgumentParser) -> None:
         "--overwrite",
         action="store_true",
         help="replace the files of an earlier run of the same sequences in --out (default: refuse)",
+    )
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="folder of sequences: keep the sequences an interrupted run finished in --out, track the "
+        "rest and summarize all (refused if that run used other weights or settings)",
     )
     parser.add_argument(
         "--max-frames",
@@ -297,9 +310,13 @@ def _run(args: argparse.Namespace, config: TrackerConfig) -> int:
         args.seq is None or args.save_video or args.save_strip
     ):
         raise cli.UsageError("argument --batch/--save-scores/--protocol: need --seq, no video or strip")
+    if args.resume and (args.overwrite or args.seq is None or not is_sequence_root(args.seq)):
+        raise cli.UsageError("argument --resume: needs --seq with a folder of sequences, no --overwrite")
     boxes = initial_boxes(args)
-    with cli.Heartbeat(enabled=not progress_enabled(args.progress), interval=HEARTBEAT_SECONDS) as heartbeat:
-        return _track(args, config, boxes, heartbeat)
+    beat = cli.Heartbeat(enabled=not progress_enabled(args.progress), interval=HEARTBEAT_SECONDS)
+    # hold keeps --out this run's (hold_folder) until the run ends, whichever way it ends.
+    with contextlib.ExitStack() as hold, beat as heartbeat:
+        return _track(args, config, boxes, heartbeat, hold)
 
 
 def _open_input(
@@ -340,14 +357,32 @@ def _load_tracker(weights: object, config: TrackerConfig, targets: int) -> Track
         raise cli.UsageError(f"argument {cli.flag(error.field)}: {error}") from None
 
 
-def _track(args: argparse.Namespace, config: TrackerConfig, boxes: list, heartbeat: cli.Heartbeat) -> int:
+def _claim(
+    args: argparse.Namespace, sequences: list[Sequence], folder: bool, info: dict, hold: contextlib.ExitStack
+) -> tuple[Path, dict]:
+    """Take ``--out`` for this run (held until ``hold`` closes) and claim it; with ``--resume``,
+    the results kept from the earlier run (index -> result)."""
+    what = "argument --out: "
+    out_dir = hold.enter_context(hold_folder(args.out, what, "--out"))
+    kept = finished_results(out_dir, sequences, info, args.max_frames) if args.resume else {}
+    names = [sequence.name for index, sequence in enumerate(sequences) if index not in kept]
+    claim_outputs(
+        out_dir, names, overwrite=args.overwrite or args.resume, summary=folder, what=what, resume_hint=folder
+    )
+    return out_dir, kept
+
+
+def _track(
+    args: argparse.Namespace, config: TrackerConfig, boxes: list, heartbeat: cli.Heartbeat,
+    hold: contextlib.ExitStack,
+) -> int:
     enable_compilation_cache()  # before anything compiles: JAX decides on the cache once
     device = describe_devices()
     heartbeat.say(device)
     heartbeat.say(describe_allocator())
     weights = args.weights or default_weights_path()
     if args.seq is not None and is_live_source(args.seq):
-        return _run_live(args, config, boxes, weights, device)
+        return _run_live(args, config, boxes, weights, device, hold)
     if args.show:
         raise cli.UsageError("argument --show: only for live input (a camera index or a stream URL)")
     sequences, save_video, save_strip = _open_input(args, boxes, heartbeat)
@@ -358,16 +393,16 @@ def _track(args: argparse.Namespace, config: TrackerConfig, boxes: list, heartbe
     names = [sequence.name for sequence in sequences]
     if folder and SUMMARY_NAME in names:
         raise DataError(f"{args.seq}: a sequence named {SUMMARY_NAME!r} would overwrite the summary")
-    out_dir = claim_outputs(
-        args.out, names, overwrite=args.overwrite, summary=folder, what="argument --out: "
-    )
     info = run_info(tracker, str(weights), device)
+    out_dir, kept = _claim(args, sequences, folder, info, hold)
+    if kept:
+        heartbeat.say(f"resuming: {len(kept)} of {len(sequences)} sequences finished earlier, kept")
 
     def status(line: str) -> None:
         heartbeat.status = line
 
     if folder or args.batch is not None or args.save_scores or args.protocol is not None:
-        return _track_folder(args, tracker, sequences, out_dir, info, heartbeat, status)
+        return _track_folder(args, tracker, sequences, out_dir, info, heartbeat, status, kept)
     options = {"info": info, "max_frames": args.max_frames, "save_video": save_video,
                "save_strip": save_strip, "progress": args.progress, "status": status}
     if len(boxes) > 1:
@@ -388,14 +423,15 @@ def _track(args: argparse.Namespace, config: TrackerConfig, boxes: list, heartbe
 
 def _track_folder(
     args: argparse.Namespace, tracker: Tracker, sequences: list[Sequence], out_dir: Path, info: dict,
-    heartbeat: cli.Heartbeat, status: Callable[[str], None],
+    heartbeat: cli.Heartbeat, status: Callable[[str], None], kept: dict,
 ) -> int:
-    """Track ``sequences`` one by one or ``--batch`` together, print the summary table."""
+    """Track ``sequences`` (but those ``kept`` from an earlier run) one by one or ``--batch``
+    together, print the summary table."""
     result = run_folder(
         tracker, sequences, out_dir, info=info, slots=args.batch or 1, max_frames=args.max_frames,
         save_video=args.save_video, save_strip=args.save_strip,
         files=FileOptions(save_scores=args.save_scores), protocol=args.protocol,
-        progress=args.progress, log=heartbeat.say, status=status,
+        progress=args.progress, log=heartbeat.say, status=status, kept=kept,
     )
     print(format_table(result.results, result.overall), end="")
     print(format_overall(result.overall))
@@ -419,7 +455,8 @@ def _report_targets(results: list, sequence: Sequence, out_dir: Path, heartbeat:
 
 
 def _run_live(
-    args: argparse.Namespace, config: TrackerConfig, boxes: list, weights: object, device: str
+    args: argparse.Namespace, config: TrackerConfig, boxes: list, weights: object, device: str,
+    hold: contextlib.ExitStack,
 ) -> int:
     """Live input (camera or stream, :mod:`siamfc_jax.live`): track until it ends or the user stops."""
     if len(boxes) > 1:
@@ -432,9 +469,8 @@ def _run_live(
         tracker = Tracker(weights, config)
     except ConfigError as error:
         raise cli.UsageError(f"argument {cli.flag(error.field)}: {error}") from None
-    out_dir = claim_outputs(
-        args.out, [source_name(args.seq)], overwrite=args.overwrite, what="argument --out: "
-    )
+    out_dir = hold.enter_context(hold_folder(args.out, "argument --out: ", "--out"))
+    claim_outputs(out_dir, [source_name(args.seq)], overwrite=args.overwrite, what="argument --out: ")
     result = run_live(
         tracker,
         args.seq,

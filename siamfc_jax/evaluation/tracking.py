@@ -434,6 +434,7 @@ def run_folder(
     log: Callable[[str], None] = tqdm.write,
     warn: Warn = print_warning,
     status: Status | None = None,
+    kept: Mapping[int, SequenceResult] | None = None,
 ) -> FolderResult:
     """Track every sequence, writing per-sequence files and a summary into ``out_dir``.
 
@@ -451,6 +452,8 @@ def run_folder(
       progress: tqdm bars; None shows them when stderr is a terminal.
       log: receives one line per finished sequence (:func:`format_result`).
       warn, status: as for :func:`track_sequence`.
+      kept: results of sequences an earlier run finished (index -> result, e.g. from
+        :func:`~siamfc_jax.evaluation.outputs.finished_results`): not tracked again, summarized.
 
     Raises:
       DataError: a sequence cannot be tracked, or is named like the summary files.
@@ -469,27 +472,29 @@ def run_folder(
     out_dir.mkdir(parents=True, exist_ok=True)
     files = files or FileOptions()
     files = dataclasses.replace(files, got10k=files.got10k or protocol == "got10k")
-    finished: dict[int, SequenceResult] = {}
+    finished: dict[int, SequenceResult] = dict(kept or {})
+    todo = [index for index in range(len(sequences)) if index not in finished]
     interrupted, enabled = False, progress_enabled(progress)
     if slots > 1:
         info = {**info, "batch": min(slots, len(sequences))}
-        jobs = [SequenceJob(sequence, hyper_params(tracker.config)) for sequence in sequences]
+        jobs = [SequenceJob(sequences[index], hyper_params(tracker.config)) for index in todo]
         try:
             for done in track_sequences(
                 tracker.variables, tracker.spec, jobs, slots=slots, max_frames=max_frames, progress=enabled
             ):
-                sequence = sequences[done.index]
-                result = write_sequence_files(done.result, done.confidence, sequence, out_dir, info, files)
-                finished[done.index] = result
+                index = todo[done.index]
+                finished[index] = result = write_sequence_files(
+                    done.result, done.confidence, sequences[index], out_dir, info, files
+                )
                 log(format_result(result))
         except KeyboardInterrupt:
             interrupted = True
     else:
-        with tqdm(total=len(sequences), desc="sequences", unit="seq", disable=not enabled) as bar:
-            for index, sequence in enumerate(sequences):
+        with tqdm(total=len(todo), desc="sequences", unit="seq", disable=not enabled) as bar:
+            for index in todo:
                 finished[index] = run_sequence(
-                    tracker, sequence, out_dir, info=info, max_frames=max_frames, save_video=save_video,
-                    save_strip=save_strip, files=files, progress=enabled, warn=warn, status=status,
+                    tracker, sequences[index], out_dir, info=info, max_frames=max_frames, files=files,
+                    save_video=save_video, save_strip=save_strip, progress=enabled, warn=warn, status=status,
                 )
                 log(format_result(finished[index]))
                 bar.update()
