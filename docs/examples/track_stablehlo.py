@@ -6,8 +6,16 @@ Needs JAX, OpenCV and NumPy only (not siamfc_jax). Prints one 1-indexed ``x,y,w,
 """
 
 import glob
+import os
 import sys
 from pathlib import Path
+
+# JAX's CUDA plugin, installed without an NVIDIA driver, fails loudly while looking for a GPU: ask
+# for the CPU then, before JAX starts (as siamfc_jax's tools do). JAX_PLATFORMS, if set, decides.
+if not os.environ.get("JAX_PLATFORMS") and not any(
+    os.path.exists(marker) for marker in ("/proc/driver/nvidia/version", "/dev/nvidiactl")
+):
+    os.environ["JAX_PLATFORMS"] = "cpu"
 
 import cv2
 import jax
