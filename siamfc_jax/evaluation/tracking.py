@@ -444,16 +444,14 @@ def run_folder(
     Either way the summary covers the finished ones and ``interrupted`` is True.
 
     Args:
-      tracker, info, max_frames, save_video, save_strip, files: as for :func:`run_sequence`.
+      tracker, out_dir, info, max_frames, save_video, save_strip, files: as for :func:`run_sequence`.
       sequences: the sequences (e.g. a :class:`~siamfc_jax.sequences.datasets.SequenceFolder`).
-      out_dir: output folder.
       slots: how many sequences move together.
       protocol: also report this benchmark's figures (:data:`~siamfc_jax.evaluation.metrics.PROTOCOLS`).
       progress: tqdm bars; None shows them when stderr is a terminal.
       log: receives one line per finished sequence (:func:`format_result`).
       warn, status: as for :func:`track_sequence`.
-      kept: results of sequences an earlier run finished (index -> result, e.g. from
-        :func:`~siamfc_jax.evaluation.outputs.finished_results`): not tracked again, summarized.
+      kept: results an earlier run finished (index -> result): not tracked again, summarized.
 
     Raises:
       DataError: a sequence cannot be tracked, or is named like the summary files.
@@ -472,9 +470,8 @@ def run_folder(
     out_dir.mkdir(parents=True, exist_ok=True)
     files = files or FileOptions()
     files = dataclasses.replace(files, got10k=files.got10k or protocol == "got10k")
-    finished: dict[int, SequenceResult] = dict(kept or {})
+    finished, interrupted, enabled = dict(kept or {}), False, progress_enabled(progress)
     todo = [index for index in range(len(sequences)) if index not in finished]
-    interrupted, enabled = False, progress_enabled(progress)
     if slots > 1:
         info = {**info, "batch": min(slots, len(sequences))}
         jobs = [SequenceJob(sequences[index], hyper_params(tracker.config)) for index in todo]
@@ -482,10 +479,9 @@ def run_folder(
             for done in track_sequences(
                 tracker.variables, tracker.spec, jobs, slots=slots, max_frames=max_frames, progress=enabled
             ):
-                index = todo[done.index]
-                finished[index] = result = write_sequence_files(
-                    done.result, done.confidence, sequences[index], out_dir, info, files
-                )
+                sequence = sequences[index := todo[done.index]]
+                result = write_sequence_files(done.result, done.confidence, sequence, out_dir, info, files)
+                finished[index] = result
                 log(format_result(result))
         except KeyboardInterrupt:
             interrupted = True
