@@ -30,6 +30,7 @@ from typing import TextIO
 # (tests/test_architecture.py checks the code, docs/ARCHITECTURE.md and README.md against it).
 COMMAND_MODULES = (
     "siamfc_jax.apps.track",  # track.py, siamfc-track
+    "siamfc_jax.apps.track_arguments",  # track.py's arguments
     "siamfc_jax.apps.train",  # train.py, siamfc-train
     "siamfc_jax.convert",  # python -m siamfc_jax.convert, siamfc-convert
     "siamfc_jax.export.command",  # python -m siamfc_jax.export

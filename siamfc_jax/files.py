@@ -9,6 +9,7 @@ import contextlib
 import fcntl
 import os
 import secrets
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -100,3 +101,70 @@ def exclusive_lock(path: str | os.PathLike) -> Iterator[None]:
             yield
         finally:
             fcntl.lockf(handle, fcntl.LOCK_UN)
+
+
+LOCK_NAME = ".siamfc_jax.lock"
+
+
+class LockHeld(OutputError):
+    """A folder another run holds (:func:`hold_folder`); the message names the holder."""
+
+
+def _holder(handle: int) -> str:
+    """What the holder wrote into the lock file (``pid 12 on host a``), or a word saying it is unknown."""
+    try:
+        text = os.pread(handle, 200, 0).decode("utf-8", "replace").strip()
+    except OSError:
+        text = ""
+    return text or "holder not known yet"
+
+
+@contextlib.contextmanager
+def hold_folder(directory: str | os.PathLike, what: str = "", flag: str = "") -> Iterator[Path]:
+    """Make ``directory`` this process's alone while the block runs, or refuse at once.
+
+    Creates and checks the folder (:func:`check_writable_dir`), then takes a non-blocking POSIX
+    record lock (``fcntl.lockf``, as :func:`exclusive_lock`) on ``<directory>/.siamfc_jax.lock``
+    and writes ``pid N on host H`` into it. A folder another process holds is refused, not waited
+    for: two runs writing one folder would mix their results. The operating system drops the lock
+    when its process ends however it ends, so a killed run never blocks the next one (its lock
+    file stays behind, empty of meaning); a run that ends normally removes the file.
+
+    Args:
+      what: how the user named the folder, put before messages (``"argument --out: "``).
+      flag: the option that names another folder (``--out``), suggested in the refusal.
+
+    Raises:
+      LockHeld: another process holds the folder (the message names its pid and host).
+      OutputError: the folder cannot be created or written.
+    """
+    folder = check_writable_dir(directory, what)
+    path = folder / LOCK_NAME
+    while True:
+        handle = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.lockf(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = _holder(handle)
+            os.close(handle)
+            other = f", or choose another {flag}" if flag else ""
+            raise LockHeld(
+                f"{what}{folder} is in use by another run ({holder}); wait for it to end{other}"
+            ) from None
+        # The previous holder removes the file before letting go: a lock on a removed file holds
+        # nothing, so take the one at the path again.
+        try:
+            same = os.fstat(handle).st_ino == os.stat(path).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(handle)
+    try:
+        os.ftruncate(handle, 0)
+        os.pwrite(handle, f"pid {os.getpid()} on host {socket.gethostname()}\n".encode(), 0)
+        yield folder
+    finally:
+        with contextlib.suppress(OSError):
+            path.unlink()
+        os.close(handle)

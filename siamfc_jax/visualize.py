@@ -280,8 +280,9 @@ def success_figure(
       thresholds: (T,) the overlap thresholds of the curves' rates, increasing (the evaluation's
         :data:`siamfc_jax.evaluation.metrics.SUCCESS_THRESHOLDS`).
       title: the axes title.
-      mean_label: when given, the curves are drawn thin and grey (labelled only if there are at
-        most 10) and their mean, the overall success curve of OTB, is drawn bold with this label.
+      mean_label: when given, the curves are drawn thin and their mean, the overall success curve
+        of OTB, bold with this label. Of more than 10 curves the 10 of lowest AUC are labelled (the
+        sequences to look at) and one legend line counts the others.
 
     Returns:
       A matplotlib ``Figure`` (not attached to pyplot); save it with :func:`save_figure`.
@@ -295,11 +296,18 @@ def success_figure(
         raise ValueError(f"curves of {stacked.shape[1]} rates for {thresholds.size} thresholds")
     figure = Figure(figsize=(6.0, 4.5), dpi=100)
     axes = figure.add_subplot()
-    label_each = mean_label is None or len(curves) <= _MAX_LABELLED_CURVES
-    for name, curve in zip(curves, stacked, strict=True):
+    aucs = stacked.mean(axis=1)
+    labelled = set(range(len(curves)))
+    if mean_label is not None and len(curves) > _MAX_LABELLED_CURVES:
+        # A legend of every sequence of a benchmark would hide the plot; the failures matter most.
+        labelled = set(np.argsort(aucs, kind="stable")[:_MAX_LABELLED_CURVES].tolist())
+    for index, (name, curve) in enumerate(zip(curves, stacked, strict=True)):
         style = {"linewidth": 2.0} if mean_label is None else {"linewidth": 0.8, "alpha": 0.6}
-        label = f"{name} [{np.mean(curve):.3f}]" if label_each else None
+        label = f"{name} [{aucs[index]:.3f}]" if index in labelled else None
         axes.plot(thresholds, curve, label=label, **style)
+    if len(labelled) < len(curves):
+        others = len(curves) - len(labelled)
+        axes.plot([], [], linewidth=0.8, alpha=0.6, color="grey", label=f"{others} more sequences")
     if mean_label is not None:
         mean = stacked.mean(axis=0)
         axes.plot(

@@ -53,9 +53,11 @@ def require(module: str):
         pytest.skip(message)
 
 
-def run_isolated(script: Path, *args: str) -> subprocess.CompletedProcess:
-    """Run ``script`` in a fresh interpreter whose path cannot reach siamfc_jax; fail on error."""
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+def run_isolated(script: Path, *args: str, path: str | None = None) -> subprocess.CompletedProcess:
+    """Run ``script`` in a fresh interpreter whose path cannot reach siamfc_jax (``path``: the
+    only ``PYTHONPATH``); fail on error."""
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "JAX_PLATFORMS")}
+    env.update({} if path is None else {"PYTHONPATH": path})
     code = (
         "import runpy, sys; sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], run_name='__main__'); "
         "assert 'siamfc_jax' not in sys.modules, 'the example imported siamfc_jax'"
@@ -197,6 +199,36 @@ def test_stablehlo_steps_track_like_tracker_in_a_fresh_process(
     mean_iou = iou(boxes, tracker_boxes).mean()
     print(f"StableHLO steps vs Tracker on Crossing: mean IoU {mean_iou:.6f}")
     assert boxes.shape == tracker_boxes.shape and mean_iou >= MIN_MEAN_IOU
+
+
+# A GPU plugin as JAX's CUDA plugin behaves on a machine without a GPU: its backend fails to start.
+_FAILING_PLUGIN = """
+from jax._src import xla_bridge
+
+
+def initialize():
+    def no_gpu():
+        raise RuntimeError("the stand-in GPU plugin found no GPU")
+
+    xla_bridge.register_backend_factory("standin_gpu", no_gpu, priority=600, fail_quietly=False)
+"""
+
+
+def test_stablehlo_example_takes_the_cpu_where_a_gpu_plugin_finds_no_gpu(
+    stablehlo_dir, crossing, frame_glob, tmp_path
+):
+    # It printed the CUDA plugin's traceback on the default install without a GPU.
+    if any(Path(marker).exists() for marker in ("/proc/driver/nvidia/version", "/dev/nvidiactl")):
+        pytest.skip("an NVIDIA driver is present: the example leaves the choice to JAX")
+    plugin = tmp_path / "jax_plugins" / "standin_gpu"
+    plugin.mkdir(parents=True)
+    (plugin / "__init__.py").write_text(_FAILING_PLUGIN)
+    script = REPO_ROOT / "docs" / "examples" / "track_stablehlo.py"
+    frames = frame_glob.replace("*.jpg", "000[12].jpg")
+    box = initial_box_argument(crossing)
+    process = run_isolated(script, str(stablehlo_dir), frames, box, path=str(tmp_path))
+    assert len(process.stdout.splitlines()) == 2
+    assert process.stderr == ""
 
 
 def test_stablehlo_manifest_documents_the_signature(stablehlo_dir):

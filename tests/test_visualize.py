@@ -167,6 +167,17 @@ def test_tracking_strip_layout():
         tracking_strip([big], np.zeros((2, 4)))
 
 
+def test_success_figure_of_many_sequences_labels_the_lowest_ones_and_counts_the_rest():
+    # Beyond 10 sequences (OTB-100) the per-sequence lines had no legend at all.
+    curves = {f"seq{index:02d}": np.full(21, (index * 7 % 25) / 25) for index in range(25)}
+    figure = success_figure(curves, mean_label="mean of 25 sequences")
+    labels = [text.get_text() for text in figure.axes[0].get_legend().get_texts()]
+    lowest = sorted(curves, key=lambda name: curves[name][0])[:10]
+    assert labels[:10] == [f"{name} [{curves[name][0]:.3f}]" for name in curves if name in lowest]
+    mean = np.mean(list(curves.values()))
+    assert labels[10:] == ["15 more sequences", f"mean of 25 sequences [{mean:.3f}]"]
+
+
 def test_success_figure_plots_the_curves_and_their_auc(tmp_path):
     first = np.clip(1.2 - SUCCESS_THRESHOLDS, 0, 1)
     second = np.where(SUCCESS_THRESHOLDS < 0.5, 1.0, 0.0)

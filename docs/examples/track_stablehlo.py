@@ -3,11 +3,26 @@
 Needs JAX, OpenCV and NumPy only (not siamfc_jax). Prints one 1-indexed ``x,y,w,h`` per frame:
 
     python docs/examples/track_stablehlo.py OUT 'Crossing/img/*.jpg' 205,151,17,50 > boxes.txt
+
+Without an NVIDIA driver it runs on the CPU (``JAX_PLATFORMS``, when set, chooses instead). The
+steps run the convolution formulation chosen at export: ``lax`` (``lax.conv_general_dilated``) by
+default, ``matmul`` with ``--conv-impl matmul``, the same one for every layer. On the CPU that is
+slower than ``track.py``, which picks the fastest formulation per layer: over Crossing (120 frames,
+2 shared CPU cores under load) this example ran at 0.8 fps with ``lax`` and 1.0 fps with ``matmul``,
+``python track.py --seq Crossing`` at 3.1 fps (docs/deployment.md).
 """
 
 import glob
+import os
 import sys
 from pathlib import Path
+
+# JAX's CUDA plugin, installed without an NVIDIA driver, fails loudly while looking for a GPU: ask
+# for the CPU then, before JAX starts (as siamfc_jax's tools do). JAX_PLATFORMS, if set, decides.
+if not os.environ.get("JAX_PLATFORMS") and not any(
+    os.path.exists(marker) for marker in ("/proc/driver/nvidia/version", "/dev/nvidiactl")
+):
+    os.environ["JAX_PLATFORMS"] = "cpu"
 
 import cv2
 import jax

@@ -14,7 +14,11 @@ chooses another folder), so only the first run at a frame size waits for compila
 
 ``--out`` is checked before anything is tracked: it must be a folder that can be written, and a
 folder holding files of an earlier run of the same sequences is refused unless ``--overwrite``
-(which removes those files first), so results are never silently replaced or mixed. Several
+(which removes those files first), so results are never silently replaced or mixed, and is held
+by the run until it ends: a second run into the same folder is refused, naming the first's pid and
+host (:func:`siamfc_jax.files.hold_folder`). ``--resume`` continues an interrupted folder run: the
+sequences it finished are kept (refused when it used other weights, tracker settings or
+``--max-frames``), the others tracked, and the summary covers them all. Several
 ``--box`` (or ``--boxes FILE``) track several targets together through a
 :class:`~siamfc_jax.tracker.BatchTracker`, one box file and JSON per target.
 
@@ -27,17 +31,17 @@ not a terminal (no progress bars), a plain progress line is printed at least eve
 from __future__ import annotations
 
 import argparse
-import dataclasses
+import contextlib
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 from siamfc_jax import cli
-from siamfc_jax.config import COMPUTE_DTYPES, TRACKER_PRECISIONS, ConfigError, TrackerConfig
+from siamfc_jax.apps.track_arguments import build_parser, initial_boxes, tracker_config
+from siamfc_jax.config import ConfigError, TrackerConfig
 from siamfc_jax.evaluation.distributed import Cluster, ProcessFailed, Share, reporting_failures
-from siamfc_jax.evaluation.metrics import PROTOCOLS
-from siamfc_jax.evaluation.outputs import FileOptions, claim_outputs, target_name
+from siamfc_jax.evaluation.outputs import FileOptions, claim_outputs, finished_results, target_name
 from siamfc_jax.evaluation.reports import format_overall, format_result, format_table, run_info
 from siamfc_jax.evaluation.scoring import SUMMARY_NAME, tracked_length
 from siamfc_jax.evaluation.tracking import (
@@ -50,14 +54,13 @@ from siamfc_jax.evaluation.validation import check_target_boxes, is_sequence_roo
 from siamfc_jax.evaluation.vot_runs import (
     DEFAULT_STACK,
     VOT_PROTOCOL,
-    VOT_STACKS,
     claim_vot_outputs,
     run_vot,
     vot_groundtruth,
 )
+from siamfc_jax.files import hold_folder
 from siamfc_jax.live import display_problem, format_live_result, is_live_source, run_live, source_name
-from siamfc_jax.ops.conv import FORMULATIONS
-from siamfc_jax.plans import CONV_IMPL_CHOICES, Log, Workload, named_plan
+from siamfc_jax.plans import Log, Workload, named_plan
 from siamfc_jax.runtime import describe_allocator, describe_devices
 from siamfc_jax.sequences.datasets import SequenceFolder
 from siamfc_jax.sequences.frames import DataError
@@ -67,248 +70,9 @@ from siamfc_jax.synthetic.config import SyntheticDataError
 from siamfc_jax.synthetic.demo import default_demo_dir, ensure_demo_sequence
 from siamfc_jax.tracker import BatchTracker, Tracker, fit_config
 from siamfc_jax.tune.cluster import connect
-from siamfc_jax.tune.config_file import ConfigFileError, read_config_file
 from siamfc_jax.weights import WeightsError, default_weights_path, load_variables
 
 HEARTBEAT_SECONDS = 10.0
-
-
-def _alternatives(names: tuple[str, ...]) -> str:
-    """``("a", "b", "c")`` -> ``"a, b or c"``, for help texts."""
-    return f"{', '.join(names[:-1])} or {names[-1]}"
-
-
-_FIELD_HELP = {
-    "exemplar_sz": "side in pixels of the exemplar crop",
-    "instance_sz": "side in pixels of the search crop",
-    "context": "context margin around the target, as a fraction of (w + h)",
-    "scale_num": "number of search scales (odd)",
-    "scale_step": "ratio between neighbouring search scales",
-    "scale_lr": "learning rate of the target size",
-    "scale_penalty": "response multiplier of the scales other than the middle one",
-    "window_influence": "weight of the cosine window in the response",
-    "response_sz": "side of the raw response map (default: the network's, 17 for AlexNetV1)",
-    "response_up": "upsampling factor of the response map",
-    "total_stride": "network stride in pixels (default: the network's, 8 for AlexNetV1)",
-    "precision": f"matmul/convolution precision on the device: {_alternatives(TRACKER_PRECISIONS)}",
-    "compute_dtype": f"the backbone's compute type: {_alternatives(COMPUTE_DTYPES)} (weights, "
-    "features and boxes stay float32)",
-}
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser; every :class:`TrackerConfig` field has a flag (``--scale-step`` …)."""
-    parser = cli.ArgumentParser(
-        prog=cli.program_name("python track.py"),
-        description=(
-            "Track an object with SiamFC and score it against the ground truth when there is one. "
-            "Without --seq: the synthetic demo."
-        ),
-        epilog=(
-            "Outputs in --out: <name>.txt (x,y,w,h per frame, 1-indexed), <name>.json (fps, scores, "
-            "config, warnings), <name>_success.png (with ground truth), <name>.mp4 (--save-video, "
-            "H.264), <name>_strip.png (--save-strip); several targets: <name>_target<k>.txt and "
-            ".json each; for a folder of sequences also summary.json, summary.md and "
-            "summary_success.png; with --protocol vot instead vot/siamfc_jax/baseline/<seq>/<seq>_001.txt "
-            "(vot-toolkit's results layout), vot_summary.json, vot_summary.md and vot_eao.png. "
-            "A box starting with '-' needs '=': --box=-3,4,50,60. "
-            "Exit status: 0 done, 1 bad data, weights or output, 2 bad arguments, 130 interrupted."
-        ),
-    )
-    _add_input_arguments(parser)
-    _add_output_arguments(parser)
-    _add_batch_arguments(parser)
-    _add_tracker_arguments(parser)
-    cli.add_distributed_flags(parser.add_argument_group(
-        "several processes or hosts (a folder of sequences; each process tracks a share, process 0 "
-        "writes the summary)"
-    ))
-    return parser
-
-
-def _add_input_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--seq``, ``--box``, ``--boxes``: what to track."""
-    parser.add_argument(
-        "--seq",
-        type=cli.non_empty_path,
-        metavar="PATH",
-        help=(
-            "OTB/GOT-10k/VOT/LaSOT sequence folder, folder of images, video file, quoted glob of "
-            "images, a folder of sequence folders (evaluated one by one), or live input: a camera "
-            "index (0) or a stream URL (rtsp://, http://, file://)"
-        ),
-    )
-    parser.add_argument(
-        "--box",
-        type=cli.parse_box,
-        action="append",
-        metavar="X,Y,W,H",
-        help=(
-            "initial box in frame 1 (1-indexed pixels); replaces the first ground-truth box. "
-            "Repeat it to track several targets together (one output file per target)"
-        ),
-    )
-    parser.add_argument(
-        "--boxes",
-        metavar="FILE",
-        help="initial boxes of several targets, one x,y,w,h per line (# starts a comment)",
-    )
-
-
-def _add_output_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--weights``, ``--out`` and what is written or shown."""
-    parser.add_argument(
-        "--weights",
-        metavar="FILE",
-        help="siamfc-pytorch .pth or siamfc_jax weights file (default: the packaged weights)",
-    )
-    parser.add_argument("--out", default="outputs", metavar="DIR", help="output folder (default: outputs)")
-    parser.add_argument(
-        "--overwrite",
-        action="store_true",
-        help="replace the files of an earlier run of the same sequences in --out (default: refuse)",
-    )
-    parser.add_argument(
-        "--max-frames",
-        type=cli.positive_integer,
-        metavar="N",
-        help="track (and score) only the first N frames of each sequence",
-    )
-    parser.add_argument("--save-video", action="store_true", help="write an annotated <name>.mp4")
-    parser.add_argument(
-        "--save-strip", action="store_true", help="write <name>_strip.png: 5 annotated frames in a row"
-    )
-    parser.add_argument(
-        "--show",
-        action="store_true",
-        help="live input: show the box and the fps in a window (Esc or q ends)",
-    )
-    parser.add_argument(
-        "--progress",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="progress bars on stderr (default: when stderr is a terminal)",
-    )
-    parser.add_argument(
-        "--demo-dir",
-        metavar="DIR",
-        help="where the demo sequence is generated and reused (default: the cache folder)",
-    )
-
-
-def _add_batch_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--batch``, ``--save-scores``, ``--protocol``: folder runs."""
-    batched = parser.add_argument_group(
-        "folder runs (siamfc_jax.evaluation.tracking; --batch: no --save-video / --save-strip)"
-    )
-    batched.add_argument(
-        "--batch", type=cli.positive_integer, metavar="K", help="track K sequences together"
-    )
-    batched.add_argument(
-        "--save-scores",
-        action="store_true",
-        help="write <name>_scores.txt/.png: the response peak per frame, before and after the window",
-    )
-    batched.add_argument(
-        "--protocol",
-        choices=(*PROTOCOLS, VOT_PROTOCOL),
-        help=(
-            "also report this benchmark's figures (got10k: also its submission files); vot: run VOT's "
-            "supervised experiment instead (restarts after failures; vot/, vot_summary.*, vot_eao.png)"
-        ),
-    )
-    batched.add_argument(
-        "--vot-stack",
-        choices=VOT_STACKS,
-        help=f"--protocol vot: the stack whose EAO interval is used (default: {DEFAULT_STACK})",
-    )
-
-
-def _add_tracker_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--conv-impl``, ``--config`` and a flag per :class:`TrackerConfig` field."""
-    parser.add_argument(
-        "--conv-impl",
-        choices=CONV_IMPL_CHOICES,
-        default="auto",
-        metavar="NAME",
-        help="how the network computes its convolutions: auto (default: this machine's plan, measured "
-        f"once on the CPU and stored), or one formulation for every layer: {_alternatives(FORMULATIONS)}",
-    )
-    parser.add_argument(
-        "--config",
-        metavar="FILE",
-        help="tracker settings file (JSON, e.g. tune's best_config.json); flags override it",
-    )
-    tracker = parser.add_argument_group("tracker settings (default: siamfc-pytorch's)")
-    defaults = TrackerConfig()
-    for field in dataclasses.fields(TrackerConfig):
-        # config.py uses postponed annotations, so field.type is the annotation's text.
-        kind = str(field.type)
-        parse, metavar = (cli.integer, "N") if kind.startswith("int") else (cli.finite_float, "X")
-        if kind == "str":
-            parse, metavar = str, "NAME"
-        default = getattr(defaults, field.name)
-        shown = "" if default is None else f" (default: {default})"
-        tracker.add_argument(
-            cli.flag(field.name),
-            dest=field.name,
-            type=parse,
-            metavar=metavar,
-            help=_FIELD_HELP.get(field.name, field.name) + shown,
-        )
-
-
-def tracker_config(args: argparse.Namespace) -> TrackerConfig:
-    """The :class:`TrackerConfig` of the defaults with the flags given.
-
-    Raises:
-      UsageError: a setting is out of range (the message names its flag).
-    """
-    changes = {
-        field.name: getattr(args, field.name)
-        for field in dataclasses.fields(TrackerConfig)
-        if getattr(args, field.name) is not None
-    }
-    if args.config is not None:
-        try:
-            changes = {**read_config_file(args.config), **changes}
-        except ConfigFileError as error:
-            raise cli.UsageError(f"argument --config: {error}") from None
-    try:
-        return TrackerConfig(**changes)
-    except ConfigError as error:
-        raise cli.UsageError(f"argument {cli.flag(error.field)}: {error}") from None
-
-
-def read_boxes_file(path: str) -> list[tuple[float, float, float, float]]:
-    """Boxes of ``--boxes FILE``: one ``x,y,w,h`` per line, blank lines and ``#`` comments skipped.
-
-    Raises:
-      DataError: the file cannot be read, a line is not a box, or there is none (the message
-        names the file and line).
-    """
-    try:
-        text = Path(path).read_text()
-    except OSError as error:
-        raise DataError(f"{path}: cannot read the boxes file ({error.strerror})") from None
-    boxes = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        line = line.split("#", 1)[0].strip()
-        if not line:
-            continue
-        try:
-            boxes.append(cli.parse_box(line))
-        except argparse.ArgumentTypeError as error:
-            raise DataError(f"{path}:{number}: {error}") from None
-    if not boxes:
-        raise DataError(f"{path}: no boxes (one x,y,w,h per line)")
-    return boxes
-
-
-def initial_boxes(args: argparse.Namespace) -> list[tuple[float, float, float, float]]:
-    """The boxes of ``--box`` (repeated) and ``--boxes FILE``, in that order."""
-    boxes = list(args.box or [])
-    if args.boxes is not None:
-        boxes += read_boxes_file(args.boxes)
-    return boxes
 
 
 def _run(args: argparse.Namespace, config: TrackerConfig) -> int:
@@ -330,13 +94,17 @@ def _run(args: argparse.Namespace, config: TrackerConfig) -> int:
     cli.check_distributed_flags(args)
     if args.distributed and (args.seq is None or args.box or args.boxes or not is_sequence_root(args.seq)):
         raise cli.UsageError("argument --distributed: needs --seq with a folder of sequences, no --box")
+    folder = args.seq is not None and is_sequence_root(args.seq)
+    if args.resume and (args.overwrite or args.distributed or not folder):
+        raise cli.UsageError(
+            "argument --resume: needs --seq with a folder of sequences, no --overwrite or --distributed"
+        )
     boxes = initial_boxes(args)
     cluster = connect(args.coordinator, args.num_processes, args.process_id) if args.distributed else None
-    with (
-        cli.Heartbeat(enabled=not progress_enabled(args.progress), interval=HEARTBEAT_SECONDS) as heartbeat,
-        reporting_failures(cluster),
-    ):
-        return _track(args, config, boxes, heartbeat, cluster)
+    beat = cli.Heartbeat(enabled=not progress_enabled(args.progress), interval=HEARTBEAT_SECONDS)
+    # hold keeps --out this run's (hold_folder) until the run ends, whichever way it ends.
+    with contextlib.ExitStack() as hold, beat as heartbeat, reporting_failures(cluster):
+        return _track(args, config, boxes, heartbeat, hold, cluster)
 
 
 def _open_input(
@@ -382,16 +150,36 @@ def _load_tracker(
     return (BatchTracker if targets > 1 else Tracker)((variables, model_config), config, plan)
 
 
+def _claim(
+    args: argparse.Namespace, sequences: list[Sequence], folder: bool, info: dict, hold: contextlib.ExitStack,
+    share: Share | None,
+) -> tuple[Path, dict]:
+    """Take ``--out`` for this run (held until ``hold`` closes) and claim it; with ``--resume``,
+    the results kept from the earlier run (index -> result). With several processes, each claims
+    its share's files (:meth:`Share.claim_outputs`)."""
+    what = "argument --out: "
+    names = [sequence.name for sequence in sequences]
+    if share is not None:
+        return share.claim_outputs(args.out, names, overwrite=args.overwrite, what=what), {}
+    out_dir = hold.enter_context(hold_folder(args.out, what, "--out"))
+    kept = finished_results(out_dir, sequences, info, args.max_frames) if args.resume else {}
+    names = [name for index, name in enumerate(names) if index not in kept]
+    claim_outputs(
+        out_dir, names, overwrite=args.overwrite or args.resume, summary=folder, what=what, resume_hint=folder
+    )
+    return out_dir, kept
+
+
 def _track(
     args: argparse.Namespace, config: TrackerConfig, boxes: list, heartbeat: cli.Heartbeat,
-    cluster: Cluster | None = None,
+    hold: contextlib.ExitStack, cluster: Cluster | None = None,
 ) -> int:
     device = describe_devices()
     heartbeat.say(device)
     heartbeat.say(describe_allocator())
     weights = args.weights or default_weights_path()
     if args.seq is not None and is_live_source(args.seq):
-        return _run_live(args, config, boxes, weights, device)
+        return _run_live(args, config, boxes, weights, device, hold)
     if args.show:
         raise cli.UsageError("argument --show: only for live input (a camera index or a stream URL)")
     sequences, save_video, save_strip = _open_input(args, boxes, heartbeat)
@@ -406,19 +194,16 @@ def _track(
         raise DataError(f"{args.seq}: a sequence named {SUMMARY_NAME!r} would overwrite the summary")
     costs = [tracked_length(sequence, args.max_frames) for sequence in sequences]
     share = None if cluster is None else cluster.share(costs)
-    if share is None:
-        out_dir = claim_outputs(
-            args.out, names, overwrite=args.overwrite, summary=folder, what="argument --out: "
-        )
-    else:
-        out_dir = share.claim_outputs(args.out, names, overwrite=args.overwrite, what="argument --out: ")
     info = run_info(tracker, str(weights), device)
+    out_dir, kept = _claim(args, sequences, folder, info, hold, share)
+    if kept:
+        heartbeat.say(f"resuming: {len(kept)} of {len(sequences)} sequences finished earlier, kept")
 
     def status(line: str) -> None:
         heartbeat.status = line
 
     if folder or args.batch is not None or args.save_scores or args.protocol is not None:
-        return _track_folder(args, tracker, sequences, out_dir, info, heartbeat, status, share)
+        return _track_folder(args, tracker, sequences, out_dir, info, heartbeat, status, kept, share)
     options = {"info": info, "max_frames": args.max_frames, "save_video": save_video,
                "save_strip": save_strip, "progress": args.progress, "status": status}
     if len(boxes) > 1:
@@ -439,15 +224,15 @@ def _track(
 
 def _track_folder(
     args: argparse.Namespace, tracker: Tracker, sequences: list[Sequence], out_dir: Path, info: dict,
-    heartbeat: cli.Heartbeat, status: Callable[[str], None], share: Share | None = None,
+    heartbeat: cli.Heartbeat, status: Callable[[str], None], kept: dict, share: Share | None = None,
 ) -> int:
-    """Track ``sequences`` (this process's ``share`` of them) one by one or ``--batch`` together,
-    print the summary table."""
+    """Track ``sequences`` (but those ``kept`` from an earlier run; with several processes, this
+    process's ``share``) one by one or ``--batch`` together, print the summary table."""
     result = run_folder(
         tracker, sequences, out_dir, info=info, slots=args.batch or 1, max_frames=args.max_frames,
         save_video=args.save_video, save_strip=args.save_strip,
         files=FileOptions(save_scores=args.save_scores), protocol=args.protocol,
-        progress=args.progress, log=heartbeat.say, status=status, share=share,
+        progress=args.progress, log=heartbeat.say, status=status, kept=kept, share=share,
     )
     print(format_table(result.results, result.overall), end="")
     print(format_overall(result.overall))
@@ -497,7 +282,8 @@ def _report_targets(results: list, sequence: Sequence, out_dir: Path, heartbeat:
 
 
 def _run_live(
-    args: argparse.Namespace, config: TrackerConfig, boxes: list, weights: object, device: str
+    args: argparse.Namespace, config: TrackerConfig, boxes: list, weights: object, device: str,
+    hold: contextlib.ExitStack,
 ) -> int:
     """Live input (camera or stream, :mod:`siamfc_jax.live`): track until it ends or the user stops."""
     if len(boxes) > 1:
@@ -507,9 +293,8 @@ def _run_live(
         flag = "--show" if args.show else "--box"
         raise cli.UsageError(f"argument {flag}: {problem}; pass --box X,Y,W,H and leave out --show")
     tracker = _load_tracker(weights, config, 1, args.conv_impl, print)
-    out_dir = claim_outputs(
-        args.out, [source_name(args.seq)], overwrite=args.overwrite, what="argument --out: "
-    )
+    out_dir = hold.enter_context(hold_folder(args.out, "argument --out: ", "--out"))
+    claim_outputs(out_dir, [source_name(args.seq)], overwrite=args.overwrite, what="argument --out: ")
     result = run_live(
         tracker,
         args.seq,

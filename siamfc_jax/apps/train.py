@@ -6,21 +6,22 @@ docstring holds its command, wall time and expected AUC). Every field of the con
 by its dotted path (``--optim.epochs 3``, ``--pairs.instance-sz 271``, ``--pairs.color-jitter``,
 ``--seed 1``); short flags (``--backbone``, ``--epochs``, ``--batch-size``, ``--lr``,
 ``--final-lr``, ``--weight-decay``, ``--pairs-per-seq``) are other names of the same flags. Without
-``--config`` the config follows ``--data``: ``python train.py --backbone v1`` trains on the
-synthetic world (:mod:`siamfc_jax.configs.synthetic`), ``--data got10k:DIR`` with siamfc-pytorch's
-recipe. See README.md for multi-GPU and multi-host use. Running the same command again resumes
-from the newest checkpoint (or says that the run is finished; a larger ``--optim.epochs`` extends a
-finished run, its learning rate decaying on at the same rate). The workdir is checked before any
-work; when stderr is not a terminal, a plain progress line (``... epoch 2/6, step 40 of 300
-(95 s)``) is printed on it at least every 10 s. Ctrl-C stops after the current step with a
-checkpoint (at once while the data is prepared or the network validated) and exits with 130; a
-second Ctrl-C aborts without saving.
+``--config`` the config follows ``--data``: ``python train.py --backbone v1`` trains on the synthetic
+world (:mod:`siamfc_jax.configs.synthetic`), ``--data got10k:DIR`` with siamfc-pytorch's recipe. See README.md
+for multi-GPU and multi-host use. Running the same command again resumes from the newest checkpoint
+(or says that the run is finished; a larger ``--optim.epochs`` extends a finished run, its learning
+rate decaying on at the same rate). The workdir is checked before any work and held by the run
+until it ends: a second run on it is refused (exit 1) naming the first's pid and host. When stderr
+is not a terminal, a plain progress line (``... epoch 2/6, step 40 of 300 (95 s)``) is printed on it
+at least every 10 s. Ctrl-C stops after the current step with a checkpoint (at once while the data is
+prepared or the network validated) and exits with 130; a second Ctrl-C aborts without saving.
 Installed: ``siamfc-train``.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import os
@@ -28,7 +29,7 @@ import sys
 
 from siamfc_jax import cli, configs
 from siamfc_jax.config import ConfigError, TrainConfig
-from siamfc_jax.files import check_writable_dir
+from siamfc_jax.files import LockHeld, check_writable_dir, hold_folder
 from siamfc_jax.runtime import setup_process
 from siamfc_jax.sequences.frames import DataError
 from siamfc_jax.synthetic.config import SyntheticDataError
@@ -162,10 +163,12 @@ def main(argv: list[str] | None = None) -> int:
             )
         quiet = args.no_progress or not sys.stderr.isatty()
         try:
-            with cli.Heartbeat(enabled=quiet) as beat:
+            with contextlib.ExitStack() as hold, cli.Heartbeat(enabled=quiet) as beat:
+                if not args.distributed or jax.process_index() == 0:  # one run's processes share it
+                    hold.enter_context(hold_folder(config.workdir, "argument --workdir: ", "--workdir"))
                 result = train(config, progress=not args.no_progress, log=beat.say, status=beat.set_status)
-        except (KeyboardInterrupt, ProcessLost) as error:
-            lost = isinstance(error, ProcessLost)
+        except (KeyboardInterrupt, ProcessLost, LockHeld) as error:
+            lost = not isinstance(error, KeyboardInterrupt)
             status = cli.EXIT_INPUT if lost else cli.EXIT_INTERRUPTED
             cli.fail(str(error) if lost else "aborted without saving", status)
             if args.distributed:

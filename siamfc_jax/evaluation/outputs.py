@@ -6,7 +6,14 @@ annotated video and strip, frame by frame (the files are listed in
 
 A run claims its output folder before it tracks anything (:func:`claim_outputs`): the folder must
 be writable, and files that an earlier run left for the same sequences make it refuse unless
-``--overwrite``, which removes them all first, so a folder never mixes the files of two runs.
+``--overwrite``, which removes them all first, so a folder never mixes the files of two runs. The
+caller holds the folder for the whole run (:func:`siamfc_jax.files.hold_folder`), so that two runs
+started together cannot both find it free.
+
+A folder run that was interrupted continues with ``--resume``: :func:`finished_results` reads back
+the sequences it finished (a complete ``<name>.txt`` and ``<name>.json`` not marked interrupted),
+after checking that every result the folder holds for these sequences was made with the same
+weights, tracker config and frame count; the rest are tracked again and the summary covers all.
 """
 
 from __future__ import annotations
@@ -32,7 +39,7 @@ from siamfc_jax.evaluation.reports import (
     strip_indices,
     video_fps,
 )
-from siamfc_jax.evaluation.scoring import SUMMARY_NAME, SequenceResult
+from siamfc_jax.evaluation.scoring import SUMMARY_NAME, SequenceResult, score, tracked_length
 from siamfc_jax.files import OutputError, check_writable_dir, write_text_atomic
 from siamfc_jax.sequences.sequence import Sequence
 from siamfc_jax.visualize import (
@@ -82,6 +89,7 @@ def claim_outputs(
     overwrite: bool = False,
     summary: bool = False,
     what: str = "",
+    resume_hint: bool = False,
 ) -> Path:
     """Make ``out_dir`` ready for a run over sequences ``names``, before anything is tracked.
 
@@ -91,6 +99,7 @@ def claim_outputs(
 
     Args:
       what: how the user named the folder, put before messages (``"argument --out: "``).
+      resume_hint: the refusal also suggests ``--resume`` (folder runs, which can continue).
 
     Raises:
       OutputError: the folder cannot be created or written, or holds earlier results and not
@@ -100,9 +109,10 @@ def claim_outputs(
     found = existing_outputs(folder, names, summary)
     if found and not overwrite:
         listed = ", ".join(path.name for path in found[:3]) + (", …" if len(found) > 3 else "")
+        resume = "--resume to continue that run, " if resume_hint else ""
         raise OutputError(
             f"{what}{folder} already holds results of this run's sequences ({listed}); pass "
-            "--overwrite to replace them, or choose another --out"
+            f"{resume}--overwrite to replace them, or choose another --out"
         )
     for path in found:
         try:
@@ -110,6 +120,94 @@ def claim_outputs(
         except OSError as error:
             raise OutputError(f"{path}: cannot remove the earlier result ({error.strerror})") from None
     return folder
+
+
+# What a resumed run must share with the results it keeps (besides the frame count).
+_RUN_SETTINGS = ("weights", "backbone")
+
+
+def _read_record(path: Path) -> dict | None:
+    """The JSON object in ``path``, or None when it is missing or unreadable (a broken write)."""
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def _same_weights(recorded: object, current: object) -> bool:
+    return os.path.abspath(str(recorded)) == os.path.abspath(str(current))
+
+
+def settings_differences(record: Mapping, info: Mapping, frames: int) -> list[str]:
+    """What differs between the run that wrote ``record`` (a sequence's JSON) and this one
+    (``info``: :func:`~siamfc_jax.evaluation.reports.run_info`; ``frames`` it tracks), e.g.
+    ``["weights a.pth, now b.pth", "config.window_influence 0.2, now 0.176"]``."""
+    found = []
+    for key in _RUN_SETTINGS:
+        same = _same_weights if key == "weights" else (lambda a, b: a == b)
+        if not same(record.get(key), info.get(key)):
+            found.append(f"{key} {record.get(key)}, now {info.get(key)}")
+    recorded, current = record.get("config") or {}, info.get("config") or {}
+    for field in sorted(set(recorded) | set(current)):
+        if recorded.get(field) != current.get(field):
+            found.append(f"config.{field} {recorded.get(field)}, now {current.get(field)}")
+    if record.get("frames") != frames:
+        found.append(f"frames {record.get('frames')} (--max-frames), now {frames}")
+    return found
+
+
+def _finished_result(folder: Path, sequence: Sequence, record: Mapping) -> SequenceResult | None:
+    """The result of ``sequence`` read back from its files, or None unless it finished whole."""
+    frames = record.get("frames")
+    if record.get("interrupted", True) or record.get("frames_tracked") != frames:
+        return None
+    try:
+        boxes = np.loadtxt(folder / f"{sequence.name}.txt", delimiter=",", ndmin=2)
+    except (OSError, ValueError):
+        return None
+    if boxes.shape != (frames, 4):
+        return None
+    # Per-frame times are not kept; these give the recorded first-frame time and the same speed.
+    first = float(record.get("first_frame_seconds") or 0.0)
+    timed = int(record.get("fps_frames") or 0)
+    rest = float(record.get("tracking_seconds") or 0.0) - first
+    times = np.array([first] + [rest / timed] * timed) if timed else np.array([first])
+    scores, ious, errors = score(sequence, boxes)
+    return SequenceResult(
+        name=sequence.name, num_frames=frames, boxes=boxes, times=times[:frames], scores=scores,
+        ious=ious, center_errors=errors,
+        outputs={kind: folder / name for kind, name in (record.get("outputs") or {}).items()},
+        warnings=tuple(record.get("warnings") or ()),
+    )
+
+
+def finished_results(
+    folder: Path, sequences: list[Sequence], info: Mapping, max_frames: int | None = None
+) -> dict[int, SequenceResult]:
+    """The sequences an earlier run in ``folder`` finished, read back: index in ``sequences`` ->
+    result (scored again from the box file, which holds the reported boxes exactly).
+
+    Raises:
+      OutputError: a result in ``folder`` of one of these sequences comes from a run with other
+        settings (:func:`settings_differences`; the message names the file and what differs).
+    """
+    kept = {}
+    for index, sequence in enumerate(sequences):
+        record = _read_record(folder / f"{sequence.name}.json")
+        if record is None:
+            continue
+        differences = settings_differences(record, info, tracked_length(sequence, max_frames))
+        if differences:
+            raise OutputError(
+                f"argument --resume: {folder / (sequence.name + '.json')} comes from a run with other "
+                f"settings ({'; '.join(differences)}); pass --overwrite to start again, or choose "
+                "another --out"
+            )
+        result = _finished_result(folder, sequence, record)
+        if result is not None:
+            kept[index] = result
+    return kept
 
 
 class SequencePictures:

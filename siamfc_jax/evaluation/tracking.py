@@ -442,6 +442,7 @@ def run_folder(
     warn: Warn = print_warning,
     status: Status | None = None,
     share: Share | None = None,
+    kept: Mapping[int, SequenceResult] | None = None,
 ) -> FolderResult:
     """Track every sequence, writing per-sequence files and a summary into ``out_dir``.
 
@@ -451,15 +452,15 @@ def run_folder(
     Either way the summary covers the finished ones and ``interrupted`` is True.
 
     Args:
-      tracker, info, max_frames, save_video, save_strip, files: as for :func:`run_sequence`.
+      tracker, out_dir, info, max_frames, save_video, save_strip, files: as for :func:`run_sequence`.
       sequences: the sequences (e.g. a :class:`~siamfc_jax.sequences.datasets.SequenceFolder`).
-      out_dir: output folder.
       slots: how many sequences move together.
       protocol: also report this benchmark's figures (:data:`~siamfc_jax.evaluation.metrics.PROTOCOLS`).
       progress: tqdm bars; None shows them when stderr is a terminal.
       log: receives one line per finished sequence (:func:`format_result`).
       warn, status: as for :func:`track_sequence`.
       share: track only this process's share and let process 0 write the merged summary.
+      kept: results an earlier run finished (index -> result): not tracked again, summarized.
 
     Raises:
       DataError: a sequence cannot be tracked, or is named like the summary files.
@@ -473,25 +474,25 @@ def run_folder(
     out_dir.mkdir(parents=True, exist_ok=True)
     files = files or FileOptions()
     files = dataclasses.replace(files, got10k=files.got10k or protocol == "got10k")
-    finished: dict[int, SequenceResult] = {}
-    interrupted, enabled = False, progress_enabled(progress)
-    chosen = list(range(len(sequences)) if share is None else share.indices)
+    finished, interrupted, enabled = dict(kept or {}), False, progress_enabled(progress)
+    chosen = range(len(sequences)) if share is None else share.indices
+    todo = [index for index in chosen if index not in finished]
     if slots > 1:
         info = {**info, "batch": min(slots, len(sequences))}
-        jobs = [SequenceJob(sequences[index], hyper_params(tracker.config)) for index in chosen]
+        jobs = [SequenceJob(sequences[index], hyper_params(tracker.config)) for index in todo]
         try:
             for done in track_sequences(
                 tracker.variables, tracker.spec, jobs, slots=slots, max_frames=max_frames, progress=enabled
             ):
-                sequence = sequences[chosen[done.index]]
+                sequence = sequences[index := todo[done.index]]
                 result = write_sequence_files(done.result, done.confidence, sequence, out_dir, info, files)
-                finished[chosen[done.index]] = result
+                finished[index] = result
                 log(format_result(result))
         except KeyboardInterrupt:
             interrupted = True
     else:
-        with tqdm(total=len(chosen), desc="sequences", unit="seq", disable=not enabled) as bar:
-            for index in chosen:
+        with tqdm(total=len(todo), desc="sequences", unit="seq", disable=not enabled) as bar:
+            for index in todo:
                 finished[index] = run_sequence(
                     tracker, sequences[index], out_dir, info=info, max_frames=max_frames, files=files,
                     save_video=save_video, save_strip=save_strip, progress=enabled, warn=warn, status=status,

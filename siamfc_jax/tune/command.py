@@ -20,6 +20,7 @@ or weights, 130 interrupted (what was finished is written; the same command cont
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 from pathlib import Path
@@ -31,6 +32,7 @@ from siamfc_jax.config import ConfigError, TrackerConfig
 from siamfc_jax.evaluation.distributed import Cluster, ProcessFailed, reporting_failures
 from siamfc_jax.evaluation.validation import is_sequence_root, validate_for_tracking
 from siamfc_jax.evaluation.vot_runs import vot_groundtruth
+from siamfc_jax.files import hold_folder
 from siamfc_jax.plans import CONV_IMPL_CHOICES, Workload, named_plan
 from siamfc_jax.runtime import describe_devices
 from siamfc_jax.sequences.datasets import SequenceFolder
@@ -61,9 +63,13 @@ def build_parser() -> cli.ArgumentParser:
         description="Search tracker hyper-parameters, or score every checkpoint of a training run.",
     )
     parser.add_argument(
-        "--seq", required=True, metavar="ROOT", help="a folder of sequence folders (or one sequence)"
+        "--seq", required=True, type=cli.non_empty_path, metavar="ROOT",
+        help="a folder of sequence folders (or one sequence)",
     )
-    parser.add_argument("--out", required=True, metavar="DIR", help="output folder (a rerun continues in it)")
+    parser.add_argument(
+        "--out", required=True, type=cli.non_empty_path, metavar="DIR",
+        help="output folder (a rerun continues in it; one run at a time)",
+    )
     parser.add_argument(
         "--weights", metavar="FILE", help="weights to search with (default: the packaged weights)"
     )
@@ -194,11 +200,22 @@ def _candidates(args) -> list[dict]:
 def _run(args, cluster: Cluster | None = None) -> int:
     print(describe_devices(), flush=True)
     base = _base_config(args.config)
-    if args.checkpoints is not None:
-        return _sweep(args, base)
-    candidates = _candidates(args)
-    if cluster is not None and args.protocol is not None:
-        raise cli.UsageError("argument --distributed: a search by success AUC only, not --protocol vot")
+    candidates = None
+    if args.checkpoints is None:
+        candidates = _candidates(args)
+        if cluster is not None and args.protocol is not None:
+            raise cli.UsageError("argument --distributed: a search by success AUC only, not --protocol vot")
+    with contextlib.ExitStack() as hold:
+        # One run writes into --out at a time (with several processes, process 0 holds it).
+        if cluster is None or cluster.coordinator:
+            hold.enter_context(hold_folder(args.out, "argument --out: ", "--out"))
+        if candidates is None:
+            return _sweep(args, base)
+        return _search(args, base, candidates, cluster)
+
+
+def _search(args, base: TrackerConfig, candidates: list[dict], cluster: Cluster | None) -> int:
+    """A search of ``candidates`` on ``--seq``, its outputs in ``--out``."""
     weights = args.weights or str(default_weights_path())
     sequences = _sequences(args.seq)
     if args.protocol == VOT:
