@@ -20,7 +20,7 @@ from siamfc_jax.apps import track
 from siamfc_jax.apps import train as train_app
 from siamfc_jax.files import LOCK_NAME, LockHeld, hold_folder
 from siamfc_jax.training import loop
-from siamfc_jax.tune import __main__ as tune
+from siamfc_jax.tune import command as tune
 from tests.conftest import REPO_ROOT
 from tests.test_track_cli import UnusedTracker, bad_inputs, use_still_trackers  # noqa: F401
 

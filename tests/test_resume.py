@@ -8,6 +8,7 @@ run's; a run of other settings is refused naming what differs.
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import cv2
@@ -17,6 +18,7 @@ import pytest
 from siamfc_jax.apps import track
 from siamfc_jax.config import TrackerConfig
 from siamfc_jax.evaluation import tracking
+from siamfc_jax.weights import DEFAULT_WEIGHTS
 from tests.test_track_cli import StillTracker, still_track_jobs, use_still_trackers
 
 NAMES = ("alpha", "beta", "gamma")
@@ -38,8 +40,8 @@ def _write_folder(root: Path) -> Path:
 class SettingsStill(StillTracker):
     """The still stand-in, keeping the tracker settings it is given (they are recorded)."""
 
-    def __init__(self, weights: object, config: TrackerConfig) -> None:
-        super().__init__(weights, config)
+    def __init__(self, weights: object, config: TrackerConfig, plan: object = None) -> None:
+        super().__init__(weights, config, plan)
         self.config = config
 
 
@@ -113,6 +115,8 @@ def test_resume_refuses_a_run_of_other_settings_naming_them(run, tmp_path, capfd
     out = tmp_path / "out"
     assert run("--out", out) == (0, list(NAMES))
     (out / "beta.json").unlink()
+    if changed[0] == "--weights":  # the same network under another file name
+        changed = ["--weights", str(shutil.copy(DEFAULT_WEIGHTS, tmp_path / changed[1]))]
     before = sorted(path.name for path in out.iterdir())
     capfd.readouterr()
     status, tracked = run("--out", out, "--resume", *changed)
@@ -127,5 +131,5 @@ def test_resume_refuses_a_run_of_other_settings_naming_them(run, tmp_path, capfd
 def test_resume_needs_a_folder_of_sequences_and_no_overwrite(run, tmp_path, capfd):
     assert run("--out", tmp_path / "out", "--resume", "--overwrite")[0] == 2
     assert capfd.readouterr().err.splitlines() == [
-        "error: argument --resume: needs --seq with a folder of sequences, no --overwrite"
+        "error: argument --resume: needs --seq with a folder of sequences, no --overwrite or --distributed"
     ]

@@ -168,9 +168,9 @@ def test_tracking_strip_layout():
 
 
 def test_success_figure_of_many_sequences_labels_the_lowest_ones_and_counts_the_rest():
-    # Beyond 10 sequences (OTB-100) the per-sequence lines had no legend at all.
+    # Beyond 10 sequences (OTB-100) a legend of every line would hide the plot: the lowest are named.
     curves = {f"seq{index:02d}": np.full(21, (index * 7 % 25) / 25) for index in range(25)}
-    figure = success_figure(curves, mean_label="mean of 25 sequences")
+    figure = success_figure(curves, SUCCESS_THRESHOLDS, mean_label="mean of 25 sequences")
     labels = [text.get_text() for text in figure.axes[0].get_legend().get_texts()]
     lowest = sorted(curves, key=lambda name: curves[name][0])[:10]
     assert labels[:10] == [f"{name} [{curves[name][0]:.3f}]" for name in curves if name in lowest]
