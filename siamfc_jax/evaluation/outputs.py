@@ -82,6 +82,19 @@ def existing_outputs(out_dir: Path, names: Iterable[str], summary: bool = False)
     return sorted(found)
 
 
+def remove_results(paths: Iterable[Path]) -> None:
+    """Delete the files of an earlier run that ``--overwrite`` replaces.
+
+    Raises:
+      OutputError: a file cannot be removed (the message names it).
+    """
+    for path in paths:
+        try:
+            path.unlink()
+        except OSError as error:
+            raise OutputError(f"{path}: cannot remove the earlier result ({error.strerror})") from None
+
+
 def claim_outputs(
     out_dir: str | os.PathLike,
     names: Iterable[str],
@@ -114,11 +127,7 @@ def claim_outputs(
             f"{what}{folder} already holds results of this run's sequences ({listed}); pass "
             f"{resume}--overwrite to replace them, or choose another --out"
         )
-    for path in found:
-        try:
-            path.unlink()
-        except OSError as error:
-            raise OutputError(f"{path}: cannot remove the earlier result ({error.strerror})") from None
+    remove_results(found)
     return folder
 
 

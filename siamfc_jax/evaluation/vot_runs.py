@@ -38,6 +38,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from siamfc_jax.evaluation.outputs import remove_results
 from siamfc_jax.evaluation.scoring import tracked_length
 from siamfc_jax.evaluation.vot import (
     EAO_INTERVALS,
@@ -230,11 +231,7 @@ def claim_vot_outputs(
             f"{what}{folder} already holds VOT results of these sequences ({listed}); pass "
             "--overwrite to replace them, or choose another --out"
         )
-    for path in found:
-        try:
-            path.unlink()
-        except OSError as error:
-            raise OutputError(f"{path}: cannot remove the earlier result ({error.strerror})") from None
+    remove_results(found)
     return folder
 
 
