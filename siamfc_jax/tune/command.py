@@ -151,15 +151,18 @@ def _base_config(path: str | None) -> TrackerConfig:
         raise cli.UsageError(f"argument --config: {error}") from None
 
 
-def _sweep(args, base: TrackerConfig) -> int:
-    """``--checkpoints``: score every checkpoint of a training run."""
+def _check_sweep_arguments(args) -> None:
+    """``--checkpoints`` takes none of a search's arguments."""
     if args.distributed:
         raise cli.UsageError("argument --distributed: a search only, not --checkpoints")
     if args.grid or args.random or args.range or args.weights or args.protocol:
         raise cli.UsageError(
             "argument --checkpoints: takes no --grid, --random, --range, --weights or --protocol"
         )
-    sequences = _sequences(args.seq)
+
+
+def _sweep(args, base: TrackerConfig, sequences: list) -> int:
+    """``--checkpoints``: score every checkpoint of a training run on ``sequences``."""
     rows, interrupted = run_sweep(
         args.checkpoints,
         sequences,
@@ -201,26 +204,31 @@ def _run(args, cluster: Cluster | None = None) -> int:
     print(describe_devices(), flush=True)
     base = _base_config(args.config)
     candidates = None
-    if args.checkpoints is None:
+    if args.checkpoints is not None:
+        _check_sweep_arguments(args)
+    else:
         candidates = _candidates(args)
         if cluster is not None and args.protocol is not None:
             raise cli.UsageError("argument --distributed: a search by success AUC only, not --protocol vot")
+    # The input is checked before --out is taken (and so created).
+    sequences = _sequences(args.seq)
+    if args.protocol == VOT:
+        for sequence in sequences:  # VOT ground truth
+            vot_groundtruth(sequence, args.max_frames)
     with contextlib.ExitStack() as hold:
         # One run writes into --out at a time (with several processes, process 0 holds it).
         if cluster is None or cluster.coordinator:
             hold.enter_context(hold_folder(args.out, "argument --out: ", "--out"))
         if candidates is None:
-            return _sweep(args, base)
-        return _search(args, base, candidates, cluster)
+            return _sweep(args, base, sequences)
+        return _search(args, base, candidates, cluster, sequences)
 
 
-def _search(args, base: TrackerConfig, candidates: list[dict], cluster: Cluster | None) -> int:
-    """A search of ``candidates`` on ``--seq``, its outputs in ``--out``."""
+def _search(
+    args, base: TrackerConfig, candidates: list[dict], cluster: Cluster | None, sequences: list
+) -> int:
+    """A search of ``candidates`` on ``sequences``, its outputs in ``--out``."""
     weights = args.weights or str(default_weights_path())
-    sequences = _sequences(args.seq)
-    if args.protocol == VOT:
-        for sequence in sequences:  # VOT ground truth, before anything is written
-            vot_groundtruth(sequence, args.max_frames)
     variables, model_config = load_variables(weights)
     settings = search_settings(weights, sequences, base, args.max_frames, args.protocol)
     plan = named_plan(args.conv_impl, model_config, Workload.tracking(base))
