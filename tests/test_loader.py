@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pickle
 from pathlib import Path
 
 import cv2
@@ -126,28 +125,3 @@ def test_argument_errors(curated):
     loader = PairLoader(curated, 4, config=CONFIG)
     with pytest.raises(ValueError, match="first_step"):
         next(loader.batches(first_step=3))
-
-
-def test_decoded_crops_change_no_pixel(curated):
-    """Crops held in memory give the same batches, with workers too (each fills its own)."""
-    reference = _collect(PairLoader(curated, 4, seed=6, workers=0, config=CONFIG), 0)
-    cached = curated.cached(10**9)
-    _assert_same(reference, _collect(PairLoader(cached, 4, seed=6, workers=0, config=CONFIG, threads=3), 0))
-    _assert_same(reference, _collect(PairLoader(cached, 4, seed=6, workers=2, config=CONFIG), 0))
-    # A second pass reads every crop it needs from memory.
-    _assert_same(reference, _collect(PairLoader(cached, 4, seed=6, workers=0, config=CONFIG), 0))
-
-
-def test_decoded_crops_budget_and_isolation(curated):
-    crop_bytes = 255 * 255 * 3
-    cached = curated.cached(3 * crop_bytes + 1)
-    sampler = PairSampler(cached, CONFIG, seed=0)
-    for index in range(len(sampler)):
-        sampler.pair(0, index)
-    decoded = cached.sequence(0)._decoded
-    assert len(decoded) == 3  # the budget holds three crops
-    assert all(not crop.flags.writeable for crop in decoded._crops.values())  # shared, so read-only
-    assert len(pickle.loads(pickle.dumps(cached)).sequence(0)._decoded) == 0  # workers start empty
-    assert curated.sequence(0)._decoded is None  # the uncached source is left as it was
-    with pytest.raises(ValueError, match="max_bytes"):
-        curated.cached(-1)

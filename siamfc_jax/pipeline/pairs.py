@@ -4,8 +4,9 @@ A :class:`CropSource` gives, per sequence, the frames that pass the frame filter
 ``instance_sz`` crop of any of them. Two sources share that interface:
 
 - :class:`CuratedCrops` reads the crops curated once by the ``siamfc_crops`` TFDS dataset
-  (:mod:`siamfc_jax.pipeline.tfds_builder`): a pair costs two random reads and two 255 x 255 JPEG
-  decodes, fewer where :meth:`CuratedCrops.cached` keeps decoded crops in memory (a split that fits);
+  (:mod:`siamfc_jax.pipeline.tfds_builder`): two rows of the split's decoded crop store where it has
+  one (:mod:`siamfc_jax.pipeline.crop_store`: no decode, no record read), else two random record
+  reads and two 255 x 255 JPEG decodes, the same pixels either way;
 - :class:`FrameCrops` is siamfc-pytorch's on-the-fly path: it decodes the two full frames and crops
   them with an interpolation drawn at random, needing no preparation.
 
@@ -32,6 +33,7 @@ import numpy as np
 from PIL import Image
 
 from siamfc_jax.config import PairConfig
+from siamfc_jax.pipeline.crop_store import CropStore
 from siamfc_jax.pipeline.crops import crop_and_resize
 from siamfc_jax.pipeline.curate import (
     crop_geometry,
@@ -129,46 +131,6 @@ class CropSource(abc.ABC):
         """Sequence ``index`` (0 <= index < num_sequences)."""
 
 
-class DecodedCrops:
-    """Decoded curated crops kept in memory by record index, up to ``max_bytes`` in each process.
-
-    Crops are kept in the order they are first decoded until the budget is full (no eviction: the
-    use is a split that fits, decoded once instead of once per pair). They are read-only, shared by
-    every pair that uses them. Pickling keeps the budget and drops the crops, so each worker process
-    of a loader fills its own: ``workers x max_bytes`` in all.
-    """
-
-    def __init__(self, max_bytes: int) -> None:
-        if max_bytes < 0:
-            raise ValueError(f"max_bytes must be >= 0, got {max_bytes}")
-        self.max_bytes = max_bytes
-        self._crops: dict[int, np.ndarray] = {}
-        self._bytes = 0
-
-    def __getstate__(self) -> dict[str, int]:
-        return {"max_bytes": self.max_bytes}
-
-    def __setstate__(self, state: dict[str, int]) -> None:
-        self.__init__(state["max_bytes"])
-
-    def __len__(self) -> int:
-        """Crops held."""
-        return len(self._crops)
-
-    def get(self, record: int, records: Any) -> np.ndarray:
-        """(H, W, 3) RGB uint8 crop of ``records[record]``, decoded unless held."""
-        crop = self._crops.get(record)
-        if crop is None:
-            crop = decode_jpeg(records[record]["crop"])
-            # Worker threads may decode the same crop at once; both copies are equal, and counting
-            # both only makes the budget stricter.
-            if self._bytes + crop.nbytes <= self.max_bytes:
-                crop.flags.writeable = False
-                self._crops[record] = crop
-                self._bytes += crop.nbytes
-        return crop
-
-
 class _CuratedSequence(SequenceCrops):
     def __init__(
         self,
@@ -176,26 +138,30 @@ class _CuratedSequence(SequenceCrops):
         first_record: int,
         stored_frames: np.ndarray,
         valid: np.ndarray,
-        decoded: DecodedCrops | None,
+        store: CropStore | None,
     ):
         self._records = records
         self._first_record = first_record
         self._stored_frames = stored_frames
         self.valid_frames = valid
-        self._decoded = decoded
+        self._store = store
 
     def crop(self, frame: int, rng: np.random.Generator) -> np.ndarray:
         position = int(np.searchsorted(self._stored_frames, frame))
         if position == len(self._stored_frames) or self._stored_frames[position] != frame:
             raise IndexError(f"frame {frame} has no curated crop")
         record = self._first_record + position
-        if self._decoded is None:
-            return decode_jpeg(self._records[record]["crop"])
-        return self._decoded.get(record, self._records)
+        if self._store is not None:
+            # The record's index follows from the metadata: the record itself is not read.
+            return self._store[record]
+        return decode_jpeg(self._records[record]["crop"])
 
 
 class CuratedCrops(CropSource):
     """Crops of a prepared ``siamfc_crops`` split: random access to one record per curated frame.
+
+    A crop is the JPEG of its record, decoded; or, with a store (:meth:`with_store`), the store's row
+    of that record's index, which the metadata gives without reading the record.
 
     Args:
         records: the split's random-access data source (``builder.as_data_source(split)``): record
@@ -241,7 +207,9 @@ class CuratedCrops(CropSource):
         counts = np.array([len(frames) for frames in self._stored], dtype=np.int64)
         self._offsets = np.concatenate([[0], np.cumsum(counts)])
         self._records = records
-        self._decoded: DecodedCrops | None = None
+        self._crop_shape = (curated["instance_sz"], curated["instance_sz"], 3)
+        self.split = split
+        self._store: CropStore | None = None
         if len(records) != self._offsets[-1]:
             raise DataError(
                 f"split {split!r} has {len(records)} records but its metadata lists "
@@ -276,16 +244,38 @@ class CuratedCrops(CropSource):
 
     def sequence(self, index: int) -> SequenceCrops:
         return _CuratedSequence(
-            self._records, int(self._offsets[index]), self._stored[index], self._valid[index], self._decoded
+            self._records, int(self._offsets[index]), self._stored[index], self._valid[index], self._store
         )
 
-    def cached(self, max_bytes: int) -> CuratedCrops:
-        """These crops, each decoded at most once per process while ``max_bytes`` allow
-        (:class:`DecodedCrops`; a 255 x 255 crop takes 195,075 bytes). Pairs are the same, pixel for
-        pixel: only the JPEG decodes (and record reads) that a held crop saves change."""
-        cached = copy.copy(self)
-        cached._decoded = DecodedCrops(max_bytes)
-        return cached
+    @property
+    def store_shape(self) -> tuple[int, int, int, int]:
+        """``(records, instance_sz, instance_sz, 3)``: the shape of the split's decoded crops."""
+        return (int(self._offsets[-1]), *self._crop_shape)
+
+    def jpeg(self, record: int) -> bytes:
+        """The JPEG bytes of record ``record``'s crop (what a store decodes)."""
+        return self._records[record]["crop"]
+
+    @property
+    def store(self) -> CropStore | None:
+        """The decoded crops that pairs read, or None where they decode the JPEG crops."""
+        return self._store
+
+    def with_store(self, store: CropStore | None) -> CuratedCrops:
+        """These crops, read from ``store`` (the split's decoded crops,
+        :func:`~siamfc_jax.pipeline.crop_store.open_or_write_store`) instead of decoded per pair, or
+        decoded per pair again with None. Pairs are the same, pixel for pixel.
+
+        Raises:
+            DataError: the store's shape is not the split's.
+        """
+        if store is not None and tuple(store.shape) != self.store_shape:
+            raise DataError(
+                f"{store.path}: holds {store.shape} crops, split {self.split!r} has {self.store_shape}"
+            )
+        other = copy.copy(self)
+        other._store = store
+        return other
 
 
 def image_size(path: str | os.PathLike) -> tuple[int, int]:

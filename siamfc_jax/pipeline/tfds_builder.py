@@ -31,6 +31,10 @@ new :class:`SiamfcCropsConfig` objects. :func:`prepare` stores a config as ``<na
 (:func:`keyed_config`): the digest covers the source (its resolved path and file listing), the
 curation settings and the format versions, so no dataset is ever read for another source.
 
+Beside the records, a split may be kept decoded, one raw array of every crop in
+``<data_dir>/siamfc_crops/<config>/<version>/decoded/<split>.npy`` (:func:`with_crop_store`,
+:mod:`siamfc_jax.pipeline.crop_store`), for pairs that cost no JPEG decode.
+
 Preparation curates sequences in parallel processes (``workers``, one pool per split) with a progress
 bar. It is idempotent, not resumable: TFDS skips a config/version whose directory is complete and
 starts over after an interruption (the synthetic frames themselves are resumable, see
@@ -65,6 +69,7 @@ import tensorflow_datasets as tfds
 from siamfc_jax import cli
 from siamfc_jax.config import PairConfig
 from siamfc_jax.files import exclusive_lock
+from siamfc_jax.pipeline.crop_store import open_or_write_store
 from siamfc_jax.pipeline.curate import CURATION_INTERPOLATION, CuratedSequence, curate_dataset, runs
 from siamfc_jax.pipeline.fingerprint import listing_fingerprint
 from siamfc_jax.pipeline.pairs import CURATION_FORMAT, CuratedCrops
@@ -507,6 +512,38 @@ def load_curated(
         raise DataError(f"{builder.data_dir}: no split {split!r} (has {sorted(builder.info.splits)})")
     metadata = builder.info.metadata or {}
     return CuratedCrops(builder.as_data_source(split=split), metadata, split, config)
+
+
+def with_crop_store(
+    crops: CuratedCrops,
+    dataset: str | os.PathLike | tfds.core.DatasetBuilder,
+    max_bytes: int,
+    threads: int | None = None,
+    progress: bool = False,
+    log: Callable[[str], None] = print,
+) -> CuratedCrops:
+    """``crops`` read from their split's decoded crop store (:mod:`siamfc_jax.pipeline.crop_store`,
+    ``<dataset directory>/decoded/<split>.npy``), written first if needed, where the split takes at
+    most ``max_bytes`` and fits on the disk; else ``crops`` as they are (decoding JPEG per pair).
+    The pairs are the same either way. Logs the choice in one line.
+
+    Args:
+        crops: a split of the dataset, from :func:`load_curated`.
+        dataset: the prepared builder, or its directory.
+        max_bytes: the largest store to use, bytes (0: none).
+        threads: decoding threads (default: the available cores).
+        progress: show a progress bar while decoding.
+        log: receives the line saying what was chosen.
+
+    Raises:
+        DataError: a record that does not decode to a crop of the split's shape.
+        OutputError: the store cannot be written (other than for want of space).
+    """
+    directory = Path(dataset.data_dir if isinstance(dataset, tfds.core.DatasetBuilder) else dataset)
+    store = open_or_write_store(
+        directory.expanduser(), crops.split, crops.store_shape, crops.jpeg, max_bytes, threads, progress, log
+    )
+    return crops.with_store(store)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
