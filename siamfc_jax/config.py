@@ -259,6 +259,11 @@ class TrainConfig:
     trained on) when it is set, else the training data's own (synthetic ones, or GOT-10k ``val``); 0
     disables it. ``compute_dtype`` is the network's compute type in the train step
     (:data:`COMPUTE_DTYPES`; parameters, optimiser state and BatchNorm statistics stay float32).
+    ``decoded_crops_gb`` is the largest training split, in GB (10^9 bytes) of decoded crops, that is
+    kept decoded on disk beside the curated dataset (:mod:`siamfc_jax.pipeline.crop_store`: 195 kB
+    a 255 x 255 crop; the default synthetic set takes 3.5 GB, the rich one about 14, GOT-10k 270), so
+    that pairs cost no JPEG decode; 0 decodes the JPEG crops for every pair. The pairs are the same
+    either way.
     """
 
     model: ModelConfig = ModelConfig()
@@ -278,9 +283,16 @@ class TrainConfig:
     keep_checkpoints: int = 3
     log_every_steps: int = 10
     compute_dtype: str = "float32"
+    decoded_crops_gb: float = 32.0
 
     def __post_init__(self) -> None:
         _check_compute_dtype(self.compute_dtype)
+        _check(
+            math.isfinite(self.decoded_crops_gb) and self.decoded_crops_gb >= 0,
+            "decoded_crops_gb",
+            "finite and >= 0",
+            self.decoded_crops_gb,
+        )
         for name in ("seed", "workers", "save_every_steps", "val_sequences"):
             _check(getattr(self, name) >= 0, name, "an integer >= 0", getattr(self, name))
         for name in ("keep_checkpoints", "log_every_steps"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import pickle
 import shutil
@@ -12,14 +13,17 @@ import cv2
 import numpy as np
 import pytest
 
-from siamfc_jax.config import PairConfig
+from siamfc_jax.apps import train as train_app
+from siamfc_jax.config import ConfigError, PairConfig, TrainConfig
 from siamfc_jax.pipeline import crop_store
 from siamfc_jax.pipeline.crop_store import CropStore, store_path
 from siamfc_jax.pipeline.curate import decode_jpeg
 from siamfc_jax.pipeline.loader import PairLoader
 from siamfc_jax.pipeline.pairs import PairSampler
+from siamfc_jax.pipeline.sources import prepare_training_data
 from siamfc_jax.pipeline.tfds_builder import load_curated, prepare, with_crop_store
 from siamfc_jax.sequences.frames import DataError
+from siamfc_jax.training import loop
 
 NUM_SEQUENCES, NUM_FRAMES = 4, 8
 CONFIG = PairConfig(pairs_per_seq=6)
@@ -235,3 +239,40 @@ def test_a_store_of_another_shape_is_refused(dataset_dir):
         stored.with_store(other)
     with pytest.raises(DataError, match="not a complete crop store of shape"):
         other[0]
+
+
+def test_training_data_reads_the_store_within_the_budget(got10k_root, tmp_path):
+    config = TrainConfig(
+        data=f"got10k:{got10k_root}", data_dir=str(tmp_path / "tfds"), val_sequences=0, pairs=CONFIG
+    )
+    lines: list[str] = []
+    data = prepare_training_data(config, workers=1, progress=False, log=lines.append)
+    assert data.train.store is not None and data.validation is None
+    assert [line for line in lines if line.startswith("decoded crops: wrote")]
+    off = dataclasses.replace(config, decoded_crops_gb=0.0)
+    lines.clear()
+    assert prepare_training_data(off, workers=1, progress=False, log=lines.append).train.store is None
+    assert "decoded crops: off (budget 0); pairs decode the JPEG crops" in lines
+
+
+def test_every_process_reads_crops_the_same_way(dataset_dir, monkeypatch):
+    """With several processes the store is used only where every one of them has it."""
+    stored = _store(dataset_dir)
+    data = loop.TrainingData(stored, None, (), "test")
+    lines: list[str] = []
+    assert loop._same_crop_source_everywhere(data, lines.append) is data  # one process
+    monkeypatch.setattr(loop, "any_process", lambda flag: True)  # another process has no store
+    agreed = loop._same_crop_source_everywhere(data, lines.append)
+    assert agreed.train.store is None and lines == [
+        "decoded crops: not in every process; every process decodes the JPEG crops"
+    ]
+
+
+def test_budget_setting_and_flag():
+    assert TrainConfig().decoded_crops_gb * 1e9 > 1200 * 60 * 255 * 255 * 3  # synthetic_rich fits
+    assert TrainConfig().decoded_crops_gb * 1e9 < 1.4e6 * 255 * 255 * 3  # GOT-10k does not
+    with pytest.raises(ConfigError, match="decoded_crops_gb"):
+        TrainConfig(decoded_crops_gb=-1.0)
+    parser, paths = train_app.build_parser()
+    args = parser.parse_args(["--decoded-crops-gb", "0"])
+    assert train_app.build_config(args, paths).decoded_crops_gb == 0.0

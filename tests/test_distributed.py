@@ -146,6 +146,9 @@ def reference(tmp_path_factory) -> tuple[Path, Path]:
         first = start_two(running, data_dir, root / "two_processes", "two")
         codes = running.wait(first)
         assert codes == [0, 0], "\n".join(running.output(child)[-4000:] for child in first)
+        # Both processes read the training crops from the one decoded store they prepared together.
+        logged = running.output(first[0])
+        assert "decoded crops: " in logged and "not in every process" not in logged, logged[-4000:]
         single = running.start(
             [*SCHEDULE, "--data-dir", str(data_dir), "--workdir", str(workdir)],
             "one",

@@ -81,6 +81,8 @@ _FIELD_HELP = {
     "log_every_steps": "steps between TensorBoard scalars",
     "compute_dtype": "the network's compute type in the train step: float32 or bfloat16 (parameters "
     "stay float32)",
+    "decoded_crops_gb": "largest training split kept decoded on disk beside the curated crops, GB "
+    "(0: decode the JPEG crops for every pair; the same pairs either way)",
 }
 
 

@@ -5,17 +5,25 @@
 (:mod:`siamfc_jax.pipeline.tfds_builder`; default ``cache_dir() / "tfds"``) and read from there. The
 curated dataset is named after what it was made from (the source's resolved path and file listing,
 the crop settings, the format versions): later runs on the same, unchanged source reuse it, and any
-other source, or a changed one, is curated anew.
+other source, or a changed one, is curated anew. A training split within ``decoded_crops_gb`` is
+also kept decoded beside it (:mod:`siamfc_jax.pipeline.crop_store`), written on first use.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from pathlib import Path
 
 from siamfc_jax.config import PairConfig, TrainConfig
-from siamfc_jax.pipeline.pairs import CropSource
-from siamfc_jax.pipeline.tfds_builder import SiamfcCrops, SiamfcCropsConfig, load_curated, prepare
+from siamfc_jax.pipeline.pairs import CuratedCrops
+from siamfc_jax.pipeline.tfds_builder import (
+    SiamfcCrops,
+    SiamfcCropsConfig,
+    load_curated,
+    prepare,
+    with_crop_store,
+)
 from siamfc_jax.sequences.datasets import DATASET_KINDS, SequenceFolder, parse_dataset_spec
 from siamfc_jax.sequences.frames import DataError
 from siamfc_jax.sequences.sequence import Sequence
@@ -24,10 +32,11 @@ from siamfc_jax.synthetic.config import SyntheticConfig, world_config
 
 @dataclasses.dataclass(frozen=True)
 class TrainingData:
-    """Sources of a run: training pairs, validation pairs (or None) and sequences to track."""
+    """Sources of a run: training pairs (from its decoded crop store or its JPEG crops), validation
+    pairs (or None; always from JPEG crops: a batch of them is drawn once) and sequences to track."""
 
-    train: CropSource
-    validation: CropSource | None
+    train: CuratedCrops
+    validation: CuratedCrops | None
     sequences: tuple[Sequence, ...]
     description: str
 
@@ -101,16 +110,32 @@ def _crop_sizes(pairs: PairConfig) -> tuple[int, int, float]:
     return pairs.exemplar_sz, pairs.instance_sz, pairs.context
 
 
-def prepare_training_data(config: TrainConfig, workers: int | None, progress: bool) -> TrainingData:
+def prepare_training_data(
+    config: TrainConfig, workers: int | None, progress: bool, log: Callable[[str], None] = print
+) -> TrainingData:
     """Curate ``config.data`` if needed and open its splits and validation sequences.
+
+    The training split is read from its decoded crop store where it takes at most
+    ``config.decoded_crops_gb`` and fits on the disk (written here the first time;
+    :func:`~siamfc_jax.pipeline.tfds_builder.with_crop_store`), else from its JPEG crops; ``log``
+    gets the line saying which. ``workers`` processes curate and as many threads decode (default:
+    the available cores).
 
     Raises:
       DataError: a malformed ``--data`` or a missing or malformed dataset (the message names it).
+      OutputError: the decoded crop store cannot be written.
     """
     kind, directory = parse_data_spec(config.data)
     crops = crops_config(config)
     builder = prepare(crops, config.data_dir, manual_dir=directory, workers=workers, progress=progress)
-    train = load_curated(builder, "train", config.pairs)
+    train = with_crop_store(
+        load_curated(builder, "train", config.pairs),
+        builder,
+        round(config.decoded_crops_gb * 1e9),
+        threads=workers,
+        progress=progress,
+        log=log,
+    )
     validation = (
         load_curated(builder, "validation", config.pairs) if "validation" in builder.info.splits else None
     )

@@ -225,8 +225,9 @@ def _start(
         raise ValueError(f"--batch-size {batch} does not split evenly over {mesh.size} devices")
     status("preparing the training data")
     with stop.abandonable():
-        data = prepare_training_data(config, workers=config.workers or None, progress=progress)
+        data = prepare_training_data(config, workers=config.workers or None, progress=progress, log=log)
         wait_for_all_processes("siamfc_jax/training_data_ready")
+    data = _same_crop_source_everywhere(data, log)
     log(f"data: {data.description}; {len(data.train.names)} training sequences")
     loader = PairLoader(
         data.train,
@@ -277,6 +278,17 @@ def _start(
         _close(run)
         raise TrainingStopped
     return run, position
+
+
+def _same_crop_source_everywhere(data: TrainingData, log: Log) -> TrainingData:
+    """``data`` with training crops from the decoded store only where every process has one (each
+    decides on its own disk): all processes then read their crops the same way, and so share one
+    throughput. The pairs are the same either way."""
+    has_store = data.train.store is not None
+    if not any_process(not has_store) or not has_store:
+        return data
+    log("decoded crops: not in every process; every process decodes the JPEG crops")
+    return dataclasses.replace(data, train=data.train.with_store(None))
 
 
 def _close(run: _Run) -> None:
