@@ -1,16 +1,18 @@
 """Training-pair throughput: curated crops (siamfc_crops + PairLoader) vs siamfc-pytorch's on-the-fly path.
 
-Both paths feed the same :class:`~siamfc_jax.pipeline.loader.PairLoader` (same sampling, augmentation,
+Every path feeds the same :class:`~siamfc_jax.pipeline.loader.PairLoader` (same sampling, augmentation,
 batching and worker processes) from the same sequences; they differ only in where the two 255 x 255
 crops of a pair come from:
 
-- ours: two random reads of a curated ``siamfc_crops`` dataset and two 255 x 255 JPEG decodes;
+- ours: what ``train.py`` does by default: two rows of the split's decoded crop store
+  (:mod:`siamfc_jax.pipeline.crop_store`, mapped from disk: no decode, no record read) where the
+  split is within ``TrainConfig.decoded_crops_gb`` and fits on the disk, which the benchmark's set
+  does (the store is written on first use; the line printed before the measurements says what was
+  chosen);
+- ours-jpeg: the path of splits too large for a store: two random reads of the curated
+  ``siamfc_crops`` dataset and two 255 x 255 JPEG decodes;
 - on the fly (:class:`~siamfc_jax.pipeline.pairs.FrameCrops`, siamfc-pytorch's path): read the
   sequence's annotation, decode the two full frames, crop each with a random interpolation.
-
-- ours-cached (``--sources``): ours with :meth:`~siamfc_jax.pipeline.pairs.CuratedCrops.cached`
-  (``--cache-mb`` per worker), timed once the workers hold the split's crops: the case of a split
-  that fits in memory, where a pair costs no decode.
 
 Default data: a synthetic GOT-10k-layout set (:mod:`siamfc_jax.synthetic`) of 1280 x 720 frames
 (GOT-10k's most common size; the frame size sets the on-the-fly cost), generated once into a cache
@@ -23,7 +25,7 @@ figure to multiply by cores.
 Usage::
 
     python -m benchmarks.data_speed [--frame-size 1280x720] [--workers 1,2,16] [--seconds 4]
-    python -m benchmarks.data_speed --workers 1 --sources ours,ours-cached
+    python -m benchmarks.data_speed --workers 1 --sources ours,ours-jpeg
 
 The last line printed is ``ratio=<ours / on-the-fly pairs/s at the largest worker count>`` when both
 are measured.
@@ -47,10 +49,10 @@ import tensorflow_datasets as tfds
 
 from benchmarks.track_speed import cpu_model, positive_counts
 from siamfc_jax import cli
-from siamfc_jax.config import PairConfig
+from siamfc_jax.config import PairConfig, TrainConfig
 from siamfc_jax.pipeline.loader import PairLoader
 from siamfc_jax.pipeline.pairs import CropSource, FrameCrops
-from siamfc_jax.pipeline.tfds_builder import SiamfcCropsConfig, load_curated, prepare
+from siamfc_jax.pipeline.tfds_builder import SiamfcCropsConfig, load_curated, prepare, with_crop_store
 from siamfc_jax.runtime import available_cores, setup_process
 from siamfc_jax.sequences.datasets import GOT10k
 from siamfc_jax.synthetic.config import SyntheticConfig, config_fingerprint
@@ -91,15 +93,15 @@ def children_cpu_seconds() -> float:
 
 
 def measure(
-    source: CropSource, workers: int, batch_size: int, seconds: float, config: PairConfig, warmup: int
+    source: CropSource, workers: int, batch_size: int, seconds: float, config: PairConfig
 ) -> tuple[float, float]:
     """Steady-state ``(pairs per second, pairs per worker CPU second)`` of a PairLoader over ``source``.
 
-    The first ``warmup`` batches per worker are not timed. The second figure is NaN without workers.
+    The second figure is NaN without workers.
     """
     loader = PairLoader(source, batch_size, seed=0, workers=workers, config=config)
     # Batches that were computed while the workers started (their prefetch buffers) are not timed.
-    warmup = max(workers, 1) * (warmup + loader.prefetch) + 1
+    warmup = max(workers, 1) * loader.prefetch + 1
     batches = loader.epoch(0)
     timed, start, cpu = 0, 0.0, 0.0
     try:
@@ -118,7 +120,7 @@ def measure(
     return timed * batch_size / elapsed, timed * batch_size / cpu if workers else float("nan")
 
 
-SOURCES = ("ours", "ours-cached", "on-the-fly")
+SOURCES = ("ours", "ours-jpeg", "on-the-fly")
 
 
 def source_names(text: str) -> list[str]:
@@ -141,8 +143,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="comma-separated worker-process counts (default: 1, 2 and all cores)")
     parser.add_argument("--sources", type=source_names, default=["ours", "on-the-fly"],
                         help=f"comma-separated, among {', '.join(SOURCES)} (default: ours,on-the-fly)")
-    parser.add_argument("--cache-mb", type=float, default=1024.0,
-                        help="decoded crops held per worker by ours-cached, MiB")
     parser.add_argument("--seconds", type=float, default=4.0, help="timed seconds per measurement")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--pairs-per-seq", type=int, default=2000, help="makes epochs long enough")
@@ -160,21 +160,21 @@ def main(argv: list[str] | None = None) -> int:
     config = PairConfig(pairs_per_seq=args.pairs_per_seq)
     curated = load_curated(builder, config=config)
     records = builder.info.splits["train"].num_examples
+    default_budget = round(TrainConfig().decoded_crops_gb * 1e9)
+    stored = curated
+    if "ours" in args.sources:
+        stored = with_crop_store(curated, builder, default_budget, progress=True)
     makers = {
-        "ours": lambda: curated,
-        "ours-cached": lambda: curated.cached(int(args.cache_mb * 2**20)),
+        "ours": lambda: stored,
+        "ours-jpeg": lambda: curated,
         "on-the-fly": lambda: FrameCrops(GOT10k(root), config),
     }
-    # Each worker holds the split after about 3 draws per crop (1 - e^-3 of it): untimed.
-    fill = -(-3 * records // (2 * args.batch_size))
-    warmups = {"ours": 0, "ours-cached": fill, "on-the-fly": 0}
 
     results: dict[tuple[str, int], list[tuple[float, float]]] = {}
     for repeat in range(args.repeats):
         for workers in worker_counts:
             for name in args.sources:
-                # A fresh source each time: a cache starts empty, as in a new run.
-                rates = measure(makers[name](), workers, args.batch_size, args.seconds, config, warmups[name])
+                rates = measure(makers[name](), workers, args.batch_size, args.seconds, config)
                 results.setdefault((name, workers), []).append(rates)
                 progress = f"repeat {repeat + 1}/{args.repeats}: {name:>11} workers={workers:<3}"
                 print(f"{progress} {rates[0]:8.1f} pairs/s {rates[1]:8.1f} pairs/worker-CPU-s", flush=True)
@@ -220,6 +220,9 @@ def report(
         print(f"{name}: {per_core:.0f} pairs per worker CPU second (with {workers}); "
               f"an H100's estimated {low}-{high} pairs/s (assumption, not measured) takes "
               f"~{low / per_core:.0f}-{high / per_core:.0f} such cores.")
+    if "ours" in sources and "ours-jpeg" in sources:
+        per_cpu = medians["ours", worker_counts[0]][1] / medians["ours-jpeg", worker_counts[0]][1]
+        print(f"ours / ours-jpeg, pairs per worker CPU second: {per_cpu:.2f}")
     if "ours" in sources and "on-the-fly" in sources:
         largest = worker_counts[-1]
         print(f"ratio={medians['ours', largest][0] / medians['on-the-fly', largest][0]:.2f}")
