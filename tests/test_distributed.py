@@ -3,10 +3,10 @@ collectives, one CPU device each) train, checkpoint, resume and export the weigh
 seeing two devices on the same global batch.
 
 Every run is ``python train.py`` as the README's multi-host command has it, on a tiny schedule: 8
-synthetic sequences, 2 epochs of 2 steps of 4 pairs, one validation sequence. The two processes
-share one fresh ``--data-dir`` (the shared-filesystem case: they prepare it together) and one
-``--workdir``. Children run in their own session, with a wall-clock limit, and are killed whatever
-happens, so that nothing outlives a failing test.
+synthetic sequences, 2 epochs of 2 steps of 8 pairs (4 per device) of 103/175 crops, one validation
+sequence. The two processes share one fresh ``--data-dir`` (the shared-filesystem case: they
+prepare it together) and one ``--workdir``. Children run in their own session, with a wall-clock
+limit, and are killed whatever happens, so that nothing outlives a failing test.
 """
 
 from __future__ import annotations
@@ -28,9 +28,12 @@ from siamfc_jax.weights import load_variables
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 RUN_TIMEOUT_S = 420
+# Each device's share of a step is the in-process small runs' (tests/conftest.py's small_run: 4
+# pairs of 103/159), so that a machine measures one convolution plan for both.
 SCHEDULE = [
     "--backbone", "v1", "--epochs", "2", "--synthetic-sequences", "8", "--val-sequences", "1",
-    "--batch-size", "4", "--no-progress",
+    "--batch-size", "8", "--pairs.pairs-per-seq", "2", "--pairs.exemplar-sz", "103",
+    "--pairs.instance-sz", "175", "--no-progress",
 ]  # fmt: skip
 # float32 weights after 4 SGD steps: the 2-process run adds the two devices' gradients over gloo,
 # the 1-process run inside XLA, possibly in another order; measured: identical bits.
@@ -187,7 +190,12 @@ def test_interrupted_two_process_run_resumes_to_the_same_weights(reference, proc
     ends the other with a one-line message rather than a hang."""
     data_dir, root = reference
     workdir = tmp_path / "resumed"
-    first = start_two(processes, data_dir, workdir, "stop", "--save-every-steps", "1")
+    # The stopped and the lost run track no validation sequence: each stops during its first step,
+    # so the untrained validation only marks that the step is next, and tracking a sequence there
+    # takes two processes about 20 s. The resumed run validates after each epoch as the reference
+    # run does (its weights do not depend on validation).
+    untracked = ("--val-sequences", "0")
+    first = start_two(processes, data_dir, workdir, "stop", "--save-every-steps", "1", *untracked)
     processes.wait_for_output(first[0], "untrained:")
     time.sleep(2)  # into the first step (seconds of compiling), past the untrained validation
     os.kill(first[1].pid, signal.SIGINT)
@@ -201,7 +209,7 @@ def test_interrupted_two_process_run_resumes_to_the_same_weights(reference, proc
     assert largest_difference(weights(workdir), weights(root / "two_processes")) == 0.0
 
     # Loss of a process: process 1 is killed while both train; process 0 ends on its own.
-    lost = start_two(processes, data_dir, tmp_path / "lost", "lost", "--epochs", "3")
+    lost = start_two(processes, data_dir, tmp_path / "lost", "lost", "--epochs", "3", *untracked)
     processes.wait_for_output(lost[0], "untrained:")
     time.sleep(2)
     os.killpg(lost[1].pid, signal.SIGKILL)

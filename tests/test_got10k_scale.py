@@ -20,7 +20,8 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 # Scaled down from GOT-10k's 9,335 training sequences of about 150 frames: 8 sequences of 40 frames
-# and 2 of 20 for the validation subset; two steps of batch 4 on 87/119 crops.
+# and 2 of 20 for the validation subset; two steps of batch 4 on 103/175 crops (the small in-process
+# runs' steps: tests/conftest.py's small_run), so that a machine measures one convolution plan for both.
 TRAIN_SEQUENCES = 8
 TRAIN_FRAMES = 40
 VAL_SEQUENCES = 2
@@ -85,7 +86,7 @@ def test_scaled_down_got10k_run_renders_curates_and_trains_to_final_weights(tmp_
         sys.executable, "train.py", "--config", "got10k", "--data", f"got10k:{data}",
         "--data-dir", str(tmp_path / "tfds"), "--workdir", str(workdir),
         "--optim.epochs", "1", "--optim.batch-size", "4", "--pairs.pairs-per-seq", "1",
-        "--pairs.exemplar-sz", "87", "--pairs.instance-sz", "119", "--val-sequences", "1",
+        "--pairs.exemplar-sz", "103", "--pairs.instance-sz", "175", "--val-sequences", "1",
         "--no-progress",
     ]  # fmt: skip
     lines, status = _timed_lines(command)

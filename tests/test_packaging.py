@@ -6,13 +6,16 @@ Fast and offline: the wheel is built with the current environment's setuptools
 (``--no-build-isolation``) and installed without dependencies (``--no-deps --no-index``); the fresh
 venv reuses this environment's packages through a ``.pth`` file, after its own site-packages, so
 the installed siamfc_jax is the one imported. Tracking compiles the tracker once (the demo's first
-frames), hence ``slow``.
+frames), hence ``slow``: with the test session's compilation cache and this machine's stored plans,
+so that it does not compile or measure again what other tests did (a first run in an empty cache
+folder is tests/test_track_cli.py's demo).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -21,6 +24,8 @@ from pathlib import Path
 
 import pytest
 
+from siamfc_jax.ops.plan import ConvPlan
+from siamfc_jax.plans import plans_path
 from tests.conftest import REPO_ROOT
 
 
@@ -33,8 +38,9 @@ def _run(
 
 
 @pytest.fixture(scope="module")
-def installed(tmp_path_factory) -> dict:
-    """A venv holding the wheel of HEAD; its python, scripts folder and a clean environment."""
+def installed(tmp_path_factory, tracking_plan: ConvPlan) -> dict:
+    """A venv holding the wheel of HEAD; its python, scripts folder and a clean environment (a fresh
+    HOME and cache folder, but for the machine's plans, which hold ``tracking_plan``)."""
     root = tmp_path_factory.mktemp("packaging")
     source = root / "source"
     source.mkdir()
@@ -67,8 +73,11 @@ def installed(tmp_path_factory) -> dict:
         PATH=f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}",
         HOME=str(root / "home"),
         XDG_CACHE_HOME=str(root / "cache"),
-        JAX_COMPILATION_CACHE_DIR=str(root / "jax_cache"),
     )
+    # The same XLA_FLAGS, JAX and CPU: the installed package files its plans under the same name.
+    plans = root / "cache" / plans_path().relative_to(plans_path().parents[2])
+    plans.parent.mkdir(parents=True)
+    shutil.copyfile(plans_path(), plans)
     outside = root / "elsewhere"
     outside.mkdir()
     return {

@@ -1,8 +1,7 @@
 """The training loop: it learns, resumes exactly, stops cleanly on Ctrl-C, and exports weights.
 
-Runs use a small synthetic world and smaller crops than SiamFC's (exemplar 103, instance 175,
-search 159: 8×8 responses) so that a few dozen steps take seconds on a CPU; the loop does not
-depend on the sizes.
+Runs are tests/conftest.py's ``small_run``: a small synthetic world and smaller crops than SiamFC's,
+on the suite's shared curated data (``synthetic_data_dir``).
 """
 
 from __future__ import annotations
@@ -22,7 +21,7 @@ import pytest
 import torch
 
 from siamfc_jax.apps import train as train_app
-from siamfc_jax.config import ModelConfig, OptimConfig, PairConfig, TrainConfig
+from siamfc_jax.config import OptimConfig, PairConfig
 from siamfc_jax.models import SiamFC
 from siamfc_jax.pipeline import sources
 from siamfc_jax.pipeline.sources import prepare_training_data
@@ -31,26 +30,11 @@ from siamfc_jax.sequences import datasets
 from siamfc_jax.training.loop import train
 from siamfc_jax.training.state import TrainState, epoch_learning_rate, lr_schedule
 from siamfc_jax.weights import load_variables
+from tests.conftest import small_run
 from tests.test_datasets import vid_root  # noqa: F401 (a fixture)
 from tests.torch_reference import TorchNet
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-
-
-def small_run(tmp: Path, name: str, **changes) -> TrainConfig:
-    defaults = dict(
-        model=ModelConfig("v1"),
-        optim=OptimConfig(epochs=2, batch_size=4),
-        pairs=PairConfig(exemplar_sz=103, instance_sz=175, pairs_per_seq=2),
-        data="synthetic",
-        data_dir=str(tmp / "tfds"),
-        workdir=str(tmp / name),
-        synthetic_sequences=6,
-        val_sequences=0,
-        log_every_steps=2,
-    )
-    defaults.update(changes)
-    return TrainConfig(**defaults)
 
 
 @pytest.fixture(scope="module")
@@ -68,37 +52,40 @@ def assert_same_weights(a: dict, b: dict) -> None:
         np.testing.assert_array_equal(x, y)
 
 
-def test_loss_falls_and_the_response_peak_moves_to_the_target(tmp):
+def test_loss_falls_and_the_response_peak_moves_to_the_target(synthetic_data_dir, tmp):
+    # 4 epochs of 6 steps of 4 pairs: the fewest of these steps after which both properties held
+    # with a margin for every seed measured (3 epochs: the loss fell by 0.0103 on seed 0). Batch 4
+    # and the shared data keep the other small runs' curated crops and convolution plan.
     config = small_run(
-        tmp,
-        "learn",
-        optim=OptimConfig(epochs=6, batch_size=8),
-        pairs=PairConfig(exemplar_sz=103, instance_sz=175, pairs_per_seq=6),
-        synthetic_sequences=8,
+        synthetic_data_dir,
+        tmp / "learn",
+        optim=OptimConfig(epochs=4, batch_size=4),
+        pairs=PairConfig(exemplar_sz=103, instance_sz=175, pairs_per_seq=4),
     )
     result = train(config, progress=False, log=lambda message: None)
     history = result.history
-    assert result.step == 6 * 6 and result.epochs_completed == 6
+    assert result.step == 4 * 6 and result.epochs_completed == 4
     untrained, first, last = history[0], history[1], history[-1]
     print("peak error (cells):", [round(h["val/peak_error"], 2) for h in history])
     print("loss per epoch:", [round(h["train/loss"], 4) for h in history[1:]])
     # The balanced loss starts at log 2 = 0.693 (responses ~0 at init) and falls slowly in so few
-    # steps: a measured run goes 0.685 -> 0.660. The response peak of the fixed validation batch
-    # starts anywhere in the 8×8 map (~3 cells from the centre on average, 3.2 measured) and moves
-    # to the target: 1.8 cells measured, and 0.71 is the least possible, the centre of an even map
-    # lying between four cells.
+    # steps: measured 0.684 -> 0.667 (seeds 1 and 2: falls of 0.016 and 0.015, all at least 0.0046
+    # past the bound). The response peak of the fixed validation batch starts anywhere in the 8×8
+    # map (~3 cells from the centre on average; 2.98, 3.19 and 2.82 measured) and moves to the
+    # target: to 0.40, 0.57 and 0.57 of its untrained distance measured (1.18, 1.82 and 1.60 cells),
+    # where 0.71 cells is the least possible, the centre of an even map lying between four cells.
     assert last["train/loss"] < first["train/loss"] - 0.01
     assert untrained["val/peak_error"] > 2.5
     assert last["val/peak_error"] < 0.7 * untrained["val/peak_error"]
 
 
-def test_resume_continues_exactly_at_epoch_and_step_granularity(tmp):
-    whole = small_run(tmp, "whole")
+def test_resume_continues_exactly_at_epoch_and_step_granularity(synthetic_data_dir, tmp):
+    whole = small_run(synthetic_data_dir, tmp / "whole")
     reference = train(whole, progress=False, log=lambda message: None)
     assert reference.step == 2 * 3  # 6 sequences × 2 pairs / batch 4 = 3 steps per epoch
 
     # A run that died after its first epoch: its last checkpoint is the end of epoch 1.
-    resumed = small_run(tmp, "resumed", save_every_steps=1, keep_checkpoints=10)
+    resumed = small_run(synthetic_data_dir, tmp / "resumed", save_every_steps=1, keep_checkpoints=10)
     train(resumed, progress=False, log=lambda message: None)
     checkpoints = Path(resumed.workdir) / "checkpoints"
     for step_dir in checkpoints.iterdir():
@@ -117,8 +104,8 @@ def test_resume_continues_exactly_at_epoch_and_step_granularity(tmp):
     ]
 
 
-def test_resume_from_the_middle_of_an_epoch_is_exact(tmp):
-    run = small_run(tmp, "midway", save_every_steps=1, keep_checkpoints=10)
+def test_resume_from_the_middle_of_an_epoch_is_exact(synthetic_data_dir, tmp):
+    run = small_run(synthetic_data_dir, tmp / "midway", save_every_steps=1, keep_checkpoints=10)
     train(run, progress=False, log=lambda message: None)
     final = params_of(Path(run.workdir))
     whole = json.loads((Path(run.workdir) / "history.json").read_text())
@@ -140,23 +127,23 @@ def test_resume_from_the_middle_of_an_epoch_is_exact(tmp):
     assert resumed[1]["epoch"] == 1 and resumed[1]["seconds"] >= round(seconds_before, 1) > 0
 
 
-def test_resume_refuses_other_settings(tmp):
-    whole = small_run(tmp, "whole")
+def test_resume_refuses_other_settings(synthetic_data_dir, tmp):
+    whole = small_run(synthetic_data_dir, tmp / "whole")
     if not (Path(whole.workdir) / "checkpoints").exists():
         train(whole, progress=False, log=lambda message: None)
-    other = small_run(tmp, "whole", optim=OptimConfig(epochs=2, batch_size=2))
+    other = small_run(synthetic_data_dir, tmp / "whole", optim=OptimConfig(epochs=2, batch_size=2))
     with pytest.raises(ValueError, match="different settings"):
         train(other, progress=False, log=lambda message: None)
 
 
-def test_ctrl_c_saves_a_checkpoint_and_rerunning_finishes_as_if_uninterrupted(tmp):
+def test_ctrl_c_saves_a_checkpoint_and_rerunning_finishes_as_if_uninterrupted(synthetic_data_dir, tmp):
     """SIGINT at the end of epoch 1 (while its line is logged) stops there, with the epoch's
     checkpoint and no final weights; the same call again resumes at epoch 2 and ends with the
     uninterrupted run's weights."""
-    whole = small_run(tmp, "whole")
+    whole = small_run(synthetic_data_dir, tmp / "whole")
     if not (Path(whole.workdir) / "final.msgpack").exists():
         train(whole, progress=False, log=lambda message: None)
-    run = small_run(tmp, "ctrl_c")
+    run = small_run(synthetic_data_dir, tmp / "ctrl_c")
 
     def interrupt_after_epoch_1(message: str) -> None:
         messages.append(message)
@@ -176,14 +163,14 @@ def test_ctrl_c_saves_a_checkpoint_and_rerunning_finishes_as_if_uninterrupted(tm
     assert_same_weights(params_of(Path(whole.workdir)), params_of(Path(run.workdir)))
 
 
-def test_a_finished_run_extended_to_more_epochs_continues_its_decay(tmp):
+def test_a_finished_run_extended_to_more_epochs_continues_its_decay(synthetic_data_dir, tmp):
     """A larger epoch count is no other setting: the finished 2-epoch run trains a third epoch, at
     the rate its own decay reaches there, and keeps the records of its first two."""
-    whole = small_run(tmp, "whole")
+    whole = small_run(synthetic_data_dir, tmp / "whole")
     if not (Path(whole.workdir) / "final.msgpack").exists():
         train(whole, progress=False, log=lambda message: None)
     shutil.copytree(whole.workdir, tmp / "extended")
-    longer = small_run(tmp, "extended", optim=OptimConfig(epochs=3, batch_size=4))
+    longer = small_run(synthetic_data_dir, tmp / "extended", optim=OptimConfig(epochs=3, batch_size=4))
     messages: list[str] = []
     result = train(longer, progress=False, log=messages.append)
     assert not result.interrupted and result.step == 9 and result.epochs_completed == 3
@@ -270,26 +257,17 @@ def test_cli_rejects_bad_arguments_in_one_line(tmp, capfd):
         assert lines[0].startswith("error: ") and fragment in lines[0], lines[0]
 
 
-def test_training_makes_no_implicit_transfer_and_reads_no_parameters_back(tmp, monkeypatch):
+def test_training_makes_no_implicit_transfer_and_reads_no_parameters_back(guarded_run):
     """Every transfer of the loop (batches, parameters to the tracker, losses, figures, weights)
-    is explicit: an implicit one, such as ``float()`` of a device value, raises under the guard.
+    is explicit: an implicit one, such as ``float()`` of a device value, raises under the guard
+    (tests/conftest.py's ``guarded_run`` trains under it, recording every ``jax.device_get``).
     And validation runs on the parameters where they are: the only parameter-sized read of the
     whole run (untrained and one epoch of validation) is the export of the final weights."""
-    fetched: list[int] = []
-    device_get = jax.device_get
-
-    def recording(tree):
-        fetched.append(sum(np.asarray(leaf).nbytes for leaf in jax.tree.leaves(device_get(tree))))
-        return device_get(tree)
-
-    monkeypatch.setattr(jax, "device_get", recording)
-    config = small_run(tmp, "guarded", optim=OptimConfig(epochs=1, batch_size=4), val_sequences=1)
-    with jax.transfer_guard("disallow"):
-        result = train(config, progress=False, log=lambda message: None)
+    result = guarded_run.result
     assert result.step == 3 and {"val/peak_error", "val/auc"} <= set(result.history[-1])
     assert len(result.history) == 2 and "val/auc" in result.history[0]
     parameter_bytes = sum(leaf.nbytes for leaf in jax.tree.leaves(params_of(Path(result.weights).parent)))
-    assert sum(fetched) < 1.1 * parameter_bytes
+    assert sum(guarded_run.fetched) < 1.1 * parameter_bytes
 
 
 def test_train_state_holds_only_what_the_step_reads():
@@ -305,10 +283,12 @@ def test_logged_learning_rate_is_the_schedule_computed_on_the_host():
         assert rate == pytest.approx(float(schedule(3 * epoch + 2)), rel=1e-6)
 
 
-def test_validation_sequences_come_from_the_builders_download_folder(tmp, tmp_path, monkeypatch):
+def test_validation_sequences_come_from_the_builders_download_folder(
+    synthetic_data_dir, tmp, tmp_path, monkeypatch
+):
     """The folder of the generated validation frames is the builder's fact alone: moved there,
     the sequences follow."""
-    config = small_run(tmp, "unused", val_sequences=1)
+    config = small_run(synthetic_data_dir, tmp / "unused", val_sequences=1)
     prepare_training_data(config, workers=1, progress=False)
     moved = tmp_path / "elsewhere"
     shutil.copytree(Path(config.data_dir) / "downloads", moved)

@@ -4,14 +4,13 @@ checkpoint sweep reproduces train.py's history.json validation AUC."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from siamfc_jax.apps import track
-from siamfc_jax.config import ModelConfig, OptimConfig, PairConfig, TrainConfig
 from siamfc_jax.sequences.datasets import SequenceFolder
-from siamfc_jax.training.loop import train
 from siamfc_jax.tune.command import main
 from tests.synthetic_folder import SLOTS, write_folder
 
@@ -69,24 +68,14 @@ def test_search_refuses_a_folder_of_another_search_and_bad_fields(folder, tmp_pa
 
 
 @pytest.mark.slow
-def test_checkpoint_sweep_reproduces_history_validation_auc(tmp_path, capsys):
-    config = TrainConfig(
-        model=ModelConfig("v1"),
-        optim=OptimConfig(epochs=1, batch_size=4),
-        pairs=PairConfig(exemplar_sz=103, instance_sz=175, pairs_per_seq=2),
-        data="synthetic",
-        data_dir=str(tmp_path / "tfds"),
-        workdir=str(tmp_path / "run"),
-        synthetic_sequences=6,
-        val_sequences=1,
-        log_every_steps=2,
-    )
-    result = train(config, progress=False, log=lambda message: None)
+def test_checkpoint_sweep_reproduces_history_validation_auc(guarded_run, tmp_path, capsys):
+    # tests/conftest.py's one-epoch run on the shared synthetic data, validated on one sequence.
+    result, config = guarded_run.result, guarded_run.config
     history = {record["step"]: record["val/auc"] for record in result.history if "val/auc" in record}
     # train.py validates on the first val_sequences sequences of the synthetic val split.
-    val_root = next((tmp_path / "tfds").glob("downloads/siamfc_synthetic_*/val"))
+    val_root = next(Path(config.data_dir).glob("downloads/siamfc_synthetic_*/val"))
     first = (val_root / "list.txt").read_text().split()[0]
-    assert main(["--checkpoints", str(tmp_path / "run"), "--seq", str(val_root / first),
+    assert main(["--checkpoints", config.workdir, "--seq", str(val_root / first),
                  "--out", str(tmp_path / "sweep"), "--batch", "1"]) == 0
     rows = json.loads((tmp_path / "sweep" / "sweep.json").read_text())["checkpoints"]
     assert [row["step"] for row in rows] == [result.step]

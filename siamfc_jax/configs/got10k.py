@@ -28,12 +28,12 @@ about 35 min and 1 h for the full set (extrapolated); training then is the run a
 step on that CPU, 20 min an epoch, 16 h in all).
 
 Scaled down (tests/test_got10k_scale.py: 8 training sequences of 40 frames, 2 validation ones of
-20; two steps of batch 4 on 87/119 crops; the same commands with smaller numbers plus flags)::
+20; two steps of batch 4 on 103/175 crops; the same commands with smaller numbers plus flags)::
 
     python -m siamfc_jax.synthetic --out DIR --num-sequences 8 --frames 40 --workers 2
     python -m siamfc_jax.synthetic --out DIR --subset val --seed 1 --num-sequences 2 --frames 20
     python train.py --config got10k --data got10k:DIR --optim.epochs 1 --optim.batch-size 4 \
-        --pairs.exemplar-sz 87 --pairs.instance-sz 119 --val-sequences 1
+        --pairs.exemplar-sz 103 --pairs.instance-sz 175 --val-sequences 1
 
 Wall time of the scaled-down run on a 2-core CPU: rendering 1.6–2.0 s, start-up 2.3 s, curation
 1.5 s, training 16 s (compiling the train step and the tracker, 2 steps, validation, export; 33 s
