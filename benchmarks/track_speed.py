@@ -39,7 +39,13 @@ Usage::
 
     python -m benchmarks.track_speed [--frames N] [--batch-sizes 1,8,64]
         [--conv-impl auto|lax|...] [--compare-impl [IMPL,...]] [--precision highest|high|default]
-        [--repeats 3] [--torch-device cpu|cuda] [--sequence DIR --weights FILE]
+        [--compute-dtype float32|bfloat16] [--repeats 3] [--torch-device cpu|cuda]
+        [--sequence DIR --weights FILE]
+
+``--compute-dtype bfloat16`` runs our backbone in bfloat16 (``TrackerConfig.compute_dtype``);
+siamfc-pytorch's row stays float32. Before the last line, ``end to end / device only`` gives per
+row (single: end to end and loop; batch N: end to end) the fraction of the device-only rate that
+end-to-end tracking keeps.
 
 The last line printed is ``fps_device=<single> fps_end_to_end=<single> fps_loop=<single>
 ours_over_torch_device=<ratio> ours_over_torch=<ratio>``: single target, first convolution
@@ -67,7 +73,7 @@ import flax
 import jax
 import numpy as np
 
-from siamfc_jax.config import TRACKER_PRECISIONS, TrackerConfig
+from siamfc_jax.config import COMPUTE_DTYPES, TRACKER_PRECISIONS, TrackerConfig
 from siamfc_jax.interop.torch_weights import WeightsError, flax_to_torch
 from siamfc_jax.ops import conv
 from siamfc_jax.ops.plan import ConvPlan
@@ -345,7 +351,9 @@ class TorchTracker:
     (``cv2.copyMakeBorder``), cut the square and ``cv2.resize`` it to 255 (INTER_LINEAR); run the
     backbone on the stacked crops and correlate them with the cached exemplar features; upsample
     the responses with ``cv2.resize`` (INTER_CUBIC); penalise, normalise, add the cosine window, take
-    the peak and move the target. Boxes are not compared here (the parity tests do that).
+    the peak and move the target. The state has siamfc-pytorch's NumPy types (centre and size
+    float32 arrays updated in place, the crop sides float32 until the first update), so that its
+    boxes are siamfc-pytorch's (``benchmarks.gpu_drift`` compares them with the stored ones).
     """
 
     def __init__(self, torch, net, config, first_frame: np.ndarray, box: np.ndarray, threads: int,
@@ -353,16 +361,15 @@ class TorchTracker:
         self.torch, self.net, self.config, self.device = torch, net, config, device
         torch.set_num_threads(threads)
         x, y, w, h = box
-        self.center = np.array([y - 1 + (h - 1) / 2, x - 1 + (w - 1) / 2])
-        self.size = np.array([h, w], np.float64)
-        context = config.context * self.size.sum()
+        # [y, x, h, w], 0-indexed centre, float32 as siamfc-pytorch's init makes it.
+        state = np.array([y - 1 + (h - 1) / 2, x - 1 + (w - 1) / 2, h, w], np.float32)
+        self.center, self.size = state[:2], state[2:]
+        context = config.context * np.sum(self.size)
         self.exemplar_side = np.sqrt(np.prod(self.size + context))
         self.search_side = self.exemplar_side * config.instance_sz / config.exemplar_sz
         self.fill = np.mean(first_frame, axis=(0, 1))
         half = config.scale_num // 2
         self.factors = config.scale_step ** np.linspace(-half, half, config.scale_num)
-        self.penalties = np.full(config.scale_num, config.scale_penalty)
-        self.penalties[half] = 1.0
         hann = np.outer(np.hanning(config.upscale_sz), np.hanning(config.upscale_sz))
         self.window = hann / hann.sum()
         exemplar = self.crop(first_frame, self.exemplar_side, config.exemplar_sz)
@@ -398,7 +405,10 @@ class TorchTracker:
         responses = responses.squeeze(1).cpu().numpy()
         up = config.upscale_sz
         responses = np.stack([cv2.resize(r, (up, up), interpolation=cv2.INTER_CUBIC) for r in responses])
-        responses *= self.penalties[:, None, None]
+        # float32 times a Python float, as siamfc-pytorch penalises the other scales' slices.
+        half = config.scale_num // 2
+        responses[:half] *= config.scale_penalty
+        responses[half + 1 :] *= config.scale_penalty
         scale_id = int(np.argmax(np.amax(responses, axis=(1, 2))))
         response = responses[scale_id] - responses[scale_id].min()
         response /= response.sum() + 1e-16
@@ -492,7 +502,7 @@ def run(args: argparse.Namespace) -> int:
     compile_note = check_compilations(weights, paths[:3], box)
     started = time.perf_counter()
     precision = {} if args.precision is None else {"precision": args.precision}
-    tracker = Tracker(weights, TrackerConfig(**precision))
+    tracker = Tracker(weights, TrackerConfig(**precision, compute_dtype=args.compute_dtype))
     frames = [jax.device_put(read_image(path)[None]) for path in paths]
     first = read_image(paths[0])
     torch_run = None if args.no_torch else torch_tracking(
@@ -545,7 +555,7 @@ def run(args: argparse.Namespace) -> int:
               f"(OpenCV crops at {tracker.config.scale_num} scales, network, OpenCV upsampling, peak) "
               f"with the same weights and frames")
     print(f"data: {data_note}; {sequence.frame_size[0]}x{sequence.frame_size[1]} frames; "
-          f"precision {tracker.config.precision}; "
+          f"precision {tracker.config.precision}, compute dtype {tracker.config.compute_dtype}; "
           f"{updates} timed updates per run, medians of {repeats} runs")
     print(f"batched rows: N copies of the first box in one shared frame; "
           f"{GFLOP_PER_TARGET_FRAME} GFLOP per target-frame")
@@ -574,6 +584,13 @@ def run(args: argparse.Namespace) -> int:
                 others = ", ".join(f"{impl} {fps[dataclasses.replace(row, impl=impl)] / value:.2f}"
                                    for impl in impls[1:])
                 print(f"  {row.label:>9} {row.mode:>10}: {others}")
+    print()
+    print(f"end to end / device only ({impls[0]}):")
+    for row, value in fps.items():
+        if row.impl == impls[0] and row.mode != "device":
+            device = fps[dataclasses.replace(row, mode="device")]
+            print(f"  {row.label:>9} {row.mode:>10}: {value / device:.2f} "
+                  f"({value:.2f} against {device:.2f} fps)")
     single_device = fps[Row(impls[0], "single", "device", 1)]
     single_end = fps[Row(impls[0], "single", "end-to-end", 1)]
     ratios = {"device": "nan", "end-to-end": "nan"}
@@ -605,6 +622,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--precision", choices=TRACKER_PRECISIONS, default=None,
                         help="the tracker's matmul precision (default: the tracker's, highest; "
                              "on GPUs default means TF32)")
+    parser.add_argument("--compute-dtype", choices=COMPUTE_DTYPES, default="float32",
+                        help="our backbone's compute type (default float32)")
     parser.add_argument("--repeats", type=int, default=None, help="runs per row (default: 2 on CPU, else 3)")
     parser.add_argument("--torch-threads", type=int, default=2)
     add_torch_device_argument(parser)

@@ -20,7 +20,11 @@ Usage::
 
     python -m benchmarks.train_speed [--batch-size 8] [--steps N] [--devices 1,2]
         [--conv-impl auto|lax|...] [--compare-impl [IMPL,...]] [--torch-device cpu|cuda]
-        [--data-dir DIR] [--sequences 32]
+        [--data-dir DIR] [--sequences 32] [--workers N] [--compute-dtype float32|bfloat16]
+
+``--workers N`` feeds the end-to-end rows from N loader processes (as ``train.py --workers N``;
+give ``--warmup`` enough steps for every worker's first batch); ``--compute-dtype bfloat16`` runs
+our network in bfloat16 (``TrainConfig.compute_dtype``; siamfc-pytorch's row stays float32).
 
 The 1-device run also times siamfc-pytorch's train step (``torch`` row, :func:`torch_train_step`) on
 the same initial weights, alternating with ours.
@@ -28,7 +32,8 @@ the same initial weights, alternating with ours.
 The last line printed is ``pairs_per_s_device=<pairs/s> pairs_per_s_end_to_end=<pairs/s> ...
 ours_over_torch=<ratio>``: the rates for the device count train.py uses by default (all devices of the
 machine) and the first formulation; the ratio divides our 1-device device-only pairs/s by
-siamfc-pytorch's.
+siamfc-pytorch's. Before it, ``end to end / device only`` says how much of the device-only rate
+the loader lets the step keep.
 """
 
 from __future__ import annotations
@@ -62,7 +67,7 @@ from benchmarks.track_speed import (
     positive_counts,
     torch_device_line,
 )
-from siamfc_jax.config import OptimConfig, PairConfig, TrainConfig
+from siamfc_jax.config import COMPUTE_DTYPES, OptimConfig, PairConfig, TrainConfig
 from siamfc_jax.interop.torch_weights import flax_to_torch
 from siamfc_jax.pipeline.loader import PairLoader
 from siamfc_jax.pipeline.sources import prepare_training_data
@@ -91,6 +96,7 @@ def training_config(args: argparse.Namespace) -> TrainConfig:
         synthetic_sequences=args.sequences,
         val_sequences=0,
         workers=args.workers,
+        compute_dtype=args.compute_dtype,
     )
 
 
@@ -164,6 +170,7 @@ def measure(args: argparse.Namespace) -> dict:
             mesh,
             config.pairs.exemplar_sz,
             config.pairs.search_sz,
+            dtype=config.compute_dtype,
             plan=named_plan(impl, config.model, workload),
         )
 
@@ -269,7 +276,7 @@ def child_command(args: argparse.Namespace, devices: int) -> list[str]:
         "--batch-size", str(args.batch_size), "--steps", str(args.steps), "--warmup", str(args.warmup),
         "--repeats", str(args.repeats), "--conv-impl", args.conv_impl, "--data-dir", str(args.data_dir),
         "--sequences", str(args.sequences), "--workers", str(args.workers),
-        "--torch-device", args.torch_device,
+        "--torch-device", args.torch_device, "--compute-dtype", args.compute_dtype,
     ]
     if args.compare_impl is None:
         return command
@@ -317,7 +324,8 @@ def run(args: argparse.Namespace, child_base: dict[str, str]) -> int:
         print(line)
     for result in results:
         print(f"  {result['devices']} device(s) run: {result['device_line']}")
-    print(f"data: {data.description}; {len(data.train.names)} sequences, loader workers {args.workers}")
+    print(f"data: {data.description}; {len(data.train.names)} sequences, loader workers {args.workers}; "
+          f"compute dtype {args.compute_dtype}")
     print(f"batch {args.batch_size} pairs (127x127 exemplars, 239x239 searches); {args.steps} timed steps "
           f"after {args.warmup} warm-up steps, medians of {args.repeats} runs")
     convs = ", ".join(f"{impl}: {count}" for impl, count in results[0]["convolutions"].items())
@@ -346,6 +354,15 @@ def run(args: argparse.Namespace, child_base: dict[str, str]) -> int:
                 others = ", ".join(f"{impl} {rates[count, impl, mode] / rates[count, impls[0], mode]:.2f}"
                                    for impl in impls[1:])
                 print(f"  {count} device(s) {mode:>10}: {others}")
+    print()
+    workers = (f"{args.workers} loader process{'es' * (args.workers > 1)}" if args.workers
+               else "the loader's threads")
+    print(f"end to end ({workers}) / device only:")
+    for count in device_counts:
+        for impl in impls:
+            device, end = rates[count, impl, "device"], rates[count, impl, "end-to-end"]
+            print(f"  {count} device(s) {impl:>6}: {end / device:.2f} "
+                  f"({end:.1f} against {device:.1f} pairs/s)")
     summary_count = default_count if default_count in device_counts else device_counts[-1]
     device_rate = rates[summary_count, impls[0], "device"]
     end_rate = rates[summary_count, impls[0], "end-to-end"]
@@ -383,6 +400,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="TFDS directory for the curated synthetic crops (reused)")
     parser.add_argument("--sequences", type=int, default=32, help="synthetic training sequences (>= 2)")
     parser.add_argument("--workers", type=int, default=0, help="loader processes (default 0: threads)")
+    parser.add_argument("--compute-dtype", choices=COMPUTE_DTYPES, default="float32",
+                        help="our network's compute type (default float32)")
     parser.add_argument("--child-devices", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     for name in ("batch_size", "steps", "warmup", "repeats"):
