@@ -32,6 +32,7 @@ import contextlib
 import functools
 import os
 import shutil
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -75,6 +76,7 @@ class CropStore:
         self.path = Path(path)
         self.shape = tuple(int(size) for size in shape)
         self._array: np.ndarray | None = None
+        self._mapping = threading.Lock()
 
     def __getstate__(self) -> dict[str, Any]:
         return {"path": self.path, "shape": self.shape}
@@ -98,10 +100,15 @@ class CropStore:
         Raises:
             DataError: the file is missing, incomplete or of another shape.
         """
-        array = self._array  # one read: threads may map it concurrently, either mapping serves
+        array = self._array  # one read: the lock-free path once mapped
         if array is None:
-            array = _map(self.path, self.shape)
-            self._array = array
+            # One mapping per process: loader threads that start together wait for it rather than
+            # each parsing the header (NumPy parses it with ``ast.literal_eval``, which CPython 3.11
+            # does not make safe to run in several threads at once).
+            with self._mapping:
+                if self._array is None:
+                    self._array = _map(self.path, self.shape)
+                array = self._array
         return array
 
     def __getitem__(self, record: int) -> np.ndarray:
