@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import cv2
 import jax
 import numpy as np
 import pytest
@@ -108,6 +110,30 @@ def guarded_run(synthetic_data_dir, tmp_path_factory) -> GuardedRun:
         patch.setattr(jax, "device_get", recording)
         result = train(config, progress=False, log=lambda message: None)
     return GuardedRun(config, result, tuple(fetched))
+
+
+def write_noise_got10k(
+    root: Path,
+    num_sequences: int,
+    num_frames: int,
+    seed: int,
+    box: Callable[[int, int], tuple[int, int, int, int]],
+) -> Path:
+    """A GOT-10k-layout ``root/train`` of ``num_sequences`` sequences of ``num_frames`` 160 x 120
+    uniform-noise JPEG frames, target always present; ``box(sequence, frame)`` is the 1-indexed
+    ``(x, y, w, h)`` of 0-based frame ``frame`` of sequence ``sequence``. Returns ``root``."""
+    rng = np.random.default_rng(seed)
+    for number in range(num_sequences):
+        directory = root / "train" / f"SEQ_{number:03d}"
+        directory.mkdir(parents=True)
+        boxes = []
+        for index in range(num_frames):
+            frame = rng.integers(0, 256, (120, 160, 3), dtype=np.uint8)
+            cv2.imwrite(str(directory / f"{index + 1:08d}.jpg"), frame)
+            boxes.append(",".join(str(value) for value in box(number, index)))
+        (directory / "groundtruth.txt").write_text("\n".join(boxes) + "\n")
+        (directory / "absence.label").write_text("0\n" * num_frames)
+    return root
 
 
 def in_ci() -> bool:

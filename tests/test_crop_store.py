@@ -9,7 +9,6 @@ import shutil
 from collections import namedtuple
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 
@@ -24,6 +23,7 @@ from siamfc_jax.pipeline.sources import prepare_training_data
 from siamfc_jax.pipeline.tfds_builder import load_curated, prepare, with_crop_store
 from siamfc_jax.sequences.frames import DataError
 from siamfc_jax.training import loop
+from tests.conftest import write_noise_got10k
 
 NUM_SEQUENCES, NUM_FRAMES = 4, 8
 CONFIG = PairConfig(pairs_per_seq=6)
@@ -33,18 +33,13 @@ BIG = 10**12  # a budget every test split is within
 @pytest.fixture(scope="module")
 def got10k_root(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("GOT-10k")
-    rng = np.random.default_rng(1)
-    for number in range(NUM_SEQUENCES):
-        directory = root / "train" / f"SEQ_{number:03d}"
-        directory.mkdir(parents=True)
-        boxes = []
-        for index in range(NUM_FRAMES):
-            frame = rng.integers(0, 256, (120, 160, 3), dtype=np.uint8)
-            cv2.imwrite(str(directory / f"{index + 1:08d}.jpg"), frame)
-            boxes.append(f"{20 + 4 * index},{25 + 3 * number},{30 + number},{26 + index}")
-        (directory / "groundtruth.txt").write_text("\n".join(boxes) + "\n")
-        (directory / "absence.label").write_text("0\n" * NUM_FRAMES)
-    return root
+    return write_noise_got10k(
+        root,
+        NUM_SEQUENCES,
+        NUM_FRAMES,
+        1,
+        lambda number, index: (20 + 4 * index, 25 + 3 * number, 30 + number, 26 + index),
+    )
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 
@@ -13,6 +12,7 @@ from siamfc_jax.pipeline.loader import PairLoader
 from siamfc_jax.pipeline.pairs import FrameCrops, PairSampler
 from siamfc_jax.pipeline.tfds_builder import load_curated, prepare
 from siamfc_jax.sequences.datasets import GOT10k
+from tests.conftest import write_noise_got10k
 
 NUM_SEQUENCES, NUM_FRAMES = 5, 6
 CONFIG = PairConfig(pairs_per_seq=3)  # 15 pairs per epoch: batches of 4 leave 3 pairs over
@@ -21,18 +21,10 @@ CONFIG = PairConfig(pairs_per_seq=3)  # 15 pairs per epoch: batches of 4 leave 3
 @pytest.fixture(scope="module")
 def got10k_root(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("GOT-10k")
-    rng = np.random.default_rng(0)
-    for number in range(NUM_SEQUENCES):
-        directory = root / "train" / f"SEQ_{number:03d}"
-        directory.mkdir(parents=True)
-        boxes = []
-        for index in range(NUM_FRAMES):
-            frame = rng.integers(0, 256, (120, 160, 3), dtype=np.uint8)
-            cv2.imwrite(str(directory / f"{index + 1:08d}.jpg"), frame)
-            boxes.append(f"{20 + 5 * index},{30 + 2 * number},{30 + number},{28 + index}")
-        (directory / "groundtruth.txt").write_text("\n".join(boxes) + "\n")
-        (directory / "absence.label").write_text("0\n" * NUM_FRAMES)
-    return root
+    return write_noise_got10k(
+        root, NUM_SEQUENCES, NUM_FRAMES, 0,
+        lambda number, index: (20 + 5 * index, 30 + 2 * number, 30 + number, 28 + index),
+    )
 
 
 @pytest.fixture(scope="module")
