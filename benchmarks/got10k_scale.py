@@ -172,9 +172,9 @@ def render(root: Path, subset: str, seed: int, count: int, frames: int, workers:
     return time.monotonic() - started
 
 
-def timed_lines(command: list[str]) -> tuple[list[tuple[float, str]], int]:
-    """Run ``command``, echoing its output; each line with the monotonic time it arrived, and the
-    exit status."""
+def timed_lines(command: list[str], echo: bool = True) -> tuple[list[tuple[float, str]], int]:
+    """Run ``command`` in the repository (echoing its output unless ``echo`` is false); each line
+    with the monotonic time it arrived, and the exit status."""
     lines = []
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}  # each line arrives when it is printed
     with subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -182,16 +182,22 @@ def timed_lines(command: list[str]) -> tuple[list[tuple[float, str]], int]:
         assert process.stdout is not None
         for line in process.stdout:
             lines.append((time.monotonic(), line.rstrip("\n")))
-            print(f"  train.py: {line.rstrip()}", flush=True)
+            if echo:
+                print(f"  train.py: {line.rstrip()}", flush=True)
     return lines, process.returncode
 
 
 def arrival(lines: list[tuple[float, str]], prefix: str) -> float:
-    """When the first line starting with ``prefix`` arrived."""
+    """When the first line starting with ``prefix`` arrived.
+
+    Raises:
+        RuntimeError: no line starts with ``prefix`` (the message holds the output).
+    """
     for when, line in lines:
         if line.startswith(prefix):
             return when
-    raise RuntimeError(f"train.py printed no line starting with {prefix!r}")
+    output = "\n".join(line for _, line in lines)
+    raise RuntimeError(f"train.py printed no line starting with {prefix!r}:\n{output}")
 
 
 def run(args: argparse.Namespace, root: Path) -> Measured:
